@@ -1,0 +1,100 @@
+"""Ingest benchmark: events/s accepted through the HTTP API, then every event checked.
+
+Starts `msgtrail serve` on a fresh data dir, sends N events as NDJSON, B per request
+(`sent` for N/2 recipients, then `delivered` for each), and reads the message back
+until its counters show every recipient. Bodies are encoded before the clock starts.
+
+    python bench/ingest.py [--events 1000000] [--batch 10000] [--connections 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.backends import bench_env, bench_teardown  # noqa: E402
+from tests.conftest import run_cli, start_server, stop_server  # noqa: E402
+
+
+def bodies(n_events: int, batch: int, now: int) -> list[bytes]:
+    recipients = n_events // 2
+    subs = [str(uuid.uuid4()) for _ in range(recipients)]
+    lines = [json.dumps({"subscription_id": s, "event": "sent", "timestamp": now - 600,
+                         "onesignal_id": str(uuid.uuid4()), "external_id": f"user-{i}",
+                         "device_type": "Android"}).encode() for i, s in enumerate(subs)]
+    lines += [json.dumps({"subscription_id": s, "event": "delivered",
+                          "timestamp": now - 590}).encode() for s in subs]
+    return [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--processes", type=int, default=1, help="API processes")
+    parser.add_argument("--scale", action="store_true",
+                        help="a throwaway PostgreSQL database and SeaweedFS + Redis")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        env, scale = bench_env(args.scale, args.database_url, data_dir)
+        server = start_server(data_dir, "--processes", str(args.processes), env=env)
+        try:
+            creds = json.loads(run_cli(data_dir, "apps", "create", "--name", "bench", "--json",
+                                       env=server.env))
+            headers = {"Authorization": f"Key {creds['api_key']}"}
+            client = httpx.Client(base_url=server.base_url, headers=headers, timeout=120)
+            message_id = client.post("/notifications", json={
+                "app_id": creds["app_id"], "contents": {"en": "bench"},
+                "target_channel": "push"}).json()["id"]
+            payloads = bodies(args.events, args.batch, int(time.time()))
+            url = f"/notifications/{message_id}/events?app_id={creds['app_id']}"
+
+            def send(body: bytes) -> int:
+                r = client.post(url, content=body,
+                                headers={"Content-Type": "application/x-ndjson"})
+                r.raise_for_status()
+                return r.json()["accepted"]
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.connections) as pool:
+                accepted = sum(pool.map(send, payloads))
+            ingest_s = time.perf_counter() - start
+            assert accepted == args.events, accepted
+
+            start = time.perf_counter()
+            doc = client.get(f"/notifications/{message_id}",
+                             params={"app_id": creds["app_id"]}).json()
+            read_s = time.perf_counter() - start
+            recipients = args.events // 2
+            assert doc["successful"] == recipients and doc["received"] == recipients, doc
+            size = sum(f.stat().st_size for f in data_dir.glob("msgtrail.db*"))
+            print(f"ingest: {accepted:,} events in {ingest_s:.2f} s = "
+                  f"{accepted / ingest_s:,.0f} events/s "
+                  f"({args.batch:,} per request, {args.connections} connections)")
+            print(f"read back: all {recipients:,} recipients and {accepted:,} events visible "
+                  f"after {read_s:.2f} s (includes folding what the worker had not yet folded)")
+            if size:
+                print(f"database on disk: {size / 1e6:,.0f} MB")
+            print(f"database: {env.get('MSGTRAIL_DATABASE_URL', 'sqlite').split('://')[0]}; "
+                  f"cpu count {os.cpu_count()}")
+        finally:
+            stop_server(server)
+            bench_teardown(env, scale)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from msgtrail.cli import main
+
+main()

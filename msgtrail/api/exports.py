@@ -1,0 +1,140 @@
+"""OneSignal's audience-activity export, and the job status msgtrail adds to it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from msgtrail import jobs, messages
+from msgtrail.api.auth import require_app, require_uuid
+from msgtrail.apps import App
+from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.errors import BadRequest, NotFound, Unavailable
+from msgtrail.export_pipeline import rows_from_totals, selected_events
+from msgtrail.messages import Message
+
+router = APIRouter(tags=["exports"])
+
+PURGED = ("No message exists with the provided `message_id` in this app, or the message is "
+          "older than {days:g} days and its audience activity has been purged.")
+
+
+# A presigned URL outlives the file by this much, so that after the file is deleted
+# it answers 404 NoSuchKey (as the seed says) rather than 403 "Request has expired".
+PRESIGN_MARGIN_SECONDS = 86_400
+
+
+def file_url(request: Request, kind: str, key: str) -> str:
+    """Where the file will be: in S3 mode an export's URL is a presigned URL of the
+    store itself, which serves the bytes; otherwise msgtrail's own /exports route (which
+    history always uses, since its 403-until-ready cannot come from the store)."""
+    settings = request.app.state.settings
+    if kind == "export":
+        direct = request.app.state.store.presign(
+            key, settings.file_ttl_seconds + PRESIGN_MARGIN_SECONDS)
+        if direct:
+            return direct
+    return f"{settings.resolved_public_url()}/exports/{key}"
+
+
+def parse_events(raw: Any, channel: str) -> list[str]:
+    """The `events` filter: a comma-separated string or a list of the channel's events."""
+    if raw is None or raw == "" or raw == []:
+        return []
+    if isinstance(raw, str):
+        names = [p.strip() for p in raw.split(",") if p.strip()]
+    elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
+        names = raw
+    else:
+        raise BadRequest("events: a comma-separated list of event names")
+    allowed = CHANNEL_EVENTS[channel]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise BadRequest(f"events: {', '.join(map(repr, bad))} not among the {channel} events "
+                         f"{', '.join(allowed)}")
+    return sorted(set(names), key=allowed.index)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object; empty counts as `{}` (OneSignal's SDKs
+    send an empty body to export_events)."""
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise BadRequest("body: not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("body: must be a JSON object")
+    return doc
+
+
+def live_message(request: Request, app: App, message_id: str) -> Message:
+    """The app's message while its activity is kept; 404 once it was purged."""
+    message_id = require_uuid(message_id, "message_id")
+    settings = request.app.state.settings
+    with request.app.state.engine.connect() as conn:
+        try:
+            message = messages.find(conn, app, message_id)
+        except NotFound:
+            raise NotFound(PURGED.format(days=settings.activity_retention_days)) from None
+        finally:
+            conn.rollback()
+    if message.purged_at is not None:
+        raise NotFound(PURGED.format(days=settings.activity_retention_days))
+    return message
+
+
+@router.post("/notifications/{message_id}/export_events",
+             summary="Export audience activity CSV")
+async def export_events(request: Request, message_id: str, app_id: str | None = None,
+                        events: str | None = None) -> dict[str, str]:
+    """Answers `{"csv_file_url": …, "export_id": …}` at once; a worker writes the file,
+    and the URL answers 404 NoSuchKey until it is complete."""
+    body = json_object(await request.body())
+    return await run_in_threadpool(_export, request, message_id, app_id,
+                                   events if events is not None else body.get("events"))
+
+
+def _export(request: Request, message_id: str, app_id: str | None, events: Any) -> dict[str, str]:
+    app = require_app(request, app_id)
+    message = live_message(request, app, message_id)
+    wanted = parse_events(events, message.target_channel)
+    request.app.state.export_limit.hit(app.app_id)
+    job = start_job(request, app, message, "export", {"events": wanted})
+    return {"csv_file_url": job.url, "export_id": job.export_id}
+
+
+def start_job(request: Request, app: App, message: Message, kind: str,
+              params: dict[str, Any], email: str | None = None) -> jobs.Job:
+    """Queue a job once the store can take its file (503 otherwise)."""
+    if not request.app.state.store.healthy():
+        raise Unavailable("Service temporarily unavailable: export storage cannot be written")
+    totals = (message.stats or {}).get("totals") or {}
+    estimate = rows_from_totals(totals, selected_events(kind, params)) if totals else None
+    with request.app.state.engine.begin() as conn:
+        job = jobs.request(conn, kind, app, message, params, estimate,
+                           lambda key: file_url(request, kind, key), email)
+    request.app.state.wake_workers()
+    return job
+
+
+@router.get("/notifications/{message_id}/export_events/{export_id}",
+            summary="Export job status")
+def export_status(request: Request, message_id: str, export_id: str,
+                  app_id: str | None = None) -> dict[str, Any]:
+    """State (queued, running, ready, failed, expired), rows written, total rows,
+    bytes, times and error of an export."""
+    app = require_app(request, app_id)
+    message_id = require_uuid(message_id, "message_id")
+    export_id = require_uuid(export_id, "export_id")
+    with request.app.state.engine.connect() as conn:
+        message = messages.find(conn, app, message_id)
+        job = jobs.find(conn, app, message, export_id)
+        conn.rollback()
+    if job is None:
+        raise NotFound(f"No export with id {export_id} for this message")
+    return jobs.status(job)

@@ -1,0 +1,57 @@
+"""Export files of the local store, served as an S3 bucket would serve them.
+
+A file is served only while its job is ready and unexpired: before that (and after)
+the answer is S3's 404 NoSuchKey (403 AccessDenied for history reports, as OneSignal
+documents them), so a client never sees a partial or stale file.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+
+from msgtrail import jobs
+
+router = APIRouter(tags=["files"])
+
+# How long the presigned URL a ready file redirects to (S3 mode) stays valid.
+REDIRECT_SECONDS = 3600
+
+NO_SUCH_KEY = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>"
+               "<Message>The specified key does not exist.</Message></Error>")
+
+
+# History reports answer 403 until ready, as OneSignal documents for them.
+ACCESS_DENIED = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+                 "<Message>Access Denied</Message></Error>")
+
+
+def not_ready(job: jobs.Job | None) -> Response:
+    if job is not None and job.kind == "history":
+        return Response(ACCESS_DENIED, status_code=403, media_type="application/xml")
+    return Response(NO_SUCH_KEY, status_code=404, media_type="application/xml")
+
+
+@router.api_route("/exports/{token}/{name}", methods=["GET", "HEAD"],
+                  summary="Download an export file")
+def download(request: Request, token: str, name: str) -> Response:
+    key = f"{token}/{name}"
+    with request.app.state.engine.connect() as conn:
+        job = jobs.by_file_key(conn, key)
+        conn.rollback()
+    if job is None or job.state != "ready" or (job.expires_at or 0) <= time.time():
+        return not_ready(job)
+    store = request.app.state.store
+    direct = store.presign(key, REDIRECT_SECONDS)
+    if direct:  # S3: the store serves the bytes
+        return RedirectResponse(direct, status_code=307)
+    try:
+        path = store.local_path(key)
+    except ValueError:
+        return not_ready(None)
+    if not path.is_file():
+        return not_ready(job)
+    media = "application/gzip" if name.endswith(".gz") else "text/csv"
+    return FileResponse(path, media_type=media, filename=name)

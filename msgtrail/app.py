@@ -1,0 +1,92 @@
+"""The ASGI application: routers, and the one place errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from msgtrail import __version__
+from msgtrail.api import events, exports, files, health, history, notifications
+from msgtrail.errors import MsgtrailError
+from msgtrail.rate_limit import RateLimit
+from msgtrail.settings import Settings
+from msgtrail.storage import open_store
+from msgtrail.worker import Worker
+
+log = logging.getLogger("msgtrail")
+
+
+def app_from_env() -> FastAPI:
+    """The service built from MSGTRAIL_* variables: the entry point of each process
+    when `msgtrail serve --processes N` runs several."""
+    from msgtrail.db.engine import make_engine
+
+    settings = Settings()
+    return create_app(settings, make_engine(settings.resolved_database_url()))
+
+
+def create_app(settings: Settings, engine: Engine, workers: int | None = None) -> FastAPI:
+    """The service; `workers` in-process background workers run beside the API."""
+    count = settings.workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        pool = [Worker(settings, engine, app.state.store, name=f"inproc-{i}")
+                for i in range(count)]
+        for worker in pool:
+            worker.start()
+        app.state.wake_workers = lambda: [w.wake() for w in pool]
+        yield
+        for worker in pool:
+            worker.stop()
+
+    app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,
+                  description="Per-recipient message activity and its exports.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.store = open_store(settings.resolved_storage_url())
+    app.state.export_limit = RateLimit(settings.export_rate_limit,
+                                       settings.redis_url or "memory://")
+    # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
+    app.state.wake_workers = lambda: None
+    for router in (notifications.router, events.router, exports.router, history.router,
+                   files.router, health.router):
+        app.include_router(router)
+
+    @app.exception_handler(MsgtrailError)
+    async def _msgtrail_error(_req: Request, exc: MsgtrailError) -> JSONResponse:
+        return JSONResponse({"errors": exc.messages, **exc.extra},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            messages.append(f"{where or 'body'}: {err.get('msg')}")
+        return JSONResponse({"errors": messages}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"errors": [str(exc.detail)]}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _db_unavailable(_req: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"errors": ["Service temporarily unavailable"]}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"errors": ["Internal server error"]}, status_code=500)
+
+    return app

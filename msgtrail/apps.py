@@ -1,0 +1,128 @@
+"""Accounts, apps and their API keys.
+
+Keys are 256-bit random tokens shown once; only their SHA-256 is stored, and the
+lookup compares digests in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from msgtrail.clock import now
+from msgtrail.db.schema import accounts, api_keys, apps
+from msgtrail.errors import NotFound
+
+KEY_PREFIX = "mtk_"
+
+
+@dataclass(frozen=True)
+class App:
+    pk: int
+    app_id: str
+    name: str
+    account_id: int
+    account: str
+    history_enabled: bool
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _account_pk(conn: Connection, name: str) -> int:
+    pk = conn.execute(select(accounts.c.id).where(accounts.c.name == name)).scalar()
+    if pk is None:
+        pk = conn.execute(accounts.insert().values(name=name, created_at=now())).inserted_primary_key[0]
+    return int(pk)
+
+
+def create_app(conn: Connection, name: str, account: str = "default") -> tuple[App, str]:
+    """A new app with one API key; returns the app and the key in clear (shown once)."""
+    account_pk = _account_pk(conn, account)
+    app_id = str(uuid.uuid4())
+    pk = conn.execute(
+        apps.insert().values(app_id=app_id, account_id=account_pk, name=name, created_at=now())
+    ).inserted_primary_key[0]
+    key = _issue_key(conn, int(pk))
+    return App(int(pk), app_id, name, account_pk, account, True), key
+
+
+def _issue_key(conn: Connection, app_pk: int) -> str:
+    key = _new_key()
+    conn.execute(api_keys.insert().values(
+        app_pk=app_pk, key_hash=hash_key(key), key_prefix=key[:12], created_at=now()))
+    return key
+
+
+def _app_query():  # type: ignore[no-untyped-def]
+    return select(apps.c.id, apps.c.app_id, apps.c.name, apps.c.account_id, accounts.c.name,
+                  apps.c.history_enabled).join(accounts, accounts.c.id == apps.c.account_id)
+
+
+def _row_to_app(row) -> App:  # type: ignore[no-untyped-def]
+    return App(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
+def list_apps(conn: Connection) -> list[tuple[App, int]]:
+    """Every app with its number of active keys."""
+    result = []
+    for row in conn.execute(_app_query().order_by(apps.c.id)):
+        app = _row_to_app(row)
+        active = conn.execute(select(api_keys.c.id).where(
+            api_keys.c.app_pk == app.pk, api_keys.c.revoked_at.is_(None))).all()
+        result.append((app, len(active)))
+    return result
+
+
+def get_app(conn: Connection, app_id: str) -> App:
+    row = conn.execute(_app_query().where(apps.c.app_id == app_id)).first()
+    if row is None:
+        raise NotFound(f"No app with id {app_id}")
+    return _row_to_app(row)
+
+
+def rotate_key(conn: Connection, app_id: str) -> str:
+    """Issue a new key for the app and revoke every key it had before."""
+    app = get_app(conn, app_id)
+    revoke_keys(conn, app_id)
+    return _issue_key(conn, app.pk)
+
+
+def revoke_keys(conn: Connection, app_id: str, key_prefix: str | None = None) -> int:
+    """Revoke the app's keys (or the one starting with key_prefix); returns how many."""
+    app = get_app(conn, app_id)
+    query = api_keys.update().where(api_keys.c.app_pk == app.pk, api_keys.c.revoked_at.is_(None))
+    if key_prefix:
+        query = query.where(api_keys.c.key_prefix == key_prefix[:12])
+    return conn.execute(query.values(revoked_at=now())).rowcount
+
+
+def set_history(conn: Connection, app_id: str, enabled: bool) -> App:
+    app = get_app(conn, app_id)
+    conn.execute(apps.update().where(apps.c.id == app.pk).values(history_enabled=enabled))
+    return get_app(conn, app_id)
+
+
+def authenticate(conn: Connection, key: str) -> App | None:
+    """The app an active key belongs to, or None."""
+    digest = hash_key(key)
+    row = conn.execute(
+        _app_query().add_columns(api_keys.c.key_hash)
+        .join(api_keys, api_keys.c.app_pk == apps.c.id)
+        .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+    ).first()
+    # The index lookup already matched; compare again in constant time so that the
+    # answer never depends on how much of a guessed digest was right.
+    if row is None or not hmac.compare_digest(row[6], digest):
+        return None
+    return _row_to_app(row)

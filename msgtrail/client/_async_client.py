@@ -1,0 +1,141 @@
+"""The asynchronous client: `Client`'s twin, over the same decisions in `_base`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying
+
+from msgtrail.client._base import DEFAULT_BASE_URL, Again, BaseClient, Call, file_name
+from msgtrail.client._files import output_name, publish, temp_path
+from msgtrail.client._models import ExportResult, Progress
+
+OnProgress = Callable[[Progress], None]
+
+
+class AsyncClient(BaseClient):
+    """Exports from OneSignal or msgtrail, start to file on disk, with asyncio:
+
+        async with AsyncClient(api_key=..., app_id=...) as c:
+            result = await c.export_audience_activity(message_id, "activity.csv.gz")
+    """
+
+    def __init__(self, api_key: str, app_id: str, base_url: str = DEFAULT_BASE_URL, *,
+                 transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+        super().__init__(api_key, app_id, base_url, **options)
+        self._api = httpx.AsyncClient(base_url=self.base_url, headers=self._api_headers(),
+                                      timeout=self.timeout, transport=transport)
+        self._files = httpx.AsyncClient(timeout=self.timeout, transport=transport,
+                                        follow_redirects=True)
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+        await self._files.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def export_audience_activity(self, message_id: str, dest: str | Path,
+                                       events: list[str] | str | None = None, *,
+                                       decompress: bool = False, format: str = "csv",
+                                       on_progress: OnProgress | None = None) -> ExportResult:
+        """See `Client.export_audience_activity`."""
+        return await self._run(self._export_call(message_id, events), Path(dest), decompress,
+                               format, on_progress)
+
+    async def export_history(self, message_id: str, dest: str | Path, events: str = "sent", *,
+                             email: str | None = None, format: str = "csv",
+                             on_progress: OnProgress | None = None) -> ExportResult:
+        """See `Client.export_history`."""
+        return await self._run(self._history_call(message_id, events, email), Path(dest),
+                               False, format, on_progress)
+
+    async def _run(self, call: Call, dest: Path, decompress: bool, fmt: str,
+                   on_progress: OnProgress | None) -> ExportResult:
+        report = on_progress or (lambda _p: None)
+        started = time.monotonic()
+        deadline = started + self.deadline
+        report(Progress("requesting"))
+        await self._request(call, deadline)
+        # Every export passes through "waiting", however fast the job: progress
+        # displays and logs can rely on the order of phases.
+        report(Progress("waiting"))
+        if call.export_id:
+            await self._wait(call, deadline, report)
+        if dest.is_dir():
+            dest = dest / output_name(file_name(call.url), decompress, fmt)
+        with temp_path(dest) as tmp:
+            await self._download(call, tmp, deadline, report)
+            report(Progress("verifying"))
+            rows, size = await asyncio.to_thread(publish, tmp, dest, decompress, fmt)
+        report(Progress("done", rows=rows, total_rows=rows, bytes=size))
+        return ExportResult(dest, rows, size, time.monotonic() - started, call.url,
+                            call.export_id)
+
+    async def _request(self, call: Call, deadline: float) -> None:
+        try:
+            async for attempt in AsyncRetrying(**self._policy(deadline)):
+                with attempt:
+                    try:
+                        response = await self._api.post(call.path, params=call.params,
+                                                        content=call.body)
+                    except httpx.TransportError as exc:
+                        raise Again(f"request failed: {exc}") from exc
+                    self._on_requested(call, response)
+        except Again as exc:
+            raise self._give_up(exc, "requesting the export", deadline) from None
+
+    async def _wait(self, call: Call, deadline: float, report: OnProgress) -> None:
+        def before_sleep(state) -> None:  # type: ignore[no-untyped-def]
+            exc = state.outcome.exception()
+            if isinstance(exc, Again) and exc.progress:
+                report(exc.progress)
+
+        try:
+            async for attempt in AsyncRetrying(**self._policy(deadline),
+                                               before_sleep=before_sleep):
+                with attempt:
+                    try:
+                        response = await self._api.get(self._status_path(call),
+                                                       params={"app_id": self.app_id})
+                    except httpx.TransportError as exc:
+                        raise Again(f"status request failed: {exc}") from exc
+                    self._on_status(response)
+        except Again as exc:
+            raise self._give_up(exc, "waiting for the export", deadline) from None
+
+    async def _download(self, call: Call, tmp: Path, deadline: float,
+                        report: OnProgress) -> None:
+        if call.export_id:  # the job is done: what follows is the download itself
+            report(Progress("downloading"))
+        try:
+            async for attempt in AsyncRetrying(**self._policy(deadline)):
+                with attempt:
+                    have = tmp.stat().st_size if tmp.exists() else 0
+                    try:
+                        async with self._files.stream("GET", call.url,
+                                                      headers=self._download_headers(
+                                                          call, have)) as response:
+                            self._on_file(call, response)
+                            await self._save(call, response, tmp, have, report)
+                    except httpx.TransportError as exc:
+                        raise self._count_drop(call, exc) from exc
+        except Again as exc:
+            raise self._give_up(exc, "downloading the file", deadline) from None
+
+    async def _save(self, call: Call, response: httpx.Response, tmp: Path, have: int,
+                    report: OnProgress) -> None:
+        mode, total, done = self._receiving(call, response, have)
+        with open(tmp, mode) as out:
+            async for chunk in response.aiter_raw():
+                out.write(chunk)
+                done += len(chunk)
+                report(Progress("downloading", bytes=done, total_bytes=total))

@@ -1,0 +1,152 @@
+"""`msgtrail export`: the client on the command line, with a live progress display."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from msgtrail.client._base import DEFAULT_BASE_URL
+from msgtrail.client._client import Client
+from msgtrail.client._exceptions import (
+    APIError,
+    ClientError,
+    DeadlineExceededError,
+    DownloadError,
+    ExportFailedError,
+)
+from msgtrail.client._models import Progress
+
+# Exit codes, as the README documents them.
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_FAILED, EXIT_DEADLINE, EXIT_DOWNLOAD = 0, 1, 3, 4, 5, 6
+
+
+def exit_code(exc: Exception) -> int:
+    if isinstance(exc, APIError):
+        return EXIT_REFUSED
+    if isinstance(exc, ExportFailedError):
+        return EXIT_FAILED
+    if isinstance(exc, DeadlineExceededError):
+        return EXIT_DEADLINE
+    if isinstance(exc, DownloadError):
+        return EXIT_DOWNLOAD
+    return EXIT_ERROR
+
+
+class PlainLines:
+    """Progress for logs and pipes: a line per phase, and at most one every 5 s within."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.phase, self.last = label, "", 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.phase == self.phase and now - self.last < 5:
+            return
+        self.phase, self.last = p.phase, now
+        click.echo(f"{self.label}: {describe(p)}", err=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveBar:
+    """Progress on a terminal: phase, rows or bytes, and the time left."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(),
+                       TextColumn("{task.fields[detail]}"), TimeRemainingColumn(),
+                       transient=False)
+        self.label = label
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=None, detail="")
+
+    def __call__(self, p: Progress) -> None:
+        done, total = ((p.rows, p.total_rows) if p.phase == "waiting" or p.bytes is None
+                       else (p.bytes, p.total_bytes))
+        self.bar.update(self.task, description=f"{self.label} {p.phase}", completed=done or 0,
+                        total=total, detail=describe(p, with_phase=False))
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def describe(p: Progress, with_phase: bool = True) -> str:
+    parts = [p.phase] if with_phase else []
+    if p.rows is not None:
+        parts.append(f"{p.rows:,}" + (f"/{p.total_rows:,}" if p.total_rows else "") + " rows")
+    if p.bytes is not None:
+        parts.append(f"{p.bytes / 1e6:,.1f}"
+                     + (f"/{p.total_bytes / 1e6:,.1f}" if p.total_bytes else "") + " MB")
+    return " ".join(parts)
+
+
+@click.command("export")
+@click.argument("message_ids", nargs=-1, required=True)
+@click.option("--app-id", required=True, envvar="MSGTRAIL_APP_ID",
+              help="The app's id [env MSGTRAIL_APP_ID].")
+@click.option("--api-key", required=True, envvar=["MSGTRAIL_API_KEY", "ONESIGNAL_REST_API_KEY"],
+              help="The app's REST API key [env MSGTRAIL_API_KEY or ONESIGNAL_REST_API_KEY].")
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
+              envvar="MSGTRAIL_BASE_URL", help="OneSignal, or your msgtrail server.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("."),
+              help="File to write (one message), or directory [default: here, under the "
+                   "server's file name].")
+@click.option("--events", default=None, help="Only recipients with these events, e.g. "
+                                             "clicked,failed.")
+@click.option("--history", type=click.Choice(["sent", "clicked"]), default=None,
+              help="Export message history (who was sent / who clicked) instead.")
+@click.option("--email", default=None, help="With --history: also email the report there.")
+@click.option("--decompress", is_flag=True, help="Write the CSV uncompressed.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="Parquet has typed columns (times as timestamps).")
+@click.option("--deadline", type=float, default=3600, show_default=True,
+              help="Seconds each export may take in all, waits for 429/503 included.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def export_command(message_ids, app_id, api_key, base_url, output, events, history, email,  # type: ignore[no-untyped-def]
+                   decompress, fmt, deadline, quiet) -> None:
+    """Export messages' audience activity (or history) to files, one after another:
+    request, wait out rate limits, poll, download, verify."""
+    if events and history:
+        raise click.UsageError("--events applies to audience activity, not --history")
+    if email and not history:
+        raise click.UsageError("--email applies to --history")
+    if len(message_ids) > 1:
+        output.mkdir(parents=True, exist_ok=True)
+    first_failure = EXIT_OK
+    with Client(api_key, app_id, base_url, deadline=deadline) as client:
+        for message_id in message_ids:
+            code = _export_one(client, message_id, output, events, history, email, decompress,
+                               fmt, quiet)
+            first_failure = first_failure or code
+    sys.exit(first_failure)
+
+
+def _export_one(client: Client, message_id: str, output: Path, events: str | None,
+                history: str | None, email: str | None, decompress: bool, fmt: str,
+                quiet: bool) -> int:
+    label = message_id[:8]
+    display = (None if quiet else LiveBar(label) if sys.stderr.isatty() else PlainLines(label))
+    try:
+        if history:
+            result = client.export_history(message_id, output, history, email=email,
+                                           format=fmt, on_progress=display)
+        else:
+            result = client.export_audience_activity(message_id, output, events,
+                                                     decompress=decompress, format=fmt,
+                                                     on_progress=display)
+    except ClientError as exc:
+        click.echo(f"{message_id}: {exc}", err=True)
+        return exit_code(exc)
+    finally:
+        if display is not None:
+            display.close()
+    if not quiet:
+        click.echo(f"{result.path}\t{result.rows} rows\t{result.bytes} bytes\t"
+                   f"{result.elapsed:.1f} s")
+    return EXIT_OK

@@ -1,0 +1,123 @@
+"""Finishing a download: verify it, convert it if asked, publish it atomically.
+
+Nothing appears under the final name unless the whole file arrived and is valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from isal import igzip
+
+from msgtrail.client._exceptions import ClientError, CorruptFileError
+
+# Audience-activity columns that hold ISO 8601 times; history's `timestamp` is unix seconds.
+EVENT_COLUMNS = {"sent", "delivered", "clicked", "failed", "unsubscribed", "opened", "bounced",
+                 "suppressed", "reported_spam", "rejected"}
+FORMATS = ("csv", "parquet")
+
+
+@contextmanager
+def temp_path(dest: Path) -> Iterator[Path]:
+    """A temporary name beside `dest` (same filesystem, so the rename is atomic),
+    removed whatever happens."""
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open_csv(path: Path) -> BinaryIO:
+    return igzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+
+
+def count_rows(path: Path) -> int:
+    """CSV records after the header; reading a gzip file through also verifies it."""
+    try:
+        with _open_csv(path) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            return max(sum(1 for _ in csv.reader(text)) - 1, 0)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise CorruptFileError(f"downloaded file is not a valid CSV/gzip file: {exc}") from exc
+
+
+def output_name(name: str, decompress: bool, fmt: str) -> str:
+    """The file name to write, from the server's: `.gz` dropped when decompressing,
+    `.parquet` for Parquet."""
+    stem = name[:-3] if name.endswith(".gz") else name
+    if fmt == "parquet":
+        return (stem[:-4] if stem.endswith(".csv") else stem) + ".parquet"
+    return stem if decompress else name
+
+
+def publish(downloaded: Path, dest: Path, decompress: bool, fmt: str) -> tuple[int, int]:
+    """Verify the download and move it (or its conversion) to `dest`; returns
+    (rows, bytes of the file written)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    rows = count_rows(downloaded)
+    with temp_path(dest) as converted:
+        if fmt == "parquet":
+            to_parquet(downloaded, converted)
+            source = converted
+        elif decompress and is_gzip(downloaded):
+            with igzip.open(downloaded, "rb") as src, open(converted, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            source = converted
+        else:
+            source = downloaded
+        os.replace(source, dest)
+    return rows, dest.stat().st_size
+
+
+def to_parquet(csv_path: Path, out: Path) -> None:
+    """CSV to Parquet, streamed by record batch, with event times as timestamps."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ClientError("Parquet output needs pyarrow: pip install 'msgtrail[parquet]'") from None
+    with _open_csv(csv_path) as raw:
+        header = next(csv.reader([raw.readline().decode()]))
+    when = pa.timestamp("s", tz="UTC")
+    types = {c: when if c in EVENT_COLUMNS else pa.string() for c in header}
+    if "timestamp" in header:
+        types["timestamp"] = pa.int64()  # unix seconds, cast below
+    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                   null_values=[""], quoted_strings_can_be_null=True)
+    with _open_csv(csv_path) as raw:
+        reader = pacsv.open_csv(raw, convert_options=convert,
+                                read_options=pacsv.ReadOptions(block_size=8 << 20))
+        writer = None
+        try:
+            for batch in reader:
+                if "timestamp" in batch.schema.names:
+                    i = batch.schema.get_field_index("timestamp")
+                    batch = batch.set_column(i, pa.field("timestamp", when),
+                                             batch.column(i).cast(when))
+                if writer is None:
+                    writer = pq.ParquetWriter(out, batch.schema)
+                writer.write_batch(batch)
+            if writer is None:  # a header and no rows
+                schema = pa.schema([pa.field(c, when if c == "timestamp" else types[c])
+                                    for c in header])
+                writer = pq.ParquetWriter(out, schema)
+        finally:
+            if writer is not None:
+                writer.close()

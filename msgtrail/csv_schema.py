@@ -1,0 +1,64 @@
+"""The audience-activity CSV: columns per channel and how one row is written.
+
+Columns follow OneSignal's documentation for push; email and SMS add their own events
+after them. An event column holds that event's time (ISO 8601, UTC) or is empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.db.dialect import iso_utc, needs_csv_quotes
+
+PUSH_COLUMNS = ("external_user_id", "subscription_id", "device_type", "sent", "delivered",
+                "clicked", "onesignal_id", "failed", "unsubscribed", "failure_message")
+
+# Columns beyond push's, per channel, in the order they are appended.
+EXTRA_COLUMNS = {
+    "push": (),
+    "email": ("opened", "bounced", "suppressed", "reported_spam"),
+    "sms": ("suppressed", "rejected"),
+}
+
+# CSV column -> recipients column, where the names differ.
+_SOURCE = {"external_user_id": "external_id"}
+_TEXT = ("external_user_id", "device_type", "failure_message")
+_IDS = ("subscription_id", "onesignal_id")
+
+
+def columns(channel: str) -> tuple[str, ...]:
+    return PUSH_COLUMNS + EXTRA_COLUMNS[channel]
+
+
+def header(channel: str) -> bytes:
+    return (",".join(columns(channel)) + "\n").encode()
+
+
+def event_columns(channel: str) -> tuple[str, ...]:
+    return tuple(c for c in columns(channel) if c in CHANNEL_EVENTS[channel])
+
+
+def line_sql(channel: str, ref: Callable[[str], str], dialect: str) -> str:
+    """An SQL expression for one CSV line (without newline) of a recipient, where
+    ref(name) is the SQL that yields recipients column `name`.
+
+    Folding stores this line with the recipient, so that an export only concatenates
+    lines: formatting times in SQL runs at ~150,000 rows/s, reading stored lines at
+    millions."""
+    parts = []
+    for column in columns(channel):
+        value = ref(_SOURCE.get(column, column))
+        if column in _IDS:
+            parts.append(f"coalesce({value}, '')")
+        elif column in _TEXT:
+            parts.append(_quoted(value, dialect))
+        else:
+            parts.append(iso_utc(value, dialect))
+    return " || ',' || ".join(parts)
+
+
+def _quoted(value: str, dialect: str) -> str:
+    """RFC 4180: quote a field only when it holds a comma, quote or line break."""
+    return (f"CASE WHEN {value} IS NULL THEN '' WHEN {needs_csv_quotes(value, dialect)}"
+            f" THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END")

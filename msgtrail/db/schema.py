@@ -1,0 +1,163 @@
+"""Tables, as SQLAlchemy Core metadata; the Alembic migrations create the same.
+
+Activity is kept in two tables. `activity_log` is append-only, so that ingestion never
+pays for random writes into a B-tree keyed by random subscription ids. A fold (see
+`msgtrail.activity`) merges a message's log rows, sorted, into `recipients`: one row
+per (message, subscription) holding the earliest time of every event, clustered by
+message so that an export reads one message's recipients in one sequential scan.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from msgtrail.channels import EVENTS
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app_id", String(36), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("history_enabled", Boolean, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False, index=True),
+    # SHA-256 of the key: keys are 256-bit random tokens, so a fast hash is enough.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("name", String(500), nullable=True),
+    Column("target_channel", String(8), nullable=False),
+    # The create body as sent, JSON: msgtrail records messages, it does not deliver them.
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Delivery counters as JSON, recomputed by each fold of the message's activity.
+    Column("stats", Text, nullable=True),
+    # When events last arrived, and since when some wait in the log to be folded.
+    Column("last_ingest_at", BigInteger, nullable=True),
+    Column("pending_since", BigInteger, nullable=True),
+    # The last ingest batch number handed out (see activity.append).
+    Column("next_batch", Integer, nullable=False, server_default="0"),
+    # Set once the activity retention window has passed and the activity was deleted.
+    Column("purged_at", BigInteger, nullable=True),
+    Index("ix_messages_app_created", "app_pk", "created_at"),
+    Index("ix_messages_pending", "pending_since"),
+)
+
+activity_log = Table(
+    "activity_log",
+    metadata,
+    # Clustered by message, then by ingest batch: each request appends at the end of
+    # its message's range, and a fold reads that range without a secondary index.
+    Column("message_pk", Integer, primary_key=True),
+    Column("batch", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("subscription_id", String(36), nullable=False),
+    Column("event", SmallInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("onesignal_id", String(36), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("device_type", String(32), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("message_pk", Integer, primary_key=True),
+    Column("subscription_id", String(36), primary_key=True),
+    # The message's creation day: the partition key on PostgreSQL (part of its key).
+    Column("msg_day", Integer, nullable=False),
+    Column("onesignal_id", String(36), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("device_type", String(32), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    *[Column(name, BigInteger, nullable=True) for name in EVENTS],
+    # The recipient as one line of its channel's CSV, kept current by the fold.
+    Column("line", Text, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+# Active states: at most one job of an account may be in one of them at a time.
+ACTIVE_STATES = ("queued", "running")
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("export_id", String(36), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # export | history
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False),
+    # What to write: the events filter (comma-separated) or history's event.
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("file_key", String(300), nullable=False, unique=True),
+    # The URL handed out, for the email and the status endpoint.
+    Column("url", Text, nullable=False),
+    Column("total_rows", BigInteger, nullable=True),
+    Column("rows_written", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("email_state", String(16), nullable=True),
+    Column("email_attempts", Integer, nullable=False, server_default="0"),
+    Column("email_error", Text, nullable=True),
+    # When a failed email is tried again.
+    Column("email_next_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Index("ix_jobs_state", "state", "created_at"),
+    # The database itself enforces one export at a time per account, whatever the
+    # number of API processes racing to start one.
+    Index("ux_jobs_account_active", "account_id", unique=True,
+          sqlite_where=text("state IN ('queued', 'running')"),
+          postgresql_where=text("state IN ('queued', 'running')")),
+)

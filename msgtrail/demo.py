@@ -1,0 +1,84 @@
+"""Demo data: one app with push, email and SMS messages and realistic activity."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from sqlalchemy import Engine
+
+from msgtrail import activity, apps, messages
+from msgtrail.channels import EVENT_CODE
+from msgtrail.clock import now
+
+PUSH_FAILURES = (
+    "InvalidRegistration: the FCM token is no longer valid",
+    "NotRegistered: the app was uninstalled",
+    "BadDeviceToken: APNs rejected the device token",
+    "Unregistered: APNs reports the token inactive",
+)
+EMAIL_FAILURES = ("550 5.1.1 The email account that you tried to reach does not exist",
+                  "552 5.2.2 Mailbox full")
+SMS_FAILURES = ("30003 Unreachable destination handset", "30006 Landline or unreachable carrier")
+
+MESSAGES = (
+    ("push", 0.6, "Spring sale starts now", {"en": "20% off everything until Sunday"}),
+    ("email", 0.3, "Your weekly digest", {"en": "Five stories picked for you"}),
+    ("sms", 0.1, "Order shipped", {"en": "Your order is on its way"}),
+)
+PUSH_DEVICES = ("Android", "Android", "Android", "iOS", "iOS", "ChromePush", "SafariPush")
+
+
+def _activity(channel: str, n: int, start: int, rng: random.Random):  # type: ignore[no-untyped-def]
+    """Events for n recipients, in the order a delivery pipeline would report them."""
+    recipients = []
+    for _ in range(n):
+        device = {"push": rng.choice(PUSH_DEVICES), "email": "Email", "sms": "SMS"}[channel]
+        recipients.append((str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                           str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                           f"user-{rng.randrange(10**7)}", device))
+    rows = []
+    for sub, osid, ext, dev in recipients:
+        rows.append((sub, EVENT_CODE["sent"], start + rng.randrange(60), osid, ext, dev, None))
+    for sub, osid, ext, dev in recipients:
+        t = start + 60 + rng.randrange(600)
+        roll = rng.random()
+        if roll < 0.04:
+            fail_event = {"push": "failed", "email": "bounced", "sms": "rejected"}[channel]
+            reason = rng.choice({"push": PUSH_FAILURES, "email": EMAIL_FAILURES,
+                                 "sms": SMS_FAILURES}[channel])
+            rows.append((sub, EVENT_CODE[fail_event], t, osid, ext, dev, reason))
+            if channel != "push":
+                rows.append((sub, EVENT_CODE["failed"], t, osid, ext, dev, reason))
+            continue
+        rows.append((sub, EVENT_CODE["delivered"], t, osid, ext, dev, None))
+        if channel == "email" and rng.random() < 0.25:
+            rows.append((sub, EVENT_CODE["opened"], t + rng.randrange(3600), osid, ext, dev, None))
+        if rng.random() < 0.05:
+            rows.append((sub, EVENT_CODE["clicked"], t + rng.randrange(7200), osid, ext, dev, None))
+        if rng.random() < 0.005:
+            rows.append((sub, EVENT_CODE["unsubscribed"], t + 7200 + rng.randrange(3600),
+                         osid, ext, dev, None))
+    return rows
+
+
+def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, object]:
+    """Create the demo account, app, key and messages; returns what to print."""
+    rng = random.Random(seed)
+    with engine.begin() as conn:
+        app, key = apps.create_app(conn, "Demo app", account="demo")
+    start = now() - 6 * 3600
+    created = []
+    for channel, share, name, contents in MESSAGES:
+        body = {"app_id": app.app_id, "name": name, "contents": contents,
+                "headings": {"en": name}, "target_channel": channel}
+        with engine.begin() as conn:
+            message = messages.create(conn, app, body)
+        rows = _activity(channel, max(1, int(recipients * share)), start, rng)
+        for i in range(0, len(rows), 10_000):
+            batch = [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]
+            with engine.begin() as conn:
+                activity.append(conn, message.pk, batch, now())
+        activity.fold_message(engine, message.pk)
+        created.append((channel, message.message_id, int(recipients * share)))
+    return {"app_id": app.app_id, "api_key": key, "account": "demo", "messages": created}

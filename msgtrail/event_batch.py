@@ -1,0 +1,233 @@
+"""Parse and validate a batch of activity events (pure logic, no I/O).
+
+A batch is accepted whole or rejected whole: every bad event is named by index and
+field. The typed msgspec decoder is the fast path; only a batch it rejects is walked
+again field by field, to report every error rather than the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import msgspec
+
+from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
+from msgtrail.errors import BadRequest, PayloadTooLarge
+
+MIN_TIMESTAMP = 946_684_800  # 2000-01-01: anything earlier is a unit mistake
+FUTURE_SLACK = 24 * 3600  # clocks of delivery pipelines drift; a day ahead is plenty
+MAX_TEXT = {"external_id": 512, "device_type": 32, "failure_message": 2048}
+
+# (index in the batch, subscription, event, ts, onesignal_id, external_id, device_type,
+# failure_message); ids are canonical lower-case UUID strings, as exports write them.
+Row = tuple[int, str, int, int, str | None, str | None, str | None, str | None]
+
+# Ids are checked all at once, one regex over the joined batch: parsing 20,000 UUIDs
+# one by one was the largest cost of ingestion.
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID_LINES = re.compile(rf"(?:{_UUID}\n)*{_UUID}")
+
+
+class EventIn(msgspec.Struct):
+    subscription_id: str
+    event: str
+    timestamp: int | str | None = None
+    onesignal_id: str | None = None
+    external_id: str | None = None
+    device_type: str | None = None
+    failure_message: str | None = None
+
+
+class BatchIn(msgspec.Struct):
+    events: list[EventIn]
+
+
+_batch_decoder = msgspec.json.Decoder(BatchIn)
+_list_decoder = msgspec.json.Decoder(list[EventIn])
+
+
+@dataclass
+class ParsedBatch:
+    rows: list[Row]
+    duplicates: int
+
+
+def _canonical_uuids(values: list[str]) -> list[str] | None:
+    """The ids in canonical lower case, or None if any is not a UUID."""
+    if not values:
+        return values
+    joined = "\n".join(values).lower()
+    if _UUID_LINES.fullmatch(joined) is None:
+        return None
+    return joined.split("\n")
+
+
+def parse_batch(body: bytes, ndjson: bool, channel: str, now: int, max_events: int) -> ParsedBatch:
+    """Decode, validate and de-duplicate one request body, or raise BadRequest/413."""
+    if ndjson:
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        _check_count(len(lines), max_events)
+        slow = lambda: _ndjson_errors(lines, channel, now)  # noqa: E731
+        try:
+            events = _list_decoder.decode(b"[" + b",".join(lines) + b"]")
+        except msgspec.DecodeError:
+            raise BadRequest(*slow()) from None
+    else:
+        slow = lambda: _json_errors(body, channel, now, max_events)  # noqa: E731
+        try:
+            events = _batch_decoder.decode(body).events
+        except msgspec.DecodeError:
+            raise BadRequest(*slow()) from None
+        _check_count(len(events), max_events)
+    if not events:
+        raise BadRequest("events: at least one event is required")
+    subs = _canonical_uuids([ev.subscription_id for ev in events])
+    osids = _canonical_uuids([ev.onesignal_id for ev in events if ev.onesignal_id is not None])
+    if subs is None or osids is None:
+        raise BadRequest(*slow())
+    osid_iter = iter(osids)
+    allowed = CHANNEL_EVENTS[channel]
+    codes = {name: EVENT_CODE[name] for name in allowed}
+    hi = now + FUTURE_SLACK
+    rows: list[Row] = []
+    errors: list[str] = []
+    for i, ev in enumerate(events):
+        # Hot loop: the common, valid event is checked inline; anything unusual goes
+        # through _convert, which parses ISO times and words the errors.
+        ts = ev.timestamp
+        code = codes.get(ev.event)
+        ext, dev, fm = ev.external_id, ev.device_type, ev.failure_message
+        if (code is not None and type(ts) is int and MIN_TIMESTAMP <= ts <= hi
+                and (ext is None or len(ext) <= 512) and (dev is None or len(dev) <= 32)
+                and (fm is None or len(fm) <= 2048)):
+            rows.append((i, subs[i], code, ts,
+                         None if ev.onesignal_id is None else next(osid_iter), ext, dev, fm))
+            continue
+        osid = None if ev.onesignal_id is None else next(osid_iter)
+        row = _convert(i, subs[i], ev.event, ts, osid, ext, dev, fm, allowed, now, errors)
+        if row is not None:
+            rows.append(row)
+    if errors:
+        raise BadRequest(*errors)
+    return _dedupe(rows)
+
+
+def _check_count(n: int, max_events: int) -> None:
+    if n > max_events:
+        raise PayloadTooLarge(f"events: {n} events in one request; at most {max_events} allowed")
+
+
+def _dedupe(rows: list[Row]) -> ParsedBatch:
+    """Collapse repeats of (subscription, event) within the batch: the earliest time
+    wins, and each attribute keeps the first value given, whichever copy carried it."""
+    best: dict[tuple[str, int], Row] = {}
+    for row in rows:
+        key = (row[1], row[2])
+        seen = best.get(key)
+        if seen is None:
+            best[key] = row
+            continue
+        attrs = tuple(a if a is not None else b for a, b in zip(seen[4:], row[4:]))
+        best[key] = (seen[0], seen[1], seen[2], min(seen[3], row[3]), *attrs)  # type: ignore[assignment]
+    return ParsedBatch(list(best.values()), len(rows) - len(best))
+
+
+def _convert(i, sub, event, ts, osid, ext, dev, fm, allowed, now, errors) -> Row | None:  # type: ignore[no-untyped-def]
+    where = f"events[{i}]"
+    bad = len(errors)
+    if event not in allowed:
+        errors.append(f"{where}.event: {event!r} is not one of {', '.join(allowed)}")
+    if ts is None:
+        ts = now
+    elif isinstance(ts, str):
+        parsed = _parse_iso(ts)
+        if parsed is None:
+            errors.append(f"{where}.timestamp: {ts!r} is neither unix seconds nor ISO 8601")
+        ts = parsed
+    if isinstance(ts, int) and not MIN_TIMESTAMP <= ts <= now + FUTURE_SLACK:
+        errors.append(f"{where}.timestamp: {ts} is out of range (unix seconds, 2000-01-01 to now)")
+    for field, value in (("external_id", ext), ("device_type", dev), ("failure_message", fm)):
+        if value is not None and len(value) > MAX_TEXT[field]:
+            errors.append(f"{where}.{field}: longer than {MAX_TEXT[field]} characters")
+    if len(errors) > bad:
+        return None
+    return (i, sub, EVENT_CODE[event], ts, osid, ext, dev, fm)
+
+
+def _parse_iso(text: str) -> int | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+# -- The slow path: report every error of a batch the typed decoder refused. --
+
+def _json_errors(body: bytes, channel: str, now: int, max_events: int) -> list[str]:
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        return [f"body: not valid JSON ({exc})"]
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        return ['body: expected an object {"events": [...]}']
+    _check_count(len(doc["events"]), max_events)
+    errors: list[str] = []
+    for i, obj in enumerate(doc["events"]):
+        _loose_event(i, obj, channel, now, errors)
+    return errors or ["body: invalid event batch"]
+
+
+def _ndjson_errors(lines: list[bytes], channel: str, now: int) -> list[str]:
+    errors: list[str] = []
+    for i, line in enumerate(lines):
+        try:
+            obj = msgspec.json.decode(line)
+        except msgspec.DecodeError as exc:
+            errors.append(f"events[{i}]: line {i + 1} is not valid JSON ({exc})")
+            continue
+        _loose_event(i, obj, channel, now, errors)
+    return errors or ["body: invalid event batch"]
+
+
+def _loose_event(i: int, obj: object, channel: str, now: int, errors: list[str]) -> None:
+    where = f"events[{i}]"
+    if not isinstance(obj, dict):
+        errors.append(f"{where}: must be an object")
+        return
+    bad = len(errors)
+    sub = _uuid(obj.get("subscription_id"), f"{where}.subscription_id", errors, required=True)
+    osid = _uuid(obj.get("onesignal_id"), f"{where}.onesignal_id", errors, required=False)
+    event = obj.get("event")
+    if not isinstance(event, str):
+        errors.append(f"{where}.event: required, one of {', '.join(CHANNEL_EVENTS[channel])}")
+        event = None
+    ts = obj.get("timestamp")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, str))):
+        errors.append(f"{where}.timestamp: must be unix seconds or an ISO 8601 string")
+        ts = None
+    texts = []
+    for field in ("external_id", "device_type", "failure_message"):
+        value = obj.get(field)
+        if value is not None and not isinstance(value, str):
+            errors.append(f"{where}.{field}: must be a string or null")
+            value = None
+        texts.append(value)
+    if len(errors) > bad or event is None:
+        return
+    _convert(i, sub, event, ts, osid, *texts, CHANNEL_EVENTS[channel], now, errors)
+
+
+def _uuid(value: object, where: str, errors: list[str], required: bool) -> str | None:
+    if value is None:
+        if required:
+            errors.append(f"{where}: required (a UUID)")
+        return None
+    if isinstance(value, str) and re.fullmatch(_UUID, value.lower()):
+        return value.lower()
+    errors.append(f"{where}: {value!r} is not a UUID")
+    return None

@@ -1,0 +1,239 @@
+"""The export pipeline: a message's recipients, streamed as CSV into the store.
+
+Each recipient's audience-activity line is already stored (the fold keeps it current),
+so an export is a sequential scan that concatenates lines inside SQLite, in chunks, on
+one thread, while ISA-L gzip compresses on others (both release the GIL): memory stays
+flat, whatever the audience size, and both cores work. A history report is the same
+scan with its own line, built in SQL, and no compression.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+from isal import igzip_threaded
+from sqlalchemy import Engine, text
+
+from msgtrail import activity, csv_schema, history_csv
+from msgtrail.jobs import Job
+from msgtrail.settings import Settings
+from msgtrail.storage import BlobStore
+
+CHUNK_ROWS = 50_000
+COMPRESS_LEVEL = 1
+COMPRESS_THREADS = 2
+
+
+class LeaseLost(Exception):
+    """The job was taken over by another worker; this attempt stops writing."""
+
+
+@dataclass
+class Progress:
+    """Shared between the pipeline and the worker's heartbeat thread."""
+
+    rows: int = 0
+    total: int | None = None
+    # Set when the lease was lost or the worker is stopping: the attempt stops writing.
+    lost: threading.Event = field(default_factory=threading.Event)
+    # Set when the attempt has ended, whichever way.
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+# The export connection's page cache while it scans: a one-pass sequential read gains
+# nothing from caching, and the default 256 MiB cache is what made a 2,000,000-row
+# export peak at ~400 MB RSS (16 MiB: ~70 MB, and 0.2 s faster).
+SCAN_CACHE_KIB = 16_384
+
+
+def _keyset(fetch: Callable[[str], tuple[bytes, str, int]]) -> Iterator[tuple[bytes, int]]:
+    """Chunks in key order: fetch(last key) gives (lines, its last key, count), until
+    a chunk comes back empty."""
+    last = ""
+    while True:
+        data, last, count = fetch(last)
+        if not count:
+            return
+        yield data, count
+
+
+def _sqlite_chunks(engine: Engine, message_pk: int, line: str, where: str,
+                   chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[bytes, int]]:
+    """(lines, count) chunks of a message's recipients in key order, from one snapshot.
+
+    SQLite builds and concatenates each chunk's lines itself, and hands them over as a
+    BLOB so that Python neither decodes nor re-encodes them."""
+    sql = ("SELECT CAST(group_concat(line, char(10)) || char(10) AS BLOB),"
+           " max(subscription_id), count(*) FROM ("
+           f"SELECT {line} AS line, subscription_id FROM recipients"
+           f" WHERE message_pk = ? AND subscription_id > ? {where}"
+           " ORDER BY subscription_id LIMIT ?)")
+    raw = engine.raw_connection()
+    cursor = raw.cursor()
+    cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
+    try:
+        cursor.execute(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}")
+        cursor.execute("BEGIN")  # a read transaction: every chunk sees the same snapshot
+        yield from _keyset(lambda last: cursor.execute(sql, (message_pk, last, chunk_rows))
+                           .fetchone())
+        cursor.execute("COMMIT")
+    finally:
+        cursor.execute(f"PRAGMA cache_size={cache}")
+        raw.close()
+
+
+def _postgres_chunks(engine: Engine, message_pk: int, line: str, where: str,
+                     chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[bytes, int]]:
+    """(lines, count) chunks of a message's recipients in key order, from one snapshot
+    (a REPEATABLE READ transaction).
+
+    Like SQLite's, each chunk is one value the server concatenates, handed over as bytea
+    in binary, so Python waits on the socket instead of looping: on 2,000,000 rows the
+    whole export took 3.2 s this way and 4.4 s (S3) by `COPY (SELECT …) TO STDOUT`,
+    whose row-by-row delivery kept the GIL from the compression threads."""
+    sql = ("SELECT convert_to(string_agg(line, E'\\n') || E'\\n', 'UTF8'), max(subscription_id),"
+           f" count(*) FROM (SELECT {line} AS line, subscription_id FROM recipients"
+           f" WHERE message_pk = %s AND subscription_id > %s {where}"
+           " ORDER BY subscription_id LIMIT %s) AS chunk")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor(binary=True)  # type: ignore[call-arg]
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # The primary key holds one message's rows in order. Right after a bulk fold,
+        # stale statistics made the planner pick a bitmap scan and a 380 MB on-disk
+        # sort for 2,000,000 rows (2.7 s, against 0.95 s for the index scan).
+        cursor.execute("SET LOCAL enable_sort = off")
+        yield from _keyset(lambda last: cursor.execute(sql, (message_pk, last, chunk_rows))
+                           .fetchone())
+        raw.rollback()
+    finally:
+        raw.close()
+
+
+def _prefetch(source: Iterator[tuple[bytes, int]], depth: int = 3) -> Iterator[tuple[bytes, int]]:
+    """Run `source` on its own thread, a few chunks ahead of the consumer."""
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="export-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def event_filter_sql(events: list[str]) -> str:
+    """Only recipients with at least one of these events (names already validated)."""
+    if not events:
+        return ""
+    return "AND (" + " OR ".join(f"{e} IS NOT NULL" for e in events) + ")"
+
+
+def rows_from_totals(totals: dict[str, int], events: list[str]) -> int | None:
+    """Rows an export of these events writes, from the fold's per-event counters; None
+    when it cannot tell (several events: recipients may have more than one)."""
+    if len(events) > 1:
+        return None
+    return int(totals.get(events[0] if events else "recipients", 0))
+
+
+def total_rows(engine: Engine, message_pk: int, events: list[str], where: str) -> int:
+    """Rows the export will write. The fold keeps counts per event, so only a filter on
+    several events costs a scan of its own."""
+    with engine.connect() as conn:
+        stats = conn.execute(text("SELECT stats FROM messages WHERE id = :pk"),
+                             {"pk": message_pk}).scalar()
+        known = rows_from_totals(json.loads(stats)["totals"] if stats else {}, events)
+        if known is None:
+            known = int(conn.execute(text(
+                f"SELECT count(*) FROM recipients WHERE message_pk = :pk {where}"),
+                {"pk": message_pk}).scalar() or 0)
+        conn.rollback()
+    return known
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a job writes: which recipients, each as which line, under which header."""
+
+    header: bytes
+    line: str  # SQL expression of one recipient's line
+    events: list[str]  # only recipients with one of these events; empty: all
+    gzip: bool
+
+
+def selected_events(kind: str, params: dict) -> list[str]:  # type: ignore[type-arg]
+    """A job writes the recipients with one of these events (empty: all of them)."""
+    if kind == "history":
+        return [params["events"]]
+    return list(params.get("events") or [])
+
+
+def report_for(job: Job, channel: str) -> Report:
+    events = selected_events(job.kind, job.params)
+    if job.kind == "export":
+        return Report(csv_schema.header(channel), "line", events, True)
+    if job.kind == "history":
+        return Report(history_csv.HEADER, history_csv.line_sql(channel, events[0]), events,
+                      False)
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
+            settings: Settings) -> tuple[int, int]:
+    """Fold the message, then write the job's file under its key; returns (rows, bytes).
+    Nothing is visible under the key unless the whole file was written."""
+    with engine.connect() as conn:
+        channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
+                               {"pk": job.message_pk}).scalar()
+        conn.rollback()
+    report = report_for(job, channel)
+    activity.fold_message(engine, job.message_pk)
+    where = event_filter_sql(report.events)
+    progress.total = total_rows(engine, job.message_pk, report.events, where)
+    read = _postgres_chunks if engine.dialect.name == "postgresql" else _sqlite_chunks
+    chunks = _prefetch(read(engine, job.message_pk, report.line, where))
+    with store.writer(job.file_key) as raw:
+        sink = (igzip_threaded.open(raw, "wb", compresslevel=COMPRESS_LEVEL,
+                                    threads=COMPRESS_THREADS)
+                if report.gzip else nullcontext(raw))
+        with sink as out:
+            out.write(report.header)
+            for data, count in chunks:
+                if progress.lost.is_set():
+                    raise LeaseLost()
+                out.write(data)
+                progress.rows += count
+                if settings.export_chunk_delay:
+                    progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause
+        size = raw.tell()
+    return progress.rows, size

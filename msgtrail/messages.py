@@ -1,0 +1,146 @@
+"""Messages: registered as OneSignal's create body, read back with delivery counters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from msgtrail import activity
+from msgtrail.apps import App
+from msgtrail.channels import CHANNELS
+from msgtrail.clock import now
+from msgtrail.db.schema import messages
+from msgtrail.errors import BadRequest, NotFound
+
+# Fields we compute; a create body may not override them.
+_COMPUTED = {"id", "app_id", "successful", "failed", "errored", "converted", "received",
+             "remaining", "queued_at", "completed_at", "platform_delivery_stats", "canceled"}
+
+
+@dataclass(frozen=True)
+class Message:
+    pk: int
+    message_id: str
+    app_pk: int
+    name: str | None
+    target_channel: str
+    body: dict[str, Any]
+    created_at: int
+    stats: dict[str, Any] | None
+    purged_at: int | None = None
+
+
+def infer_channel(body: dict[str, Any]) -> str:
+    """OneSignal's target_channel, or what the body's own fields imply."""
+    channel = body.get("target_channel")
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise BadRequest(f"target_channel: must be one of {', '.join(CHANNELS)}")
+        return str(channel)
+    if any(k in body for k in ("email_subject", "email_body", "include_email_tokens")):
+        return "email"
+    if any(k in body for k in ("sms_from", "include_phone_numbers", "sms_media_urls")):
+        return "sms"
+    return "push"
+
+
+def create(conn: Connection, app: App, body: dict[str, Any]) -> Message:
+    channel = infer_channel(body)
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest("name: must be a string")
+    contents = body.get("contents")
+    if contents is not None and not isinstance(contents, dict):
+        raise BadRequest("contents: must be an object of language code to text")
+    kept = {k: v for k, v in body.items() if k not in _COMPUTED}
+    message_id = str(uuid.uuid4())
+    created = now()
+    pk = conn.execute(messages.insert().values(
+        message_id=message_id, app_pk=app.pk, name=name, target_channel=channel,
+        body=json.dumps(kept), created_at=created)).inserted_primary_key[0]
+    return Message(int(pk), message_id, app.pk, name, channel, kept, created, None)
+
+
+def _row(row) -> Message:  # type: ignore[no-untyped-def]
+    return Message(row.id, row.message_id, row.app_pk, row.name, row.target_channel,
+                   json.loads(row.body), row.created_at,
+                   json.loads(row.stats) if row.stats else None, row.purged_at)
+
+
+def find(conn: Connection, app: App, message_id: str) -> Message:
+    """The app's message, or NotFound (also for another app's message)."""
+    row = conn.execute(select(messages).where(
+        messages.c.message_id == message_id, messages.c.app_pk == app.pk)).first()
+    if row is None:
+        raise NotFound(f"No message with id {message_id} in this app")
+    return _row(row)
+
+
+def fresh(engine: Engine, message: Message) -> Message:
+    """The message re-read after folding its pending activity, so counters are current."""
+    activity.fold_message(engine, message.pk)
+    with engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == message.pk)).first()
+        conn.rollback()
+    return _row(row)
+
+
+def page(conn: Connection, app: App, limit: int, offset: int) -> tuple[int, list[Message]]:
+    total = conn.execute(select(func.count()).select_from(messages)
+                         .where(messages.c.app_pk == app.pk)).scalar_one()
+    rows = conn.execute(select(messages).where(messages.c.app_pk == app.pk)
+                        .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+                        .limit(limit).offset(offset)).all()
+    return int(total), [_row(r) for r in rows]
+
+
+def _delivery(part: dict[str, int]) -> dict[str, int]:
+    return {
+        "successful": part["sent"] - _sent_and_failed(part),
+        "failed": part["failed"],
+        "errored": 0,
+        "converted": part["clicked"],
+        "received": part["delivered"],
+    }
+
+
+def _sent_and_failed(part: dict[str, int]) -> int:
+    # Failures are counted among the sent where a recipient has both; never below zero.
+    return min(part["failed"], part["sent"])
+
+
+def to_api(message: Message, app: App) -> dict[str, Any]:
+    """The NotificationWithMeta shape; SDK-non-nullable fields are omitted, never null."""
+    stats = message.stats or {"totals": None, "platforms": {}}
+    totals = stats["totals"] or {"recipients": 0, "failed": 0, "sent": 0, "delivered": 0,
+                                 "clicked": 0, "unsubscribed": 0}
+    body = dict(message.body)
+    body.update({
+        "id": message.message_id,
+        "app_id": app.app_id,
+        "target_channel": message.target_channel,
+        "queued_at": message.created_at,
+        "send_after": message.created_at,
+        "remaining": 0,
+        "canceled": False,
+        **_delivery(totals),
+        "platform_delivery_stats": {
+            key: _platform(key, part) for key, part in stats["platforms"].items()},
+    })
+    if message.name is not None:
+        body["name"] = message.name
+    return body
+
+
+def _platform(key: str, part: dict[str, int]) -> dict[str, int]:
+    data = _delivery(part)
+    if key == "email":
+        data.update(opened=part.get("opened", 0), unique_opens=part.get("opened", 0),
+                    clicks=part["clicked"], unique_clicks=part["clicked"],
+                    bounced=part.get("bounced", 0), reported_spam=part.get("reported_spam", 0),
+                    unsubscribed=part.get("unsubscribed", 0))
+    return data

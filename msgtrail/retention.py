@@ -1,0 +1,57 @@
+"""Retention: expired export files and activity past its window go on their own."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import Engine, select, text
+
+from msgtrail.db import dialect
+from msgtrail.db.schema import jobs, messages
+from msgtrail.settings import Settings
+from msgtrail.storage import BlobStore
+
+log = logging.getLogger("msgtrail.retention")
+
+# A temporary file untouched this long belongs to a writer that is gone.
+PARTIAL_MAX_AGE = 24 * 3600
+
+
+def purge(engine: Engine, store: BlobStore, settings: Settings, now: float | None = None) -> dict[str, int]:
+    """Delete expired files and activity older than the retention window."""
+    now = time.time() if now is None else now
+    counts = {"files": 0, "messages": 0, "partitions": 0, "partials": 0}
+    with engine.connect() as conn:
+        expired = conn.execute(select(jobs.c.id, jobs.c.file_key).where(
+            jobs.c.state == "ready", jobs.c.expires_at <= now)).all()
+        conn.rollback()
+    for job_id, key in expired:
+        with engine.begin() as conn:
+            # Marked first: from here the URL answers 404, then the bytes go.
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(state="expired"))
+        store.delete(key)
+        counts["files"] += 1
+    cutoff = int(now - settings.activity_retention_days * 86400)
+    with engine.begin() as conn:
+        if dialect.name(conn) == dialect.POSTGRES:
+            # Whole days past the window go at once, without touching a row.
+            for day in dialect.partitions(conn):
+                if (day + 1) * dialect.PARTITION_SECONDS <= cutoff:
+                    conn.execute(text(f"DROP TABLE IF EXISTS {dialect.partition(day)}"))
+                    counts["partitions"] += 1
+        old = conn.execute(select(messages.c.id).where(
+            messages.c.purged_at.is_(None), messages.c.created_at < cutoff)).scalars().all()
+    for message_pk in old:
+        # What is left of them: the log, and recipients in a day not yet dropped.
+        with engine.begin() as conn:
+            for table in ("recipients", "activity_log"):
+                conn.execute(text(f"DELETE FROM {table} WHERE message_pk = :pk"),
+                             {"pk": message_pk})
+            conn.execute(messages.update().where(messages.c.id == message_pk).values(
+                purged_at=int(now), pending_since=None))
+        counts["messages"] += 1
+    counts["partials"] = store.clean_partials(PARTIAL_MAX_AGE)
+    if any(counts.values()):
+        log.info("purged %s", counts)
+    return counts

@@ -1,0 +1,108 @@
+"""Blob stores for export files: one small interface, a local directory or S3 behind it.
+
+A file becomes visible only when complete: locally it is written under a temporary name
+and published by an atomic rename, in S3 by completing a multipart upload; a reader
+sees either nothing or the whole file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+PARTIAL_DIR = ".partial"
+
+
+class BlobStore(Protocol):
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]: ...
+    def delete(self, key: str) -> None: ...
+    def healthy(self) -> bool: ...
+    def clean_partials(self, older_than: float) -> int: ...
+    def presign(self, key: str, seconds: float) -> str | None: ...
+
+
+class LocalStore:
+    """Files under a root directory; `local_path` lets the API serve them."""
+
+    def __init__(self, root: Path) -> None:
+        # Directories are made when written to, not here: a process starts (and reports
+        # the trouble per job and as 503) even while its storage is unavailable.
+        self.root = root.resolve()
+
+    def _partial(self) -> Path:
+        path = self.root / PARTIAL_DIR / f"{uuid.uuid4()}.part"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def local_path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents or PARTIAL_DIR in path.parts:
+            raise ValueError(f"invalid key {key!r}")
+        return path
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """A file to write; published under `key` only if the block ends cleanly."""
+        final = self.local_path(key)
+        partial = self._partial()
+        with open(partial, "wb") as handle:
+            try:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.close()
+                partial.unlink(missing_ok=True)
+                raise
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+
+    def delete(self, key: str) -> None:
+        path = self.local_path(key)
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # the key's random directory, now empty
+        except OSError:
+            pass
+
+    def healthy(self) -> bool:
+        try:
+            probe = self._partial()
+            probe.write_bytes(b"")
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    def presign(self, key: str, seconds: float) -> str | None:
+        """None: the API itself serves local files."""
+        return None
+
+    def clean_partials(self, older_than: float) -> int:
+        """Remove temporary files that crashed writers left behind."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in (self.root / PARTIAL_DIR).glob("*.part"):
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def open_store(url: str) -> BlobStore:
+    """The store a storage URL names: a plain path or `file:///path`, or
+    `s3://BUCKET?endpoint=…&region=…`."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return LocalStore(Path(parsed.path if parsed.scheme else url))
+    if parsed.scheme == "s3":
+        from msgtrail.s3_store import from_url
+
+        return from_url(url)
+    raise ValueError(f"unsupported storage URL {url!r}: a directory or s3://BUCKET")

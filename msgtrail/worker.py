@@ -1,0 +1,151 @@
+"""Background work: export jobs and their emails, folding activity, and retention.
+
+A worker is a thread; `msgtrail serve` runs some beside the API and `msgtrail worker`
+runs them on their own. Any number may run against one database and one store: jobs
+are claimed with a lease that the worker renews while it works, so a job whose worker
+died is taken over by another once the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from sqlalchemy import Engine, select
+
+from msgtrail import activity, jobs, mailer, retention
+from msgtrail.clock import now
+from msgtrail.db.schema import messages
+from msgtrail.export_pipeline import LeaseLost, Progress, run_job
+from msgtrail.settings import Settings
+from msgtrail.storage import BlobStore
+
+log = logging.getLogger("msgtrail.worker")
+
+
+class Worker:
+    def __init__(self, settings: Settings, engine: Engine, store: BlobStore,
+                 name: str = "worker") -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.name = name
+        # Unique across processes and machines: the lease names its holder.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_purge = 0.0
+        self._progress: Progress | None = None
+
+    def run_once(self) -> bool:
+        """Do one unit of work; False when there was none."""
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.settings.purge_interval
+            retention.purge(self.engine, self.store, self.settings)
+        job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
+        if job is not None:
+            self.run_job(job)
+            return True
+        job = jobs.claim_email(self.engine, self.owner, self.settings.lease_seconds)
+        if job is not None:
+            self.send_email(job)
+            return True
+        return activity.fold_next(self.engine, now())
+
+    def send_email(self, job: jobs.Job) -> None:
+        """Mail the report's link; a failure is recorded on the job and tried again."""
+        assert job.email and job.expires_at
+        mail = mailer.report_email(self.settings, job.email, job.url, self._message_id(job),
+                                   job.params["events"], job.rows_written, job.expires_at)
+        try:
+            mailer.send(self.settings, mail)
+            error = None
+        except Exception as exc:  # any SMTP or network failure: recorded, retried
+            error = f"{type(exc).__name__}: {exc}"
+        state = jobs.email_sent(self.engine, job, self.owner, error, self.settings.max_attempts,
+                                self.settings.email_retry_seconds)
+        log.info("%s: job %s email to %s: %s%s", self.name, job.export_id, job.email, state,
+                 f" ({error})" if error else "")
+
+    def _message_id(self, job: jobs.Job) -> str:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(messages.c.message_id)
+                                 .where(messages.c.id == job.message_pk)).scalar_one()
+            conn.rollback()
+        return str(value)
+
+    def run_job(self, job: jobs.Job) -> None:
+        progress = self._progress = Progress(total=job.total_rows)
+        beat = threading.Thread(target=self._heartbeat, args=(job, progress),
+                                name=f"{self.name}-lease", daemon=True)
+        beat.start()
+        log.info("%s: job %s (%s) attempt %d", self.name, job.export_id, job.kind, job.attempts)
+        try:
+            rows, size = run_job(self.engine, self.store, job, progress, self.settings)
+        except LeaseLost:
+            if self._stop.is_set():  # shutting down: hand the job back at once
+                jobs.release(self.engine, job, self.owner)
+                log.info("%s: job %s handed back on shutdown", self.name, job.export_id)
+            else:
+                log.warning("%s: job %s was taken over; this attempt stops", self.name,
+                            job.export_id)
+            return
+        except Exception as exc:  # the job records the failure; the worker carries on
+            log.exception("%s: job %s failed", self.name, job.export_id)
+            jobs.fail(self.engine, job, self.owner, f"{type(exc).__name__}: {exc}",
+                      self.settings.max_attempts)
+            return
+        finally:
+            progress.done.set()
+            beat.join()
+        if jobs.finish(self.engine, job, self.owner, rows, size, self.settings.file_ttl_seconds):
+            log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id, rows, size)
+        else:
+            log.warning("%s: job %s finished after its lease was lost", self.name, job.export_id)
+
+    def _heartbeat(self, job: jobs.Job, progress: Progress) -> None:
+        """Renew the lease and record progress until the job ends or is lost."""
+        # At least every second, so that the status endpoint shows live progress.
+        interval = max(min(self.settings.lease_seconds / 3, 1.0), 0.05)
+        while not progress.done.wait(interval):
+            try:
+                mine = jobs.heartbeat(self.engine, job, self.owner, self.settings.lease_seconds,
+                                      progress.rows, progress.total)
+            except Exception:  # the database is busy or away: try again, the lease is long
+                log.exception("%s: lease renewal failed", self.name)
+                continue
+            if not mine:
+                progress.lost.set()
+                return
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a failed unit must not kill the worker; it is retried
+                log.exception("%s: work failed", self.name)
+                busy = False
+            if not busy:
+                self._wake.wait(self.settings.poll_interval)
+                self._wake.clear()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._progress is not None:
+            self._progress.lost.set()
+        if self._thread:
+            self._thread.join(timeout)

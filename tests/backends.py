@@ -1,0 +1,112 @@
+"""The two configurations every behaviour test runs on.
+
+embedded: SQLite and a files directory under the server's data dir (the default).
+scale: PostgreSQL (a throwaway database per server), SeaweedFS S3 (a bucket per
+server) and Redis, all real: the PostgreSQL and Redis the machine runs, and a
+SeaweedFS the suite starts itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import boto3
+import psycopg
+from botocore.config import Config
+
+from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+class Embedded:
+    name = "embedded"
+
+    def provision(self, data_dir: Path) -> dict[str, str]:
+        return {}
+
+    def release(self, env: dict[str, str]) -> None:
+        pass
+
+    def stored_files(self, env: dict[str, str], data_dir: Path) -> list[str]:
+        root = data_dir / "files"
+        return sorted(str(p.relative_to(root)) for p in root.glob("*/*"))
+
+    def pending_uploads(self, env: dict[str, str], data_dir: Path) -> int:
+        return len(list((data_dir / "files" / ".partial").glob("*.part")))
+
+    def break_storage(self, env: dict[str, str], data_dir: Path) -> None:
+        shutil.rmtree(data_dir / "files", ignore_errors=True)
+        (data_dir / "files").write_text("not a directory")
+
+    def mend_storage(self, env: dict[str, str], data_dir: Path) -> None:
+        (data_dir / "files").unlink()
+
+
+class Scale:
+    name = "scale"
+
+    def __init__(self, seaweed: Seaweed) -> None:
+        self.seaweed = seaweed
+        self.s3 = boto3.client("s3", endpoint_url=seaweed.endpoint, region_name="us-east-1",
+                               aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                               config=Config(s3={"addressing_style": "path"}))
+
+    def provision(self, data_dir: Path) -> dict[str, str]:
+        database = f"msgtrail_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+        bucket = f"msgtrail-{uuid.uuid4().hex[:12]}"
+        self.s3.create_bucket(Bucket=bucket)
+        return {"MSGTRAIL_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
+                "MSGTRAIL_STORAGE_URL": f"s3://{bucket}?endpoint={self.seaweed.endpoint}"
+                                        "&region=us-east-1",
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "MSGTRAIL_REDIS_URL": REDIS_URL}
+
+    def release(self, env: dict[str, str]) -> None:
+        database = env["MSGTRAIL_DATABASE_URL"].rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+    @staticmethod
+    def bucket(env: dict[str, str]) -> str:
+        return env["MSGTRAIL_STORAGE_URL"].removeprefix("s3://").split("?")[0]
+
+    def stored_files(self, env: dict[str, str], data_dir: Path) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket(env))
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    def pending_uploads(self, env: dict[str, str], data_dir: Path) -> int:
+        return len(self.s3.list_multipart_uploads(Bucket=self.bucket(env)).get("Uploads", []))
+
+    def break_storage(self, env: dict[str, str], data_dir: Path) -> None:
+        self.s3.delete_bucket(Bucket=self.bucket(env))
+
+    def mend_storage(self, env: dict[str, str], data_dir: Path) -> None:
+        self.s3.create_bucket(Bucket=self.bucket(env))
+
+
+def bench_env(scale: bool, database_url: str | None, data_dir: Path) -> tuple[dict[str, str],
+                                                                            Scale | None]:
+    """The settings a benchmark runs with: a throwaway PostgreSQL database, SeaweedFS
+    bucket and Redis when `scale`, an explicit database, or the embedded default."""
+    from tests.seaweed import start_seaweed
+
+    env: dict[str, str] = {}
+    scale_backend = None
+    if scale:
+        scale_backend = Scale(start_seaweed(data_dir / "seaweed"))
+        env = scale_backend.provision(data_dir)
+    if database_url:
+        env["MSGTRAIL_DATABASE_URL"] = database_url
+    return env, scale_backend
+
+
+def bench_teardown(env: dict[str, str], scale_backend: Scale | None) -> None:
+    if scale_backend:
+        scale_backend.release(env)
+        scale_backend.seaweed.stop()

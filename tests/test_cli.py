@@ -1,0 +1,76 @@
+"""The `msgtrail` command: apps, keys and the demo, run as a user would."""
+
+import json
+import subprocess
+import time
+
+import httpx
+
+from tests.conftest import MSGTRAIL, free_port, run_cli, start_server, stop_server
+
+
+def test_apps_create_list_rotate_revoke_update(tmp_path) -> None:
+    created = json.loads(run_cli(tmp_path, "apps", "create", "--name", "Shop", "--account",
+                                 "acme", "--json"))
+    assert set(created) == {"app_id", "api_key", "account"} and created["account"] == "acme"
+    listed = json.loads(run_cli(tmp_path, "apps", "list", "--json"))
+    assert listed == [{"app_id": created["app_id"], "name": "Shop", "account": "acme",
+                       "history": True, "active_keys": 1}]
+    # The key is stored only as a hash.
+    assert created["api_key"].encode() not in (tmp_path / "msgtrail.db").read_bytes()
+
+    server = start_server(tmp_path)
+    try:
+        def status(key):
+            return httpx.get(f"{server.base_url}/notifications",
+                             params={"app_id": created["app_id"]},
+                             headers={"Authorization": f"Key {key}"}).status_code
+
+        assert status(created["api_key"]) == 200
+        rotated = json.loads(run_cli(tmp_path, "apps", "rotate-key", created["app_id"], "--json"))
+        assert status(created["api_key"]) == 401
+        assert status(rotated["api_key"]) == 200
+        assert "revoked 1 key(s)" in run_cli(tmp_path, "apps", "revoke-key", created["app_id"])
+        assert status(rotated["api_key"]) == 401
+    finally:
+        stop_server(server)
+    out = run_cli(tmp_path, "apps", "update", created["app_id"], "--history", "off")
+    assert "history=off" in out
+    bad = subprocess.run([*MSGTRAIL, "apps", "rotate-key", "nope", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "No app with id nope" in bad.stderr
+
+
+def test_demo_serves_queryable_data(tmp_path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*MSGTRAIL, "demo", "--recipients", "3000", "--port", str(port),
+                             "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("API docs:"):
+                break
+        info = dict(l.split(":", 1) for l in lines if l.startswith(("app_id:", "api_key:")))
+        app_id, key = info["app_id"].strip(), info["api_key"].strip()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"{base}/notifications", params={"app_id": app_id},
+                              headers={"Authorization": f"Key {key}"})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        doc = r.json()
+        assert doc["total_count"] == 3
+        channels = {n["target_channel"]: n for n in doc["notifications"]}
+        assert set(channels) == {"push", "email", "sms"}
+        push = channels["push"]
+        assert push["successful"] + push["failed"] == 1800
+        assert 0 < push["failed"] < 180 and 0 < push["converted"] < 180
+    finally:
+        proc.terminate()
+        proc.wait(15)

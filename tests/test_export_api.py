@@ -142,9 +142,9 @@ def test_url_is_nosuchkey_until_complete_and_status_tells_progress(slow_server) 
     with slow_server.client(creds) as client:
         message_id = create_message(client, creds)
         send_events(client, creds, message_id, [event() for _ in range(20)])
-        started = time.monotonic()
+        # The answer comes before the (slowed) job has written anything: the URL 404s.
         r = export(client, creds, message_id)
-        assert r.status_code == 200 and time.monotonic() - started < 1.5
+        assert r.status_code == 200
         url, export_id = r.json()["csv_file_url"], r.json()["export_id"]
         first = httpx.get(url)
         assert first.status_code == 404

@@ -1,0 +1,90 @@
+"""Parallel PostgreSQL readers of one export: same bytes as one reader, one snapshot."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from msgtrail import activity
+from msgtrail.db.engine import make_engine
+from msgtrail.export_pipeline import _postgres_chunks, key_ranges
+from tests.backends import PG_ADMIN
+from tests.conftest import start_server, stop_server
+from tests.helpers import create_message, event, send_ndjson
+
+RECIPIENTS = 500
+
+
+def test_key_ranges_cover_the_uuid_space_in_order() -> None:
+    ranges = key_ranges(7)
+    assert len(ranges) == 7 and ranges[0][0] == "" and ranges[-1][1] is None
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    cuts = [upto for _, upto in ranges[:-1]]
+    assert cuts == sorted(cuts) and all(str(uuid.UUID(c)) == c for c in cuts)
+    assert key_ranges(1) == [("", None)]
+
+
+@pytest.fixture
+def pg_message(tmp_path):  # type: ignore[no-untyped-def]
+    """A push message with RECIPIENTS folded recipients, on a throwaway PostgreSQL
+    database (files in a local directory); yields (engine, message_pk, sorted subs)."""
+    import psycopg
+
+    database = f"msgtrail_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    srv = start_server(tmp_path, "--workers", "0", env={"MSGTRAIL_DATABASE_URL": url})
+    engine = make_engine(url)
+    try:
+        creds = srv.create_app()
+        subs = sorted(str(uuid.uuid4()) for _ in range(RECIPIENTS))
+        with srv.client(creds) as client:
+            message_id = create_message(client, creds)
+            send_ndjson(client, creds, message_id, [event(s) for s in subs])
+        with engine.connect() as conn:
+            pk = conn.execute(text("SELECT id FROM messages WHERE message_id = :m"),
+                              {"m": message_id}).scalar_one()
+        activity.fold_message(engine, pk)
+        yield engine, pk, subs
+    finally:
+        engine.dispose()
+        stop_server(srv)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def _subs(data: bytes) -> list[str]:
+    return [line.split(",", 2)[1] for line in data.decode().splitlines()]
+
+
+def test_readers_write_the_same_bytes_as_one_reader(pg_message) -> None:  # type: ignore[no-untyped-def]
+    engine, pk, subs = pg_message
+    one = list(_postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=1, chunk_rows=7))
+    three = list(_postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=3, chunk_rows=7))
+    assert b"".join(d for d, _ in three) == b"".join(d for d, _ in one)
+    assert _subs(b"".join(d for d, _ in three)) == subs
+    assert sum(n for _, n in three) == RECIPIENTS and max(n for _, n in three) <= 7
+    # A filter that matches nothing yields nothing, with any number of readers.
+    assert list(_postgres_chunks(engine, pk, "line", "AND clicked IS NOT NULL",
+                                 RECIPIENTS, readers=3, chunk_rows=7)) == []
+
+
+def test_readers_share_one_snapshot(pg_message) -> None:  # type: ignore[no-untyped-def]
+    """A recipient that commits after the export began, in a range no reader has read
+    yet, is in none of its chunks."""
+    engine, pk, subs = pg_message
+    chunks = _postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=2, chunk_rows=50)
+    first = next(chunks)
+    late = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # the last key: read last
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO recipients (message_pk, msg_day, subscription_id, line)"
+                          " SELECT message_pk, msg_day, CAST(:s AS text), replace(line, subscription_id, CAST(:s AS text))"
+                          " FROM recipients"
+                          " WHERE message_pk = :pk LIMIT 1"), {"s": late, "pk": pk})
+    rest = list(chunks)
+    assert _subs(b"".join(d for d, _ in [first, *rest])) == subs
+    assert _subs(b"".join(d for d, _ in _postgres_chunks(
+        engine, pk, "line", "", RECIPIENTS, readers=2, chunk_rows=50)))[-1] == late

@@ -14,7 +14,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 
 from isal import igzip_threaded
@@ -177,7 +177,7 @@ def _postgres_chunks(engine: Engine, message_pk: int, line: str, where: str,
     readers = max(1, min(readers, parts))
     ranges = key_ranges(max(parts, 1) if readers > 1 else 1)
     conns = _pg_snapshot_connections(engine, readers)
-    streams = [_prefetch(_pg_range_reader(conn, sql, message_pk, ranges[i::readers],
+    streams = [_Prefetch(_pg_range_reader(conn, sql, message_pk, ranges[i::readers],
                                           chunk_rows))
                for i, conn in enumerate(conns)]
     try:
@@ -191,44 +191,58 @@ def _postgres_chunks(engine: Engine, message_pk: int, line: str, where: str,
             stream.close()
 
 
-def _prefetch(source: Iterator[tuple[bytes, int]], depth: int = 3) -> Iterator[tuple[bytes, int]]:
-    """Run `source` on its own thread, a few chunks ahead of the consumer."""
-    done = object()
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Prefetch:
+    """Runs `source` on its own thread, from creation on, a few chunks ahead of the
+    consumer; close() stops it (and the source's cleanup runs on that thread)."""
 
-    def produce() -> None:
+    _DONE = object()
+
+    def __init__(self, source: Iterator[tuple[bytes, int]], depth: int = 3) -> None:
+        self._source = source
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)  # type: ignore[type-arg]
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, name="export-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
         try:
-            for item in source:
-                while not stop.is_set():
+            for item in self._source:
+                while not self._stop.is_set():
                     try:
-                        slots.put(item, timeout=0.5)
+                        self._slots.put(item, timeout=0.5)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            slots.put(done)
+            self._slots.put(self._DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
+            self._slots.put(exc)
         finally:
-            close = getattr(source, "close", None)
-            if close:  # a generator's own cleanup (its connection) runs on this thread
+            close = getattr(self._source, "close", None)
+            if close:  # a generator's own cleanup (its connection)
                 close()
 
-    thread = threading.Thread(target=produce, name="export-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(30)
+    def __iter__(self) -> _Prefetch:
+        return self
+
+    def __next__(self) -> tuple[bytes, int]:
+        if self._finished:
+            raise StopIteration
+        item = self._slots.get()
+        if item is self._DONE:
+            self._finished = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def event_filter_sql(events: list[str]) -> str:
@@ -304,8 +318,8 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         chunks = _postgres_chunks(engine, job.message_pk, report.line, where,
                                   progress.total, settings.export_readers)
     else:
-        chunks = _prefetch(_sqlite_chunks(engine, job.message_pk, report.line, where))
-    with store.writer(job.file_key) as raw:
+        chunks = _Prefetch(_sqlite_chunks(engine, job.message_pk, report.line, where))
+    with closing(chunks), store.writer(job.file_key) as raw:
         sink = (igzip_threaded.open(raw, "wb", compresslevel=COMPRESS_LEVEL,
                                     threads=COMPRESS_THREADS)
                 if report.gzip else nullcontext(raw))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -88,3 +89,14 @@ def test_readers_share_one_snapshot(pg_message) -> None:  # type: ignore[no-unty
     assert _subs(b"".join(d for d, _ in [first, *rest])) == subs
     assert _subs(b"".join(d for d, _ in _postgres_chunks(
         engine, pk, "line", "", RECIPIENTS, readers=2, chunk_rows=50)))[-1] == late
+
+
+def test_an_export_stopped_midway_leaves_no_reader_or_connection(pg_message) -> None:  # type: ignore[no-untyped-def]
+    """What a lost lease does: the writer stops after one chunk."""
+    engine, pk, _ = pg_message
+    chunks = _postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=3, chunk_rows=7)
+    next(chunks)
+    assert engine.pool.checkedout() == 3
+    chunks.close()
+    assert engine.pool.checkedout() == 0
+    assert not [t for t in threading.enumerate() if t.name == "export-reader"]

@@ -142,3 +142,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, backend: Embedded | Scale) 
 @pytest.fixture
 def app_creds(server: Server) -> AppCreds:
     return server.create_app()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is a test that did not run: the suite fails, as it does for a
+    missing PostgreSQL, Redis or SeaweedFS, instead of passing without it."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if exitstatus == 0 and reporter is not None and reporter.stats.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

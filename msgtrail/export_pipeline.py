@@ -139,13 +139,9 @@ def _pg_range_reader(raw, sql: dict[bool, str], message_pk: int,  # type: ignore
     try:
         cursor = raw.cursor(binary=True)
         for after, upto in ranges:
-            if upto is None:
-                yield from _keyset(lambda last: cursor.execute(
-                    sql[False], (message_pk, last or after, chunk_rows)).fetchone(), chunk_rows)
-            else:
-                yield from _keyset(lambda last, upto=upto: cursor.execute(
-                    sql[True], (message_pk, last or after, upto, chunk_rows)).fetchone(),
-                                   chunk_rows)
+            query, bound = sql[upto is not None], () if upto is None else (upto,)
+            yield from _keyset(lambda last: cursor.execute(  # noqa: B023 - used at once
+                query, (message_pk, last or after, *bound, chunk_rows)).fetchone(), chunk_rows)
             yield RANGE_END
         raw.rollback()
     finally:

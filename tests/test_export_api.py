@@ -47,15 +47,16 @@ def test_sdk_export_matches_every_ingested_row_and_column(server, app_creds) -> 
     base = 1_790_000_000
     subs = sorted(str(uuid.uuid4()) for _ in range(5))
     osids = [str(uuid.uuid4()) for _ in subs]
-    events = [event(s, "sent", base + i, onesignal_id=o, external_id=f"user-{i}",
+    events = [event(s, "sent", base + i, onesignal_id=o, external_id=f"usér-{i} 日本",
                     device_type="iOS" if i % 2 else "Android")
               for i, (s, o) in enumerate(zip(subs, osids))]
     events += [event(subs[0], "delivered", base + 100), event(subs[0], "clicked", base + 200),
                event(subs[1], "delivered", base + 101), event(subs[1], "unsubscribed", base + 900),
                event(subs[2], "failed", base + 50,
-                     failure_message='NotRegistered, "token" expired\nretry\tlater \\ C:\\x'),
+                     failure_message='NotRegistered, "token" expired\nretry\tlater \\ C:\\x — échec'),
                # Repeats keep the earliest time; an event without attributes keeps them.
                event(subs[0], "clicked", base + 300), event(subs[3], "sent", base + 1)]
+    # Ids and messages outside ASCII come out as the UTF-8 they came in as.
     # An external id needing CSV quoting.
     events.append(event(subs[4], "delivered", base + 10, external_id="a,b"))
     with server.client(app_creds) as client:
@@ -77,25 +78,25 @@ def test_sdk_export_matches_every_ingested_row_and_column(server, app_creds) -> 
     rows = _rows(data)
     assert [r["subscription_id"] for r in rows] == subs
     expected = [
-        dict(external_user_id="user-0", device_type="Android", sent=iso(base),
+        dict(external_user_id="usér-0 日本", device_type="Android", sent=iso(base),
              delivered=iso(base + 100), clicked=iso(base + 200), onesignal_id=osids[0],
              failed="", unsubscribed="", failure_message=""),
-        dict(external_user_id="user-1", device_type="iOS", sent=iso(base + 1),
+        dict(external_user_id="usér-1 日本", device_type="iOS", sent=iso(base + 1),
              delivered=iso(base + 101), clicked="", onesignal_id=osids[1], failed="",
              unsubscribed=iso(base + 900), failure_message=""),
-        dict(external_user_id="user-2", device_type="Android", sent=iso(base + 2),
+        dict(external_user_id="usér-2 日本", device_type="Android", sent=iso(base + 2),
              delivered="", clicked="", onesignal_id=osids[2], failed=iso(base + 50),
-             unsubscribed="", failure_message='NotRegistered, "token" expired\nretry\tlater \\ C:\\x'),
-        dict(external_user_id="user-3", device_type="iOS", sent=iso(base + 1), delivered="",
+             unsubscribed="", failure_message='NotRegistered, "token" expired\nretry\tlater \\ C:\\x — échec'),
+        dict(external_user_id="usér-3 日本", device_type="iOS", sent=iso(base + 1), delivered="",
              clicked="", onesignal_id=osids[3], failed="", unsubscribed="",
              failure_message=""),
-        dict(external_user_id="user-4", device_type="Android", sent=iso(base + 4),
+        dict(external_user_id="usér-4 日本", device_type="Android", sent=iso(base + 4),
              delivered=iso(base + 10), clicked="", onesignal_id=osids[4], failed="",
              unsubscribed="", failure_message=""),
     ]
     for row, want, sub in zip(rows, expected, subs):
         assert row == {**want, "subscription_id": sub}
-    # external_id keeps its first known value ("user-4"), never the later "a,b".
+    # external_id keeps its first known value ("usér-4 日本"), never the later "a,b".
 
 
 def test_email_and_sms_columns(server, app_creds) -> None:

@@ -3,7 +3,8 @@
 Loads a push message with N recipients of realistic activity (the demo's generator:
 most delivered, some clicked, a few failed) straight into a fresh embedded store's log
 and folds it, as the background worker would have long before anyone asks for an
-export; the fold is timed and reported apart.
+export; the fold is timed and reported apart. On PostgreSQL it then vacuums, as
+autovacuum would have by then.
 Then starts `msgtrail serve` (API + in-process worker), asks for the export over HTTP,
 and times request accepted -> file ready by the job's own timestamps. Checks the file, and times ISA-L level 1 compressing
 the same CSV bytes on one core: the reference limit.
@@ -66,6 +67,13 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
     t = time.perf_counter()
     activity.fold_message(engine, message.pk)
     fold_s = time.perf_counter() - t
+    if engine.dialect.name == "postgresql":
+        # What autovacuum does in the background long before an export: the fold's
+        # updates and deletes left dead row versions that every index scan steps over.
+        t = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE) recipients, activity_log")
+        print(f"vacuum: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     engine.dispose()
     return {"app_id": app.app_id, "api_key": key}, message.message_id, fold_s
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 
 from isal import igzip_threaded
 from psycopg import pq
@@ -149,10 +150,12 @@ class _RawText(Loader):
         return bytes(data)
 
 
-def _text_key(row: tuple[bytes, bytes, int]) -> tuple[bytes, str, int]:
-    """A chunk row with its last key as text again, to bind as the next chunk's start."""
-    data, last, count = row
-    return data, last.decode() if last is not None else "", count
+def _pg_chunk(cursor, query: str, message_pk: int, after: str,  # type: ignore[no-untyped-def]
+              bound: tuple[str, ...], chunk_rows: int, last: str) -> tuple[bytes, str, int]:
+    """One chunk after key `last` (or after the range's start): (lines, last key, count)."""
+    data, key, count = cursor.execute(
+        query, (message_pk, last or after, *bound, chunk_rows)).fetchone()
+    return data, key.decode() if key is not None else "", count  # the key came as bytes
 
 
 def _pg_range_reader(raw, sql: dict[bool, str], message_pk: int,  # type: ignore[no-untyped-def]
@@ -163,8 +166,8 @@ def _pg_range_reader(raw, sql: dict[bool, str], message_pk: int,  # type: ignore
         cursor.adapters.register_loader("text", _RawText)
         for after, upto in ranges:
             query, bound = sql[upto is not None], () if upto is None else (upto,)
-            yield from _keyset(lambda last: _text_key(cursor.execute(  # noqa: B023 - at once
-                query, (message_pk, last or after, *bound, chunk_rows)).fetchone()), chunk_rows)
+            yield from _keyset(partial(_pg_chunk, cursor, query, message_pk, after, bound,
+                                       chunk_rows), chunk_rows)
             yield RANGE_END
         raw.rollback()
     finally:
@@ -241,7 +244,7 @@ class _Prefetch:
                 if self._stop.is_set():
                     return
             self._slots.put(self._DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._slots.put(exc)
         finally:
             close = getattr(self._source, "close", None)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
 import time
 import uuid
+from typing import Self
 
 import httpx
 
-from tests.conftest import AppCreds
+from tests.conftest import MSGTRAIL, AppCreds
 
 
 def create_message(client: httpx.Client, creds: AppCreds, channel: str = "push",
@@ -81,3 +85,58 @@ def download_when_ready(url: str, timeout: float = 60) -> bytes:
         assert r.status_code == 404 and b"<Code>NoSuchKey</Code>" in r.content, r.text
         return None
     return wait_for(ready, timeout)
+
+
+def worker_process(srv, name: str, **env: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """A `msgtrail worker` process on a server's database and store, quick to take over
+    a job (2 s leases) and to find one (0.1 s polls)."""
+    log = open(srv.data_dir / f"{name}.log", "w")  # noqa: SIM115 - the process's log
+    return subprocess.Popen([*MSGTRAIL, "worker", "--data-dir", str(srv.data_dir)],
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **srv.env, "MSGTRAIL_LEASE_SECONDS": "2",
+                                 "MSGTRAIL_POLL_INTERVAL": "0.1", **env})
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+class FileWatch:
+    """Polls a file URL on a thread, from entering the block until it first serves the
+    file (or the block ends), recording every status. Before the file, only S3's 404
+    NoSuchKey is allowed; anything else fails the test when the block ends."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: list[int] = []
+        self.file: bytes | None = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        try:
+            while not self._stop.is_set():
+                got = httpx.get(self.url, timeout=60)
+                self.seen.append(got.status_code)
+                if got.status_code == 200:
+                    self.file = got.content
+                    return
+                assert got.status_code == 404 and b"<Code>NoSuchKey</Code>" in got.content, \
+                    got.text
+                self._stop.wait(0.1)
+        except BaseException as exc:  # noqa: BLE001 - raised in the test's thread, on exit
+            self._error = exc
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

@@ -12,8 +12,17 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.helpers import create_message, event, export, export_status, send_ndjson, wait_for
-from tests.test_export_crash import _worker
+from tests.helpers import (
+    FileWatch,
+    create_message,
+    event,
+    export,
+    export_status,
+    send_ndjson,
+    stop_processes,
+    wait_for,
+    worker_process,
+)
 
 
 def test_concurrent_exports_at_two_api_processes_start_one(tmp_path, backend) -> None:
@@ -65,52 +74,31 @@ def test_kill_9_at_scale_two_apis_two_workers(tmp_path, backend) -> None:
                               [(c1, [event(s, "sent") for s in subs[:half]]),
                                (c2, [event(s, "sent") for s in subs[half:]])]))
             # The first worker writes slowly, so that it is killed mid-way.
-            workers.append(_worker(api_1, "worker-1", MSGTRAIL_EXPORT_CHUNK_DELAY="1"))
+            workers.append(worker_process(api_1, "worker-1", MSGTRAIL_EXPORT_CHUNK_DELAY="1"))
             r = export(c2, creds, message_id)
             url, export_id = r.json()["csv_file_url"], r.json()["export_id"]
             assert url.startswith(backend.seaweed.endpoint)  # the store serves the bytes
 
-            seen: list[int] = []
-            complete: list[bytes] = []
-            stop = threading.Event()
-
-            def poll() -> None:
-                while not stop.is_set():
-                    got = httpx.get(url, timeout=60)
-                    seen.append(got.status_code)
-                    if got.status_code == 200:
-                        complete.append(got.content)
-                        return
-                    assert got.status_code == 404 and b"NoSuchKey" in got.content
-                    stop.wait(0.2)
-
-            poller = threading.Thread(target=poll)
-            poller.start()
-            try:
+            with FileWatch(url) as watch:
                 wait_for(lambda: export_status(c1, creds, message_id, export_id)
                          .get("rows_written", 0) > 0, timeout=180)
-                workers.append(_worker(api_1, "worker-2"))
+                workers.append(worker_process(api_1, "worker-2"))
                 workers[0].send_signal(signal.SIGKILL)
                 workers[0].wait()
                 assert export_status(c1, creds, message_id, export_id)["state"] == "running"
                 wait_for(lambda: export_status(c2, creds, message_id, export_id)
                          ["state"] == "ready", timeout=180)
-                wait_for(lambda: complete, timeout=60)
-            finally:
-                stop.set()
-                poller.join()
+                wait_for(lambda: watch.file, timeout=60)
             status = export_status(c1, creds, message_id, export_id)
             assert status["attempts"] == 2 and status["rows_written"] == RECIPIENTS
 
-        assert seen[:-1] and set(seen[:-1]) == {404} and seen[-1] == 200
-        lines = gzip.decompress(complete[0]).decode().splitlines()
+        # Before the whole file, only NoSuchKey (the watch fails on anything else).
+        assert watch.seen[0] == 404 and watch.seen[-1] == 200
+        lines = gzip.decompress(watch.file).decode().splitlines()
         assert len(lines) == RECIPIENTS + 1
         assert [line.split(",", 2)[1] for line in lines[1:]] == subs
         assert backend.pending_uploads(api_1.env, tmp_path) == 0
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.terminate()
-                w.wait(30)
+        stop_processes(workers)
         stop_server(api_2)
         stop_server(api_1)

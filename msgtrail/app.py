@@ -29,7 +29,8 @@ def app_from_env() -> FastAPI:
     from msgtrail.db.engine import make_engine
 
     settings = Settings()
-    return create_app(settings, make_engine(settings.resolved_database_url()))
+    return create_app(settings, make_engine(settings.resolved_database_url(),
+                                            settings.workers, settings.export_readers))
 
 
 def create_app(settings: Settings, engine: Engine, workers: int | None = None) -> FastAPI:

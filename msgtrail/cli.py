@@ -26,8 +26,9 @@ def _settings(**flags: object) -> Settings:
     return settings
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    engine = make_engine(settings.resolved_database_url())
+def _engine(settings: Settings, workers: int):  # type: ignore[no-untyped-def]
+    """The database, migrated, with connections for `workers` background workers."""
+    engine = make_engine(settings.resolved_database_url(), workers, settings.export_readers)
     upgrade(engine)
     return engine
 
@@ -52,9 +53,9 @@ def main(log_level: str) -> None:
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
     from msgtrail.app import create_app
 
-    engine = _engine(settings)
     if workers is not None:
         settings.workers = workers
+    engine = _engine(settings, settings.workers)
     if processes > 1:
         # Each process builds its own app from the environment; pass the settings on.
         for name, value in settings.model_dump().items():
@@ -98,7 +99,7 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     from msgtrail.worker import Worker
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    engine = _engine(settings)
+    engine = _engine(settings, concurrency)
     store = open_store(settings.resolved_storage_url())
     pool = [Worker(settings, engine, store, name=f"worker-{i}") for i in range(concurrency)]
     for w in pool:
@@ -128,7 +129,7 @@ def db() -> None:
 @database_option
 def db_upgrade(data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Apply migrations to the database."""
-    _engine(_settings(data_dir=data_dir, database_url=database_url))
+    _engine(_settings(data_dir=data_dir, database_url=database_url), 0)
     click.echo("database is up to date")
 
 
@@ -138,7 +139,7 @@ def apps() -> None:
 
 
 def _run(fn, data_dir, database_url):  # type: ignore[no-untyped-def]
-    engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
+    engine = _engine(_settings(data_dir=data_dir, database_url=database_url), 0)
     try:
         with engine.begin() as conn:
             return fn(conn)
@@ -228,7 +229,7 @@ def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-
     from msgtrail.demo import create_demo
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
-    engine = _engine(settings)
+    engine = _engine(settings, 0)  # loads the demo data; `serve` makes its own
     click.echo(f"Creating demo data for {recipients:,} recipients…", err=True)
     info = create_demo(engine, recipients)
     base = settings.resolved_public_url()

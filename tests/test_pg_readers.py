@@ -100,3 +100,29 @@ def test_an_export_stopped_midway_leaves_no_reader_or_connection(pg_message) -> 
     chunks.close()
     assert engine.pool.checkedout() == 0
     assert not [t for t in threading.enumerate() if t.name == "export-reader"]
+
+
+def test_a_busy_worker_process_keeps_connections_for_every_export_and_lease(pg_message) -> None:  # type: ignore[no-untyped-def]
+    """`msgtrail worker --concurrency 9`, every worker exporting with 2 readers: each
+    still gets its lease heartbeat's connection, at once, and no reader waits."""
+    _, pk, subs = pg_message
+    workers = 9
+    engine = make_engine(pg_message[0].url.render_as_string(hide_password=False),
+                         workers=workers, export_readers=2)
+    engine.pool._timeout = 5  # a starved pool fails in 5 s instead of 30  # noqa: SLF001
+    exports = [_postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=2, chunk_rows=7)
+               for _ in range(workers)]
+    try:
+        firsts = [next(chunks) for chunks in exports]  # every export's readers are open
+        assert engine.pool.checkedout() == 2 * workers
+        heartbeats = [engine.connect() for _ in range(workers)]
+        assert engine.pool.checkedout() == 3 * workers
+        for conn in heartbeats:
+            conn.close()
+        written = [b"".join(d for d, _ in [first, *chunks])
+                   for first, chunks in zip(firsts, exports, strict=True)]
+        assert all(_subs(data) == subs for data in written)
+    finally:
+        for chunks in exports:
+            chunks.close()
+        engine.dispose()

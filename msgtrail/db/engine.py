@@ -11,16 +11,28 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the connection settings msgtrail relies on."""
+# Connections for API requests and short tasks (folds, claims), with as many again
+# opened on demand under load.
+BASE_CONNECTIONS = 8
+
+
+def make_engine(url: str, workers: int = 0, export_readers: int = 1) -> Engine:
+    """An engine with the connection settings msgtrail relies on.
+
+    Each of the process's `workers` may hold, for a whole export, its readers plus one
+    connection for its lease heartbeat and one of its own; the pool keeps room for all
+    of them beside the API's, so that a busy process never starves a heartbeat (which
+    would lose leases) or leaves an export waiting for its second reader."""
+    pool_size = BASE_CONNECTIONS + workers * (max(export_readers, 1) + 2)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
-                               pool_size=8, max_overflow=8)
+                               pool_size=pool_size, max_overflow=BASE_CONNECTIONS)
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size,
+                         max_overflow=BASE_CONNECTIONS)
 
 
 def _configure_sqlite(engine: Engine) -> None:

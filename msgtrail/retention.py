@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 
 from msgtrail.db import dialect
-from msgtrail.db.schema import jobs, messages
+from msgtrail.db.schema import jobs, messages, schedules
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
 
@@ -16,6 +16,17 @@ log = logging.getLogger("msgtrail.retention")
 
 # A temporary file untouched this long belongs to a writer that is gone.
 PARTIAL_MAX_AGE = 24 * 3600
+
+
+def take_turn(engine: Engine, interval: float, now: float | None = None) -> bool:
+    """True for the one worker, among all processes, whose turn it is to purge: it
+    moves the next purge an interval ahead, in one conditional update."""
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        taken = conn.execute(update(schedules).where(
+            schedules.c.task == "purge", schedules.c.next_at <= now).values(
+            next_at=now + interval)).rowcount
+    return taken == 1
 
 
 def purge(engine: Engine, store: BlobStore, settings: Settings, now: float | None = None) -> dict[str, int]:

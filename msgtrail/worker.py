@@ -45,8 +45,10 @@ class Worker:
     def run_once(self) -> bool:
         """Do one unit of work; False when there was none."""
         if time.monotonic() >= self._next_purge:
+            # Each worker looks once an interval; one of them, anywhere, purges.
             self._next_purge = time.monotonic() + self.settings.purge_interval
-            retention.purge(self.engine, self.store, self.settings)
+            if retention.take_turn(self.engine, self.settings.purge_interval):
+                retention.purge(self.engine, self.store, self.settings)
         job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
         if job is not None:
             self.run_job(job)

@@ -161,3 +161,12 @@ jobs = Table(
           sqlite_where=text("state IN ('queued', 'running')"),
           postgresql_where=text("state IN ('queued', 'running')")),
 )
+
+# When periodic work is next due: one row per task, moved forward by the worker that
+# takes its turn, so that retention runs once per interval whatever the worker count.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("task", String(32), primary_key=True),
+    Column("next_at", Float, nullable=False),
+)

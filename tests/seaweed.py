@@ -47,6 +47,7 @@ class Seaweed:
     endpoint: str
     process: subprocess.Popen
     workdir: Path
+    ports: list[int]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -56,6 +57,12 @@ class Seaweed:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        # Its gRPC servers also listen on sockets in /tmp, named by port, that a killed
+        # server leaves behind.
+        for port in self.ports:
+            for twin in (port, port + 10000):
+                for sock in Path("/tmp").glob(f"seaweedfs-*-{twin}.sock"):
+                    sock.unlink(missing_ok=True)
 
 
 def start_seaweed(workdir: Path) -> Seaweed:
@@ -83,7 +90,7 @@ def start_seaweed(workdir: Path) -> Seaweed:
             raise RuntimeError((workdir / "weed.log").read_text()[-3000:])
         try:
             httpx.get(endpoint, timeout=1)
-            return Seaweed(endpoint, process, workdir)
+            return Seaweed(endpoint, process, workdir, [master, volume, filer, s3])
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()

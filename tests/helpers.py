@@ -75,6 +75,14 @@ def export_status(client: httpx.Client, creds: AppCreds, message_id: str,
     return r.json()
 
 
+def wait_until_ready(client: httpx.Client, creds: AppCreds, message_id: str,
+                     export_id: str) -> dict:
+    """The job's status once it is `ready`. The file is published before the job is
+    marked ready, so a downloaded file does not mean the status already says so."""
+    return wait_for(lambda: (s := export_status(client, creds, message_id, export_id))
+                    ["state"] == "ready" and s)
+
+
 def download_when_ready(url: str, timeout: float = 60) -> bytes:
     """Poll an export URL until it serves the file; every earlier answer must be S3's
     404 NoSuchKey."""

@@ -24,6 +24,7 @@ from tests.helpers import (
     iso,
     send_events,
     wait_for,
+    wait_until_ready,
 )
 
 PUSH_HEADER = ["external_user_id", "subscription_id", "device_type", "sent", "delivered",
@@ -129,7 +130,7 @@ def test_selected_events_only(server, app_creds) -> None:
         assert r.status_code == 200
         rows = _rows(download_when_ready(r.json()["csv_file_url"]))
         assert sorted(r["subscription_id"] for r in rows) == sorted(subs[:2])
-        status = export_status(client, app_creds, message_id, r.json()["export_id"])
+        status = wait_until_ready(client, app_creds, message_id, r.json()["export_id"])
         assert status["events"] == ["clicked", "failed"]
         assert status["rows_written"] == status["total_rows"] == 2
         r = export(client, app_creds, message_id, events="clicked,opened")
@@ -158,8 +159,8 @@ def test_url_is_nosuchkey_until_complete_and_status_tells_progress(slow_server) 
         assert httpx.get(url).status_code == 404
         data = download_when_ready(url)
         assert len(_rows(data)) == 20
-        done = export_status(client, creds, message_id, export_id)
-        assert done["state"] == "ready" and done["rows_written"] == 20
+        done = wait_until_ready(client, creds, message_id, export_id)
+        assert done["rows_written"] == 20
         assert done["bytes"] == len(data) and "finished_at" in done and "error" not in done
         # Resumable downloads: the file server honours Range.
         part = httpx.get(url, headers={"Range": "bytes=10-"})

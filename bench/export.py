@@ -37,7 +37,7 @@ from msgtrail import activity, apps, messages  # noqa: E402
 from msgtrail.clock import now  # noqa: E402
 from msgtrail.db.engine import make_engine, upgrade  # noqa: E402
 from msgtrail.demo import _activity  # noqa: E402
-from tests.backends import bench_env, bench_teardown  # noqa: E402
+from tests.backends import add_bench_arguments, bench_env, bench_teardown  # noqa: E402
 from tests.conftest import start_server, stop_server  # noqa: E402
 
 CHUNK = 100_000
@@ -127,19 +127,14 @@ def peak_rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=2_000_000)
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--storage-url", default=None)
     parser.add_argument("--rounds", type=int, default=3,
                         help="exports of the same message, one after another")
-    parser.add_argument("--scale", action="store_true",
-                        help="a throwaway PostgreSQL database and SeaweedFS + Redis")
+    add_bench_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        env, scale = bench_env(args.scale, args.database_url, data_dir)
-        if args.storage_url:
-            env["MSGTRAIL_STORAGE_URL"] = args.storage_url
+        env, scale = bench_env(args, data_dir)
         database_url = env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{data_dir / 'msgtrail.db'}")
         t = time.perf_counter()
         creds, message_id, fold_s = load(database_url, args.recipients)

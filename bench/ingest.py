@@ -5,6 +5,8 @@ Starts `msgtrail serve` on a fresh data dir, sends N events as NDJSON, B per req
 until its counters show every recipient. Bodies are encoded before the clock starts.
 
     python bench/ingest.py [--events 1000000] [--batch 10000] [--connections 2]
+    python bench/ingest.py --scale     # a throwaway PostgreSQL database + SeaweedFS
+    python bench/ingest.py --database-url postgresql://… --storage-url s3://…
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.backends import bench_env, bench_teardown  # noqa: E402
+from tests.backends import add_bench_arguments, bench_env, bench_teardown  # noqa: E402
 from tests.conftest import run_cli, start_server, stop_server  # noqa: E402
 
 
@@ -42,15 +44,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
-    parser.add_argument("--database-url", default=None)
     parser.add_argument("--processes", type=int, default=1, help="API processes")
-    parser.add_argument("--scale", action="store_true",
-                        help="a throwaway PostgreSQL database and SeaweedFS + Redis")
+    add_bench_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        env, scale = bench_env(args.scale, args.database_url, data_dir)
+        env, scale = bench_env(args, data_dir)
         server = start_server(data_dir, "--processes", str(args.processes), env=env)
         try:
             creds = json.loads(run_cli(data_dir, "apps", "create", "--name", "bench", "--json",

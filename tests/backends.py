@@ -8,6 +8,7 @@ SeaweedFS the suite starts itself.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import uuid
 from pathlib import Path
@@ -90,22 +91,32 @@ class Scale:
         self.s3.create_bucket(Bucket=self.bucket(env))
 
 
-def bench_env(scale: bool, database_url: str | None, data_dir: Path) -> tuple[dict[str, str],
-                                                                            Scale | None]:
-    """The settings a benchmark runs with: a throwaway PostgreSQL database, SeaweedFS
-    bucket and Redis when `scale`, an explicit database, or the embedded default."""
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a benchmark runs: the embedded default, `--scale`, or given services."""
+    parser.add_argument("--scale", action="store_true",
+                        help="a throwaway PostgreSQL database and SeaweedFS + Redis")
+    parser.add_argument("--database-url", default=None, help="an existing database")
+    parser.add_argument("--storage-url", default=None, help="an existing store")
+
+
+def bench_env(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str],
+                                                                 Scale | None]:
+    """The settings a benchmark runs with (see add_bench_arguments)."""
     from tests.seaweed import start_seaweed
 
     env: dict[str, str] = {}
     scale_backend = None
-    if scale:
+    if args.scale:
         scale_backend = Scale(start_seaweed(data_dir / "seaweed"))
         env = scale_backend.provision(data_dir)
         # A store in use has its volumes: the first object of a fresh bucket waits for
         # SeaweedFS to grow them, which cost a first 113 MB upload up to 8 s (1 s warm).
-        scale_backend.s3.put_object(Bucket=Scale.bucket(env), Key="warm-up", Body=b"")
-    if database_url:
-        env["MSGTRAIL_DATABASE_URL"] = database_url
+        # (An empty object is kept by the filer alone and warms nothing.)
+        scale_backend.s3.put_object(Bucket=Scale.bucket(env), Key="warm-up", Body=b"x" * 1024)
+    if args.database_url:
+        env["MSGTRAIL_DATABASE_URL"] = args.database_url
+    if args.storage_url:
+        env["MSGTRAIL_STORAGE_URL"] = args.storage_url
     return env, scale_backend
 
 

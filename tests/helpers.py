@@ -83,16 +83,22 @@ def wait_until_ready(client: httpx.Client, creds: AppCreds, message_id: str,
                     ["state"] == "ready" and s)
 
 
+def file_if_ready(url: str, seen: list[int] | None = None) -> bytes | None:
+    """The file at an export URL, or None while it answers S3's 404 NoSuchKey; any
+    other answer fails the test. Each status is appended to `seen` when given."""
+    r = httpx.get(url, timeout=60)
+    if seen is not None:
+        seen.append(r.status_code)
+    if r.status_code == 200:
+        return r.content
+    assert r.status_code == 404 and b"<Code>NoSuchKey</Code>" in r.content, r.text
+    return None
+
+
 def download_when_ready(url: str, timeout: float = 60) -> bytes:
     """Poll an export URL until it serves the file; every earlier answer must be S3's
     404 NoSuchKey."""
-    def ready() -> bytes | None:
-        r = httpx.get(url)
-        if r.status_code == 200:
-            return r.content
-        assert r.status_code == 404 and b"<Code>NoSuchKey</Code>" in r.content, r.text
-        return None
-    return wait_for(ready, timeout)
+    return wait_for(lambda: file_if_ready(url), timeout)
 
 
 def worker_process(srv, name: str, **env: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
@@ -128,13 +134,9 @@ class FileWatch:
     def _poll(self) -> None:
         try:
             while not self._stop.is_set():
-                got = httpx.get(self.url, timeout=60)
-                self.seen.append(got.status_code)
-                if got.status_code == 200:
-                    self.file = got.content
+                self.file = file_if_ready(self.url, self.seen)
+                if self.file is not None:
                     return
-                assert got.status_code == 404 and b"<Code>NoSuchKey</Code>" in got.content, \
-                    got.text
                 self._stop.wait(0.1)
         except BaseException as exc:  # noqa: BLE001 - raised in the test's thread, on exit
             self._error = exc

@@ -26,7 +26,7 @@ def _settings(**flags: object) -> Settings:
     return settings
 
 
-def _engine(settings: Settings, workers: int):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings, workers: int = 0):  # type: ignore[no-untyped-def]
     """The database, migrated, with connections for `workers` background workers."""
     engine = make_engine(settings.resolved_database_url(), workers, settings.export_readers)
     upgrade(engine)
@@ -129,7 +129,7 @@ def db() -> None:
 @database_option
 def db_upgrade(data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Apply migrations to the database."""
-    _engine(_settings(data_dir=data_dir, database_url=database_url), 0)
+    _engine(_settings(data_dir=data_dir, database_url=database_url))
     click.echo("database is up to date")
 
 
@@ -139,7 +139,7 @@ def apps() -> None:
 
 
 def _run(fn, data_dir, database_url):  # type: ignore[no-untyped-def]
-    engine = _engine(_settings(data_dir=data_dir, database_url=database_url), 0)
+    engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
     try:
         with engine.begin() as conn:
             return fn(conn)
@@ -229,7 +229,7 @@ def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-
     from msgtrail.demo import create_demo
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
-    engine = _engine(settings, 0)  # loads the demo data; `serve` makes its own
+    engine = _engine(settings)  # loads the demo data; `serve` makes its own
     click.echo(f"Creating demo data for {recipients:,} recipients…", err=True)
     info = create_demo(engine, recipients)
     base = settings.resolved_public_url()

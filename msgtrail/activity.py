@@ -10,7 +10,7 @@ are safe. The worker folds in the background; readers fold a message before they
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from sqlalchemy import Connection, Engine, text
@@ -40,28 +40,60 @@ _ATTRS = ("onesignal_id", "external_id", "device_type", "failure_message")
 @cache
 def fold_sql(channel: str, db: str) -> str:
     """Merge a message's log rows up to a batch into recipients, keeping the earliest
-    time of each event and the first known attributes, and rewriting the CSV line."""
+    time of each event and the first known attributes (a value already folded stays;
+    among new rows, the first accepted), and rewriting the CSV line."""
     events = CHANNEL_EVENTS[channel]
     pivots = ", ".join(f"min(CASE WHEN event = {EVENT_CODE[e]} THEN ts END) AS {e}"
                        for e in events)
-    attrs = ", ".join(f"max({a}) AS {a}" for a in _ATTRS)
+    attrs = ", ".join(f"{_first_known(a, db)} AS {a}" for a in _ATTRS)
     merged = {a: f"coalesce(recipients.{a}, excluded.{a})" for a in _ATTRS}
     merged.update({e: f"CASE WHEN recipients.{e} IS NULL OR excluded.{e} < recipients.{e}"
                       f" THEN excluded.{e} ELSE recipients.{e} END" for e in events})
     names = ", ".join((*_ATTRS, *events))
-    new_line = csv_schema.line_sql(channel, lambda c: c, db)
-    merged_line = csv_schema.line_sql(
-        channel, lambda c: f"({merged[c]})" if c in merged else f"recipients.{c}", db)
+    def merged_ref(column: str) -> str:
+        return f"({merged[column]})" if column in merged else f"recipients.{column}"
+
+    new_line, new_raw = _lines(channel, lambda c: c, db)
+    merged_line, merged_raw = _lines(channel, merged_ref, db)
     updates = ", ".join(f"{c} = {expr}" for c, expr in merged.items())
     return (
-        f"INSERT INTO recipients (message_pk, subscription_id, msg_day, {names}, line)"
-        f" SELECT message_pk, subscription_id, :day, {names}, {new_line} FROM ("
-        f"SELECT message_pk, subscription_id, {attrs}, {pivots} FROM activity_log"
-        " WHERE message_pk = :pk AND batch <= :upto GROUP BY message_pk, subscription_id"
+        f"INSERT INTO recipients (message_pk, subscription_id, msg_day, {names}, line,"
+        f" raw_line) SELECT message_pk, subscription_id, :day, {names}, {new_line},"
+        f" {new_raw} FROM ("
+        f"SELECT message_pk, subscription_id, {attrs}, {pivots} FROM ("
+        f"SELECT *{_order_key(db)} FROM activity_log"
+        " WHERE message_pk = :pk AND batch <= :upto) AS log GROUP BY message_pk, subscription_id"
         " ORDER BY subscription_id) AS pending WHERE true"
         f" ON CONFLICT ({dialect.recipients_key(db)}) DO UPDATE SET {updates},"
-        f" line = {merged_line}"
+        f" line = {merged_line}, raw_line = {merged_raw}"
     )
+
+
+def _lines(channel: str, ref: Callable[[str], str], db: str) -> tuple[str, str]:
+    """SQL for a recipient's two stored lines: `line`, with formula cells neutralised
+    (what exports write by default), and `raw_line`, the values as given, stored only
+    where it differs (a rare row), so that `csv_raw` exports read
+    coalesce(raw_line, line) and the common row costs no second copy."""
+    raw = (f"CASE WHEN {csv_schema.has_formula_sql(ref, db)}"
+           f" THEN {csv_schema.line_sql(channel, ref, db, safe=False)} END")
+    return csv_schema.line_sql(channel, ref, db), raw
+
+
+def _first_known(column: str, db: str) -> str:
+    """The value of `column` in the first log row that has one, in the order the rows
+    were accepted (batch, then position in the batch): what the README promises.
+    SQLite has no ordered aggregate: there it is the minimum of the row's fixed-width
+    order key (`ord`) with the value appended, cut off again. Either costs the fold
+    time over max() (measured in the README)."""
+    if db == dialect.POSTGRES:
+        return (f"(array_agg({column} ORDER BY batch, seq)"
+                f" FILTER (WHERE {column} IS NOT NULL))[1]")
+    return f"substr(min(CASE WHEN {column} IS NOT NULL THEN ord || {column} END), 21)"
+
+
+def _order_key(db: str) -> str:
+    """SQLite: batch and seq as one fixed-width (10 + 10 digits) text key."""
+    return "" if db == dialect.POSTGRES else ", printf('%010d%010d', batch, seq) AS ord"
 
 
 def append(conn: Connection, message_pk: int, rows: Sequence[Row], at: int) -> None:

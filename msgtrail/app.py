@@ -13,14 +13,18 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from msgtrail import __version__
-from msgtrail.api import events, exports, files, health, history, notifications
+from msgtrail.api import events, exports, files, health, history, notifications, openapi
 from msgtrail.errors import MsgtrailError
 from msgtrail.rate_limit import RateLimit
 from msgtrail.settings import Settings
-from msgtrail.storage import open_store
+from msgtrail.storage import HealthCheck, open_store
 from msgtrail.worker import Worker
 
 log = logging.getLogger("msgtrail")
+
+
+# OneSignal's routes, served at the root and under /api/v1.
+API_ROUTERS = (notifications.router, events.router, exports.router, history.router)
 
 
 def app_from_env() -> FastAPI:
@@ -53,13 +57,19 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.store = open_store(settings.resolved_storage_url())
+    app.state.store_healthy = HealthCheck(app.state.store)
     app.state.export_limit = RateLimit(settings.export_rate_limit,
                                        settings.redis_url or "memory://")
     # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
     app.state.wake_workers = lambda: None
-    for router in (notifications.router, events.router, exports.router, history.router,
-                   files.router, health.router):
+    for router in API_ROUTERS:
         app.include_router(router)
+        # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs
+        # and community libraries still call: they work by changing only the host.
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(files.router)
+    app.include_router(health.router)
+    openapi.install(app)
 
     @app.exception_handler(MsgtrailError)
     async def _msgtrail_error(_req: Request, exc: MsgtrailError) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from msgtrail.channels import CHANNEL_EVENTS
-from msgtrail.db.dialect import iso_utc, needs_csv_quotes
+from msgtrail.db.dialect import formula_start, iso_utc, needs_csv_quotes
 
 PUSH_COLUMNS = ("external_user_id", "subscription_id", "device_type", "sent", "delivered",
                 "clicked", "onesignal_id", "failed", "unsubscribed", "failure_message")
@@ -39,9 +39,10 @@ def event_columns(channel: str) -> tuple[str, ...]:
     return tuple(c for c in columns(channel) if c in CHANNEL_EVENTS[channel])
 
 
-def line_sql(channel: str, ref: Callable[[str], str], dialect: str) -> str:
+def line_sql(channel: str, ref: Callable[[str], str], dialect: str, safe: bool = True) -> str:
     """An SQL expression for one CSV line (without newline) of a recipient, where
-    ref(name) is the SQL that yields recipients column `name`.
+    ref(name) is the SQL that yields recipients column `name`; `safe` neutralises
+    formula cells (see `neutralised`).
 
     Folding stores this line with the recipient, so that an export only concatenates
     lines: formatting times in SQL runs at ~150,000 rows/s, reading stored lines at
@@ -52,10 +53,22 @@ def line_sql(channel: str, ref: Callable[[str], str], dialect: str) -> str:
         if column in _IDS:
             parts.append(f"coalesce({value}, '')")
         elif column in _TEXT:
-            parts.append(_quoted(value, dialect))
+            parts.append(_quoted(neutralised(value, dialect) if safe else value, dialect))
         else:
             parts.append(iso_utc(value, dialect))
     return " || ',' || ".join(parts)
+
+
+def has_formula_sql(ref: Callable[[str], str], dialect: str) -> str:
+    """True when a recipient's safe and raw lines differ: a text cell starts a formula."""
+    return " OR ".join(f"({formula_start(ref(_SOURCE.get(c, c)), dialect)})" for c in _TEXT)
+
+
+def neutralised(value: str, dialect: str) -> str:
+    """OWASP's defence against CSV injection: a cell that a spreadsheet would run as a
+    formula (it begins with = + - @, a tab or a carriage return) gets a leading single
+    quote, which spreadsheets show as text and do not evaluate."""
+    return f"(CASE WHEN {formula_start(value, dialect)} THEN '''' || {value} ELSE {value} END)"
 
 
 def _quoted(value: str, dialect: str) -> str:

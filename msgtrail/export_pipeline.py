@@ -318,13 +318,15 @@ def selected_events(kind: str, params: dict) -> list[str]:  # type: ignore[type-
     return list(params.get("events") or [])
 
 
-def report_for(job: Job, channel: str) -> Report:
+def report_for(job: Job, channel: str, dialect: str) -> Report:
     events = selected_events(job.kind, job.params)
+    raw = bool(job.params.get("csv_raw"))
     if job.kind == "export":
-        return Report(csv_schema.header(channel), "line", events, True)
+        return Report(csv_schema.header(channel), "coalesce(raw_line, line)" if raw else "line",
+                      events, True)
     if job.kind == "history":
-        return Report(history_csv.HEADER, history_csv.line_sql(channel, events[0]), events,
-                      False)
+        return Report(history_csv.HEADER, history_csv.line_sql(channel, events[0], dialect, raw),
+                      events, False)
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
@@ -336,7 +338,7 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
                                {"pk": job.message_pk}).scalar()
         conn.rollback()
-    report = report_for(job, channel)
+    report = report_for(job, channel, engine.dialect.name)
     activity.fold_message(engine, job.message_pk)
     where = event_filter_sql(report.events)
     progress.total = total_rows(engine, job.message_pk, report.events, where)

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import activity, messages
 from msgtrail.api.auth import require_app, require_uuid
+from msgtrail.api.openapi import EVENTS_BODY, errors
 from msgtrail.clock import now
 from msgtrail.errors import PayloadTooLarge
 from msgtrail.event_batch import parse_batch
@@ -14,21 +15,41 @@ from msgtrail.event_batch import parse_batch
 router = APIRouter(tags=["activity"])
 
 
+# A body over the limit is still read (and dropped) up to this many times the limit
+# before the 413 is sent: a client that sends the whole body before it reads an answer
+# (no `Expect: 100-continue`, as Python's urllib and requests do) would otherwise have
+# its connection reset under it and never see the 413. Beyond this, it is cut off.
+DRAIN_FACTOR = 4
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing it (413) as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body: larger than {limit} bytes")
+    """The body, or 413 once it passes `limit` bytes; nothing of it is kept then."""
+    too_large = PayloadTooLarge(f"body: larger than {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        # A client waiting for `100 Continue` has sent nothing yet: answer at once
+        # (the server only says 100 Continue once the body is read). So does one whose
+        # body is too large to drain.
+        if ("100-continue" in request.headers.get("expect", "").lower()
+                or int(declared) > DRAIN_FACTOR * limit):
+            raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body: larger than {limit} bytes")
+            chunks.clear()
+            if size > DRAIN_FACTOR * limit:
+                break
+            continue
         chunks.append(chunk)
+    if size > limit:
+        raise too_large
     return b"".join(chunks)
 
 
-@router.post("/notifications/{message_id}/events", summary="Record activity events")
+@router.post("/notifications/{message_id}/events", summary="Record activity events",
+             responses=errors(400, 401, 404, 413, 503),
+             openapi_extra={"requestBody": EVENTS_BODY})
 async def ingest_events(request: Request, message_id: str,
                         app_id: str | None = None) -> dict[str, int]:
     """JSON `{"events": [...]}` or NDJSON (`application/x-ndjson`), all or nothing.

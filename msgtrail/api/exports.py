@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import jobs, messages
 from msgtrail.api.auth import require_app, require_uuid
+from msgtrail.api.openapi import EXPORT_BODY, errors
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.errors import BadRequest, NotFound, Unavailable
@@ -89,29 +90,49 @@ def live_message(request: Request, app: App, message_id: str) -> Message:
 
 
 @router.post("/notifications/{message_id}/export_events",
-             summary="Export audience activity CSV")
+             summary="Export audience activity CSV",
+             responses=errors(400, 401, 404, 429, 503),
+             openapi_extra={"requestBody": EXPORT_BODY})
 async def export_events(request: Request, message_id: str, app_id: str | None = None,
-                        events: str | None = None) -> dict[str, str]:
+                        events: str | None = None,
+                        csv_raw: bool | None = None) -> dict[str, str]:
     """Answers `{"csv_file_url": …, "export_id": …}` at once; a worker writes the file,
     and the URL answers 404 NoSuchKey until it is complete."""
     body = json_object(await request.body())
+    raw = csv_raw if csv_raw is not None else flag(body.get("csv_raw"), "csv_raw")
     return await run_in_threadpool(_export, request, message_id, app_id,
-                                   events if events is not None else body.get("events"))
+                                   events if events is not None else body.get("events"), raw)
 
 
-def _export(request: Request, message_id: str, app_id: str | None, events: Any) -> dict[str, str]:
+def _export(request: Request, message_id: str, app_id: str | None, events: Any,
+            raw: bool) -> dict[str, str]:
     app = require_app(request, app_id)
     message = live_message(request, app, message_id)
     wanted = parse_events(events, message.target_channel)
     request.app.state.export_limit.hit(app.app_id)
-    job = start_job(request, app, message, "export", {"events": wanted})
+    job = start_job(request, app, message, "export", job_params(wanted, raw))
     return {"csv_file_url": job.url, "export_id": job.export_id}
+
+
+def flag(value: Any, name: str) -> bool:
+    """An optional boolean of a JSON body (absent: false)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name}: must be true or false")
+    return value
+
+
+def job_params(events: list[str] | str, raw: bool) -> dict[str, Any]:
+    """A job's parameters; `csv_raw` only when asked for, so that the parameters of
+    a default export stay what they always were."""
+    return {"events": events, **({"csv_raw": True} if raw else {})}
 
 
 def start_job(request: Request, app: App, message: Message, kind: str,
               params: dict[str, Any], email: str | None = None) -> jobs.Job:
     """Queue a job once the store can take its file (503 otherwise)."""
-    if not request.app.state.store.healthy():
+    if not request.app.state.store_healthy():
         raise Unavailable("Service temporarily unavailable: export storage cannot be written")
     totals = (message.stats or {}).get("totals") or {}
     estimate = rows_from_totals(totals, selected_events(kind, params)) if totals else None
@@ -123,7 +144,7 @@ def start_job(request: Request, app: App, message: Message, kind: str,
 
 
 @router.get("/notifications/{message_id}/export_events/{export_id}",
-            summary="Export job status")
+            summary="Export job status", responses=errors(400, 401, 404, 503))
 def export_status(request: Request, message_id: str, export_id: str,
                   app_id: str | None = None) -> dict[str, Any]:
     """State (queued, running, ready, failed, expired), rows written, total rows,

@@ -34,8 +34,10 @@ def not_ready(job: jobs.Job | None) -> Response:
     return Response(NO_SUCH_KEY, status_code=404, media_type="application/xml")
 
 
-@router.api_route("/exports/{token}/{name}", methods=["GET", "HEAD"],
-                  summary="Download an export file")
+@router.get("/exports/{token}/{name}", summary="Download an export file",
+            responses={403: {"description": "A history report not ready (yet)"},
+                       404: {"description": "An export not ready, expired or unknown"}})
+@router.head("/exports/{token}/{name}", summary="Whether an export file is ready")
 def download(request: Request, token: str, name: str) -> Response:
     key = f"{token}/{name}"
     with request.app.state.engine.connect() as conn:
@@ -43,15 +45,13 @@ def download(request: Request, token: str, name: str) -> Response:
         conn.rollback()
     if job is None or job.state != "ready" or (job.expires_at or 0) <= time.time():
         return not_ready(job)
-    store = request.app.state.store
-    direct = store.presign(key, REDIRECT_SECONDS)
-    if direct:  # S3: the store serves the bytes
-        return RedirectResponse(direct, status_code=307)
-    try:
-        path = store.local_path(key)
-    except ValueError:
-        return not_ready(None)
-    if not path.is_file():
+    served = request.app.state.store.served(key, REDIRECT_SECONDS)
+    if served is None:
         return not_ready(job)
+    if served.url:  # S3: the store serves the bytes
+        return RedirectResponse(served.url, status_code=307)
     media = "application/gzip" if name.endswith(".gz") else "text/csv"
-    return FileResponse(path, media_type=media, filename=name)
+    if served.path:
+        return FileResponse(served.path, media_type=media, filename=name)
+    return Response(served.data, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

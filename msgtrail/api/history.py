@@ -11,14 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import history_csv
 from msgtrail.api.auth import require_app
-from msgtrail.api.exports import json_object, live_message, start_job
+from msgtrail.api.openapi import HISTORY_BODY, errors
+from msgtrail.api.exports import flag, job_params, json_object, live_message, start_job
 from msgtrail.clock import now
 from msgtrail.errors import BadRequest, MsgtrailError
 
 router = APIRouter(tags=["exports"])
 
 
-@router.post("/notifications/{message_id}/history", summary="Message history")
+@router.post("/notifications/{message_id}/history", summary="Message history",
+             responses=errors(400, 401, 404, 429, 503),
+             openapi_extra={"requestBody": HISTORY_BODY})
 async def message_history(request: Request, message_id: str) -> dict[str, Any]:
     """Body `{"app_id": …, "events": "sent" | "clicked", "email": …}`; answers
     `{"success": true, "destination_url": …}` at once. The URL answers 403 AccessDenied
@@ -57,7 +60,8 @@ def _history(request: Request, message_id: str, raw: bytes) -> dict[str, Any]:
     if message.created_at < now() - settings.history_window_days * 86400:
         raise BadRequest(f"Message history is only available for {settings.history_window_days:g}"
                          " days after the message was sent.")
+    raw = flag(body.get("csv_raw"), "csv_raw")
     request.app.state.export_limit.hit(app.app_id)
-    job = start_job(request, app, message, "history", {"events": events}, email)
+    job = start_job(request, app, message, "history", job_params(events, raw), email)
     return {"success": True, "destination_url": job.url,
             "export_id": job.export_id}

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request
 
 from msgtrail import messages
 from msgtrail.api.auth import require_app, require_uuid
-from msgtrail.errors import BadRequest
+from msgtrail.api.openapi import CREATE_BODY, errors
 
 router = APIRouter(tags=["messages"])
 
 
-@router.post("/notifications", summary="Register a message")
+@router.post("/notifications", summary="Register a message",
+             responses=errors(400, 401, 404, 503), openapi_extra={"requestBody": CREATE_BODY})
 def create_notification(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     """Records a message as OneSignal's create body describes it; msgtrail does not
     deliver it. Answers `{"id": …, "external_id": …}`."""
@@ -26,7 +27,8 @@ def create_notification(request: Request, body: dict[str, Any]) -> dict[str, Any
             "external_id": external_id if isinstance(external_id, str) else None}
 
 
-@router.get("/notifications/{message_id}", summary="View a message")
+@router.get("/notifications/{message_id}", summary="View a message",
+            responses=errors(400, 401, 404, 503))
 def get_notification(request: Request, message_id: str,
                      app_id: str | None = None) -> dict[str, Any]:
     app = require_app(request, app_id)
@@ -38,17 +40,19 @@ def get_notification(request: Request, message_id: str,
     return messages.to_api(messages.fresh(engine, message), app)
 
 
-@router.get("/notifications", summary="View messages")
+# The largest offset a page may start at: every database takes it (a larger integer
+# overflowed PostgreSQL's bigint and answered 500), and no app has that many messages.
+MAX_OFFSET = 2**31 - 1
+
+
+@router.get("/notifications", summary="View messages", responses=errors(400, 401, 404, 503))
 def list_notifications(request: Request, app_id: str | None = None,
-                       limit: int = Query(50), offset: int = Query(0),
-                       kind: int | None = None) -> dict[str, Any]:
-    """Newest first, OneSignal's NotificationSlice shape. `kind` is accepted and ignored:
-    every message recorded here came through the API."""
+                       limit: int = Query(50, ge=1, le=50),
+                       offset: int = Query(0, ge=0, le=MAX_OFFSET),
+                       kind: int | None = Query(None, ge=0, le=3)) -> dict[str, Any]:
+    """Newest first, OneSignal's NotificationSlice shape. `kind` (0 dashboard, 1 API,
+    3 automated) is accepted and ignored: every message recorded here came through the API."""
     app = require_app(request, app_id)
-    if not 1 <= limit <= 50:
-        raise BadRequest("limit: must be between 1 and 50")
-    if offset < 0:
-        raise BadRequest("offset: must not be negative")
     engine = request.app.state.engine
     with engine.connect() as conn:
         total, found = messages.page(conn, app, limit, offset)

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying
 
-from msgtrail.client._base import DEFAULT_BASE_URL, Again, BaseClient, Call, file_name
-from msgtrail.client._files import output_name, publish, temp_path
+from msgtrail.client._base import DEFAULT_BASE_URL, Again, BaseClient, Call, destination
+from msgtrail.client._files import publish, temp_path
 from msgtrail.client._models import ExportResult, Progress
 
 OnProgress = Callable[[Progress], None]
@@ -46,19 +46,20 @@ class AsyncClient(BaseClient):
     async def export_audience_activity(self, message_id: str, dest: str | Path,
                                        events: list[str] | str | None = None, *,
                                        decompress: bool = False, format: str = "csv",
+                                       csv_raw: bool = False,
                                        on_progress: OnProgress | None = None) -> ExportResult:
         """See `Client.export_audience_activity`."""
-        return await self._run(self._export_call(message_id, events), Path(dest), decompress,
+        return await self._run(self._export_call(message_id, events, csv_raw), dest, decompress,
                                format, on_progress)
 
     async def export_history(self, message_id: str, dest: str | Path, events: str = "sent", *,
-                             email: str | None = None, format: str = "csv",
+                             email: str | None = None, format: str = "csv", csv_raw: bool = False,
                              on_progress: OnProgress | None = None) -> ExportResult:
         """See `Client.export_history`."""
-        return await self._run(self._history_call(message_id, events, email), Path(dest),
+        return await self._run(self._history_call(message_id, events, email, csv_raw), dest,
                                False, format, on_progress)
 
-    async def _run(self, call: Call, dest: Path, decompress: bool, fmt: str,
+    async def _run(self, call: Call, dest: str | Path, decompress: bool, fmt: str,
                    on_progress: OnProgress | None) -> ExportResult:
         report = on_progress or (lambda _p: None)
         started = time.monotonic()
@@ -70,14 +71,13 @@ class AsyncClient(BaseClient):
         report(Progress("waiting"))
         if call.export_id:
             await self._wait(call, deadline, report)
-        if dest.is_dir():
-            dest = dest / output_name(file_name(call.url), decompress, fmt)
-        with temp_path(dest) as tmp:
+        path = destination(dest, call.url, decompress, fmt)
+        with temp_path(path) as tmp:
             await self._download(call, tmp, deadline, report)
             report(Progress("verifying"))
-            rows, size = await asyncio.to_thread(publish, tmp, dest, decompress, fmt)
+            rows, size = await asyncio.to_thread(publish, tmp, path, decompress, fmt)
         report(Progress("done", rows=rows, total_rows=rows, bytes=size))
-        return ExportResult(dest, rows, size, time.monotonic() - started, call.url,
+        return ExportResult(path, rows, size, time.monotonic() - started, call.url,
                             call.export_id)
 
     async def _request(self, call: Call, deadline: float) -> None:
@@ -124,7 +124,7 @@ class AsyncClient(BaseClient):
                         async with self._files.stream("GET", call.url,
                                                       headers=self._download_headers(
                                                           call, have)) as response:
-                            self._on_file(call, response)
+                            self._on_file(call, response, tmp)
                             await self._save(call, response, tmp, have, report)
                     except httpx.TransportError as exc:
                         raise self._count_drop(call, exc) from exc

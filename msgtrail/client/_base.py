@@ -7,6 +7,7 @@ answer means, how long to wait, when to give up) is made here, so the two never 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from msgtrail.client._exceptions import (
     ExportFailedError,
     NotFoundError,
 )
+from msgtrail.client._files import output_name
 from msgtrail.client._models import Progress
 
 DEFAULT_BASE_URL = "https://api.onesignal.com"
@@ -89,6 +91,18 @@ def file_name(url: str) -> str:
     return unquote(Path(urlparse(url).path).name) or "export.csv.gz"
 
 
+def destination(dest: str | Path, url: str, decompress: bool, fmt: str) -> Path:
+    """The file to write: `dest` itself, or, when `dest` is a directory, the server's
+    file name inside it. A name ending in a slash means a directory, created if missing
+    (`exports/` must not become a file called `exports`)."""
+    path = Path(dest)
+    if isinstance(dest, str) and dest.endswith(("/", os.sep)):
+        path.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        return path / output_name(file_name(url), decompress, fmt)
+    return path
+
+
 class BaseClient:
     """Settings and decisions common to `Client` and `AsyncClient`."""
 
@@ -112,17 +126,23 @@ class BaseClient:
 
     # -- what to ask -----------------------------------------------------------------
 
-    def _export_call(self, message_id: str, events: list[str] | str | None) -> Call:
+    def _export_call(self, message_id: str, events: list[str] | str | None,
+                     csv_raw: bool = False) -> Call:
         params = {"app_id": self.app_id}
         if events:
             params["events"] = events if isinstance(events, str) else ",".join(events)
+        if csv_raw:
+            params["csv_raw"] = "true"
         return Call("export", message_id, f"/notifications/{message_id}/export_events",
                     params, b"")
 
-    def _history_call(self, message_id: str, events: str, email: str | None) -> Call:
-        body: dict[str, str] = {"app_id": self.app_id, "events": events}
+    def _history_call(self, message_id: str, events: str, email: str | None,
+                      csv_raw: bool = False) -> Call:
+        body: dict[str, str | bool] = {"app_id": self.app_id, "events": events}
         if email:
             body["email"] = email
+        if csv_raw:
+            body["csv_raw"] = True
         return Call("history", message_id, f"/notifications/{message_id}/history", {},
                     json.dumps(body).encode())
 
@@ -160,7 +180,7 @@ class BaseClient:
         raise Again(f"export {state}", progress=Progress(
             "waiting", rows=doc.get("rows_written"), total_rows=doc.get("total_rows")))
 
-    def _on_file(self, call: Call, response: httpx.Response) -> None:
+    def _on_file(self, call: Call, response: httpx.Response, tmp: Path) -> None:
         """Raise Again while the file is not ready (404 NoSuchKey for exports, 403 for
         history reports, as OneSignal documents them) or the store is busy."""
         status = response.status_code
@@ -170,7 +190,10 @@ class BaseClient:
             raise Again("file not ready yet")
         if status in TRANSIENT:
             raise Again(f"file URL answered HTTP {status}", retry_after(response))
-        if status == 416:  # what we hold is not a prefix of this file: start over
+        if status == 416:
+            # What we hold is not a prefix of this file (it was written again, say):
+            # drop it, so that the next attempt asks for the whole file from byte 0.
+            tmp.unlink(missing_ok=True)
             raise Again("range not satisfiable; restarting the download")
         raise DownloadError(f"file URL answered HTTP {status}: {response.text[:200]}")
 

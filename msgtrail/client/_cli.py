@@ -94,9 +94,10 @@ def describe(p: Progress, with_phase: bool = True) -> str:
               help="The app's REST API key [env MSGTRAIL_API_KEY or ONESIGNAL_REST_API_KEY].")
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
               envvar="MSGTRAIL_BASE_URL", help="OneSignal, or your msgtrail server.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("."),
-              help="File to write (one message), or directory [default: here, under the "
-                   "server's file name].")
+# A string, not a Path: Path("exports/") drops the slash that says "a directory".
+@click.option("-o", "--output", type=click.Path(), default=".",
+              help="File to write (one message), or directory (an existing one, or a name "
+                   "ending in /, created) [default: here, under the server's file name].")
 @click.option("--events", default=None, help="Only recipients with these events, e.g. "
                                              "clicked,failed.")
 @click.option("--history", type=click.Choice(["sent", "clicked"]), default=None,
@@ -107,9 +108,12 @@ def describe(p: Progress, with_phase: bool = True) -> str:
               show_default=True, help="Parquet has typed columns (times as timestamps).")
 @click.option("--deadline", type=float, default=3600, show_default=True,
               help="Seconds each export may take in all, waits for 429/503 included.")
+@click.option("--csv-raw", is_flag=True,
+              help="Keep cells that begin with = + - @ as they are (by default the server "
+                   "prefixes them with ' so that spreadsheets do not run them as formulas).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def export_command(message_ids, app_id, api_key, base_url, output, events, history, email,  # type: ignore[no-untyped-def]
-                   decompress, fmt, deadline, quiet) -> None:
+                   decompress, fmt, deadline, csv_raw, quiet) -> None:
     """Export messages' audience activity (or history) to files, one after another:
     request, wait out rate limits, poll, download, verify."""
     if events and history:
@@ -117,29 +121,29 @@ def export_command(message_ids, app_id, api_key, base_url, output, events, histo
     if email and not history:
         raise click.UsageError("--email applies to --history")
     if len(message_ids) > 1:
-        output.mkdir(parents=True, exist_ok=True)
+        Path(output).mkdir(parents=True, exist_ok=True)
     first_failure = EXIT_OK
     with Client(api_key, app_id, base_url, deadline=deadline) as client:
         for message_id in message_ids:
             code = _export_one(client, message_id, output, events, history, email, decompress,
-                               fmt, quiet)
+                               fmt, csv_raw, quiet)
             first_failure = first_failure or code
     sys.exit(first_failure)
 
 
-def _export_one(client: Client, message_id: str, output: Path, events: str | None,
+def _export_one(client: Client, message_id: str, output: str, events: str | None,
                 history: str | None, email: str | None, decompress: bool, fmt: str,
-                quiet: bool) -> int:
+                csv_raw: bool, quiet: bool) -> int:
     label = message_id[:8]
     display = (None if quiet else LiveBar(label) if sys.stderr.isatty() else PlainLines(label))
     try:
         if history:
             result = client.export_history(message_id, output, history, email=email,
-                                           format=fmt, on_progress=display)
+                                           format=fmt, csv_raw=csv_raw, on_progress=display)
         else:
             result = client.export_audience_activity(message_id, output, events,
                                                      decompress=decompress, format=fmt,
-                                                     on_progress=display)
+                                                     csv_raw=csv_raw, on_progress=display)
     except ClientError as exc:
         click.echo(f"{message_id}: {exc}", err=True)
         return exit_code(exc)

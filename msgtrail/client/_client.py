@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying
 
-from msgtrail.client._base import DEFAULT_BASE_URL, Again, BaseClient, Call, file_name
-from msgtrail.client._files import output_name, publish, temp_path
+from msgtrail.client._base import DEFAULT_BASE_URL, Again, BaseClient, Call, destination
+from msgtrail.client._files import publish, temp_path
 from msgtrail.client._models import ExportResult, Progress
 
 OnProgress = Callable[[Progress], None]
@@ -46,20 +46,21 @@ class Client(BaseClient):
     def export_audience_activity(self, message_id: str, dest: str | Path,
                                  events: list[str] | str | None = None, *,
                                  decompress: bool = False, format: str = "csv",
+                                 csv_raw: bool = False,
                                  on_progress: OnProgress | None = None) -> ExportResult:
         """Export a message's audience activity (`.csv.gz`) to `dest` (a file, or a
         directory to keep the server's file name); `events` selects recipients."""
-        return self._run(self._export_call(message_id, events), Path(dest), decompress,
+        return self._run(self._export_call(message_id, events, csv_raw), dest, decompress,
                          format, on_progress)
 
     def export_history(self, message_id: str, dest: str | Path, events: str = "sent", *,
-                       email: str | None = None, format: str = "csv",
+                       email: str | None = None, format: str = "csv", csv_raw: bool = False,
                        on_progress: OnProgress | None = None) -> ExportResult:
         """Export who was `sent` the message, or who `clicked` it, as CSV to `dest`."""
-        return self._run(self._history_call(message_id, events, email), Path(dest), False,
+        return self._run(self._history_call(message_id, events, email, csv_raw), dest, False,
                          format, on_progress)
 
-    def _run(self, call: Call, dest: Path, decompress: bool, fmt: str,
+    def _run(self, call: Call, dest: str | Path, decompress: bool, fmt: str,
              on_progress: OnProgress | None) -> ExportResult:
         report = on_progress or (lambda _p: None)
         started = time.monotonic()
@@ -71,14 +72,13 @@ class Client(BaseClient):
         report(Progress("waiting"))
         if call.export_id:
             self._wait(call, deadline, report)
-        if dest.is_dir():
-            dest = dest / output_name(file_name(call.url), decompress, fmt)
-        with temp_path(dest) as tmp:
+        path = destination(dest, call.url, decompress, fmt)
+        with temp_path(path) as tmp:
             self._download(call, tmp, deadline, report)
             report(Progress("verifying"))
-            rows, size = publish(tmp, dest, decompress, fmt)
+            rows, size = publish(tmp, path, decompress, fmt)
         report(Progress("done", rows=rows, total_rows=rows, bytes=size))
-        return ExportResult(dest, rows, size, time.monotonic() - started, call.url,
+        return ExportResult(path, rows, size, time.monotonic() - started, call.url,
                             call.export_id)
 
     def _request(self, call: Call, deadline: float) -> None:
@@ -125,7 +125,7 @@ class Client(BaseClient):
                     try:
                         with self._files.stream("GET", call.url, headers=self._download_headers(
                                 call, have)) as response:
-                            self._on_file(call, response)
+                            self._on_file(call, response, tmp)
                             self._save(call, response, tmp, have, report)
                     except httpx.TransportError as exc:
                         raise self._count_drop(call, exc) from exc

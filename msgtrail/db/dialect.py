@@ -30,6 +30,13 @@ def needs_csv_quotes(value: str, dialect: str) -> str:
     return f"{value} GLOB '*[\",' || char(10) || char(13) || ']*'"
 
 
+def formula_start(value: str, dialect: str) -> str:
+    """True when a text value begins like a spreadsheet formula: with = + - @, a tab or
+    a carriage return (OWASP, "CSV Injection")."""
+    char = "chr" if dialect == POSTGRES else "char"
+    return f"substr({value}, 1, 1) IN ('=', '+', '-', '@', {char}(9), {char}(13))"
+
+
 def recipients_key(dialect: str) -> str:
     """The unique key a fold's upsert conflicts on (the partition key is part of it
     on PostgreSQL)."""

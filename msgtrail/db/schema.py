@@ -114,8 +114,11 @@ recipients = Table(
     Column("device_type", String(32), nullable=True),
     Column("failure_message", Text, nullable=True),
     *[Column(name, BigInteger, nullable=True) for name in EVENTS],
-    # The recipient as one line of its channel's CSV, kept current by the fold.
+    # The recipient as one line of its channel's CSV, kept current by the fold, with
+    # formula cells neutralised; raw_line holds the values as given, only where they
+    # differ (csv_raw exports read coalesce(raw_line, line)).
     Column("line", Text, nullable=True),
+    Column("raw_line", Text, nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -7,12 +7,15 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from msgtrail.channels import EVENTS
-
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# The event columns as they were when this revision was written. A migration is a
+# frozen copy: later changes to msgtrail.channels must come with a revision of their own.
+EVENTS = ("sent", "delivered", "clicked", "failed", "unsubscribed", "opened", "bounced",
+          "suppressed", "reported_spam", "rejected")
 
 
 def upgrade() -> None:

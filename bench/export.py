@@ -32,13 +32,12 @@ from pathlib import Path
 import httpx
 from isal import igzip
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from msgtrail import activity, apps, messages  # noqa: E402
-from msgtrail.clock import now  # noqa: E402
-from msgtrail.db.engine import make_engine, upgrade  # noqa: E402
-from msgtrail.demo import _activity  # noqa: E402
-from tests.backends import add_bench_arguments, bench_env, bench_teardown  # noqa: E402
-from tests.conftest import start_server, stop_server  # noqa: E402
+from msgtrail import activity, apps, messages
+from msgtrail.clock import now
+from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.demo import _activity
+from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
+from msgtrail.testing.service import start_server, stop_server
 
 CHUNK = 100_000
 

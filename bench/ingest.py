@@ -23,9 +23,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.backends import add_bench_arguments, bench_env, bench_teardown  # noqa: E402
-from tests.conftest import run_cli, start_server, stop_server  # noqa: E402
+from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
+from msgtrail.testing.service import run_cli, start_server, stop_server
 
 
 def bodies(n_events: int, batch: int, now: int) -> list[bytes]:

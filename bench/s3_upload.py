@@ -20,8 +20,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.seaweed import ACCESS_KEY, SECRET_KEY, start_seaweed  # noqa: E402
+from msgtrail.testing.seaweed import ACCESS_KEY, SECRET_KEY, start_seaweed
 
 PART = 16 << 20
 PIECE = 1 << 20

@@ -12,7 +12,7 @@ from typing import Self
 
 import httpx
 
-from tests.conftest import MSGTRAIL, AppCreds
+from msgtrail.testing.service import MSGTRAIL, AppCreds
 
 
 def create_message(client: httpx.Client, creds: AppCreds, channel: str = "push",

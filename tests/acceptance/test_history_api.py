@@ -14,7 +14,7 @@ from onesignal.model.get_notification_history_request_body import (
     GetNotificationHistoryRequestBody,
 )
 
-from tests.conftest import free_port, run_cli, start_server, stop_server
+from msgtrail.testing.service import free_port, run_cli, start_server, stop_server
 from tests.helpers import create_message, event, export, export_status, send_events, wait_for
 
 HEADER = "player_id,onesignal_id,external_id,target_channel,timestamp"

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
+from msgtrail.testing.service import start_server, stop_server
 from tests.helpers import (
     FileWatch,
     create_message,

@@ -14,7 +14,7 @@ import httpx
 import onesignal
 import pytest
 
-from tests.conftest import start_server, stop_server
+from msgtrail.testing.service import start_server, stop_server
 from tests.helpers import (
     create_message,
     download_when_ready,

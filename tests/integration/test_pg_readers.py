@@ -11,8 +11,8 @@ from sqlalchemy import text
 from msgtrail import activity
 from msgtrail.db.engine import make_engine
 from msgtrail.export_pipeline import _postgres_chunks, key_ranges
-from tests.backends import PG_ADMIN
-from tests.conftest import start_server, stop_server
+from msgtrail.testing.backends import PG_ADMIN
+from msgtrail.testing.service import start_server, stop_server
 from tests.helpers import create_message, event, send_ndjson
 
 RECIPIENTS = 500

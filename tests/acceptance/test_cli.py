@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.conftest import MSGTRAIL, free_port, run_cli, start_server, stop_server
+from msgtrail.testing.service import MSGTRAIL, free_port, run_cli, start_server, stop_server
 
 
 def test_apps_create_list_rotate_revoke_update(tmp_path) -> None:

@@ -17,7 +17,7 @@ import boto3
 import psycopg
 from botocore.config import Config
 
-from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+from msgtrail.testing.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -102,7 +102,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_env(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str],
                                                                  Scale | None]:
     """The settings a benchmark runs with (see add_bench_arguments)."""
-    from tests.seaweed import start_seaweed
+    from msgtrail.testing.seaweed import start_seaweed
 
     env: dict[str, str] = {}
     scale_backend = None

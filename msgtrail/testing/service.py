@@ -1,0 +1,113 @@
+"""`msgtrail serve` as a process on a free port, on a fresh database and store of a
+configuration, driven over HTTP; the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from msgtrail.testing.backends import Embedded, Scale
+
+MSGTRAIL = [sys.executable, "-m", "msgtrail"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `msgtrail ARGS --data-dir DIR` and return stdout; fails the test on error."""
+    result = subprocess.run([*MSGTRAIL, *args, "--data-dir", str(data_dir)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **(env or {})})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@dataclass
+class AppCreds:
+    app_id: str
+    api_key: str
+    account: str
+
+
+@dataclass
+class Server:
+    base_url: str
+    data_dir: Path
+    process: subprocess.Popen
+    backend: Embedded | Scale = field(default_factory=Embedded)
+    # What the backend provisioned (database, bucket): every process of this server
+    # (CLI calls, separate workers) gets it.
+    env: dict[str, str] = field(default_factory=dict)
+    # False for a peer: another API process on a server's database and store.
+    owner: bool = True
+
+    def create_app(self, name: str = "app", account: str = "default") -> AppCreds:
+        out = run_cli(self.data_dir, "apps", "create", "--name", name, "--account", account,
+                      "--json", env=self.env)
+        doc = json.loads(out)
+        return AppCreds(doc["app_id"], doc["api_key"], doc["account"])
+
+    def client(self, creds: AppCreds | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Key {creds.api_key}"} if creds else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+
+    def sdk(self, creds: AppCreds) -> Any:
+        """OneSignal's official Python SDK, pointed at this server."""
+        import onesignal
+        from onesignal.api import default_api
+
+        config = onesignal.Configuration(host=self.base_url, rest_api_key=creds.api_key)
+        return default_api.DefaultApi(onesignal.ApiClient(config))
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                 backend: Embedded | Scale | None = None, peer_of: Server | None = None) -> Server:
+    """`msgtrail serve` on a free port, on a fresh database and store of `backend`, or
+    on those of `peer_of` (a second API process of the same deployment)."""
+    backend = peer_of.backend if peer_of else backend or Embedded()
+    data_dir = peer_of.data_dir if peer_of else data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    provisioned = peer_of.env if peer_of else backend.provision(data_dir)
+    env = {**provisioned, **(env or {})}
+    port = free_port()
+    log = open(data_dir / f"serve-{port}.log", "w")  # noqa: SIM115 - the process's log
+    process = subprocess.Popen(
+        [*MSGTRAIL, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((data_dir / f"serve-{port}.log").read_text())
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return Server(base, data_dir, process, backend, env, owner=peer_of is None)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("msgtrail did not start in 30 s")
+
+
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    if server.owner:
+        server.backend.release(server.env)

@@ -1,0 +1,77 @@
+"""The service in-process (FastAPI's TestClient over ASGI, its worker on a thread), on
+the real databases and stores of each configuration: no process to start, so these
+tests cost what their requests cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from msgtrail import apps
+from msgtrail.app import create_app
+from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.settings import Settings
+from msgtrail.testing.backends import Embedded, Scale
+
+
+@dataclass
+class InProcess:
+    client: TestClient
+    app_id: str
+    key: str
+    engine: Engine
+    settings: Settings
+
+    def create_message(self, channel: str = "push", prefix: str = "") -> str:
+        r = self.client.post(f"{prefix}/notifications", json={
+            "app_id": self.app_id, "name": "m", "target_channel": channel})
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+    def send(self, message_id: str, events: list[dict]) -> httpx.Response:  # type: ignore[type-arg]
+        return self.client.post(f"/notifications/{message_id}/events",
+                                params={"app_id": self.app_id}, json={"events": events})
+
+    def fetch(self, url: str, timeout: float = 30) -> bytes:
+        """The file at a URL handed out, once it is served: msgtrail's own route (in
+        process) or the S3 store's presigned URL."""
+        own = self.settings.resolved_public_url()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if url.startswith(own):
+                r = self.client.get(urlparse(url).path, follow_redirects=False)
+                if r.status_code == 307:  # S3: to the store's own presigned URL
+                    r = httpx.get(r.headers["location"])
+            else:
+                r = httpx.get(url, follow_redirects=True)
+            if r.status_code == 200:
+                return r.content
+            assert r.status_code in (403, 404), r.text
+            time.sleep(0.05)
+        raise AssertionError(f"{url} not served within {timeout} s")
+
+
+@pytest.fixture
+def api(tmp_path, backend: Embedded | Scale, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+    env = backend.provision(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(data_dir=tmp_path, poll_interval=0.05)
+    engine = make_engine(settings.resolved_database_url(), 1, settings.export_readers)
+    upgrade(engine)
+    with engine.begin() as conn:
+        app, key = apps.create_app(conn, "in-process")
+    try:
+        with TestClient(create_app(settings, engine, workers=1),
+                        headers={"Authorization": f"Key {key}"}) as client:
+            yield InProcess(client, app.app_id, key, engine, settings)
+    finally:
+        engine.dispose()
+        backend.release(env)

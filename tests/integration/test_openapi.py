@@ -1,0 +1,42 @@
+"""/openapi.json describes what the API takes and answers (Schemathesis, in the
+acceptance tests, fuzzes the running service from it)."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import InProcess
+
+ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
+def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
+    doc = api.client.get("/openapi.json").json()
+    paths = doc["paths"]
+    for prefix in ("", "/api/v1"):
+        events = paths[f"{prefix}/notifications/{{message_id}}/events"]["post"]
+        assert set(events["requestBody"]["content"]) == {"application/json",
+                                                         "application/x-ndjson"}
+        item = events["requestBody"]["content"]["application/json"]["schema"]["properties"][
+            "events"]["items"]
+        assert item["required"] == ["subscription_id", "event"]
+        assert item["properties"]["external_id"]["maxLength"] == 512
+        assert events["responses"]["413"]["content"]["application/json"]["schema"] == ENVELOPE
+        create = paths[f"{prefix}/notifications"]["post"]
+        assert create["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+            "app_id"]
+        history = paths[f"{prefix}/notifications/{{message_id}}/history"]["post"]
+        assert history["requestBody"]["content"]["application/json"]["schema"]["properties"][
+            "events"]["enum"] == ["sent", "clicked"]
+        export = paths[f"{prefix}/notifications/{{message_id}}/export_events"]["post"]
+        assert "429" in export["responses"] and "503" in export["responses"]
+        listing = {p["name"]: p["schema"] for p in paths[f"{prefix}/notifications"]["get"][
+            "parameters"]}
+        assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, 50)
+        assert listing["offset"]["minimum"] == 0 and listing["offset"]["maximum"] == 2**31 - 1
+        assert listing["app_id"]["format"] == "uuid"
+    for path in paths.values():
+        for operation in path.values():
+            assert "422" not in operation["responses"]  # errors are 400, in the envelope
+            for status, answer in operation["responses"].items():
+                if status in {"400", "401", "404", "413", "429", "503"} and "content" in answer:
+                    assert answer["content"]["application/json"]["schema"] == ENVELOPE
+    assert doc["components"]["schemas"]["ErrorEnvelope"]["required"] == ["errors"]

@@ -6,8 +6,8 @@ and folds it, as the background worker would have long before anyone asks for an
 export; the fold is timed and reported apart. On PostgreSQL it then vacuums, as
 autovacuum would have by then.
 Then starts `msgtrail serve` (API + in-process worker), asks for the export over HTTP,
-and times request accepted -> file ready by the job's own timestamps. Checks the file, and times ISA-L level 1 compressing
-the same CSV bytes on one core: the reference limit.
+and times request accepted -> file ready by the job's own timestamps. Checks the file,
+and times ISA-L level 1 compressing the same CSV bytes on one core: the reference limit.
 
     python bench/export.py [--recipients 2000000]
     python bench/export.py --scale        # a throwaway PostgreSQL database + SeaweedFS

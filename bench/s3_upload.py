@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +89,8 @@ def main() -> None:
                     seconds = time.perf_counter() - t
                     size = client.head_object(Bucket="bench", Key=key)["ContentLength"]
                     assert size == args.mb * PIECE
-                    print(f"{name}: {args.mb} MB in {seconds:.2f} s = {args.mb / seconds:,.0f} MB/s")
+                    rate = args.mb / seconds
+                    print(f"{name}: {args.mb} MB in {seconds:.2f} s = {rate:,.0f} MB/s")
         finally:
             weed.stop()
 

@@ -194,7 +194,8 @@ def _store_stats(conn: Connection, message_pk: int, channel: str) -> None:
     totals = {"recipients": 0, "failed": 0, **{e: 0 for e in EVENTS}}
     platforms: dict[str, dict[str, int]] = {}
     for device_type, n, n_failed, *per_event in conn.execute(text(sql), {"pk": message_pk}):
-        part = {"recipients": n, "failed": int(n_failed), **dict(zip(EVENTS, per_event))}
+        part = {"recipients": n, "failed": int(n_failed),
+                **dict(zip(EVENTS, per_event, strict=True))}
         for key, value in part.items():
             totals[key] += value
         slot = platforms.setdefault(platform_key(device_type, channel or "push"),

@@ -47,7 +47,11 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
                 for i in range(count)]
         for worker in pool:
             worker.start()
-        app.state.wake_workers = lambda: [w.wake() for w in pool]
+        def wake_workers() -> None:
+            for worker in pool:
+                worker.wake()
+
+        app.state.wake_workers = wake_workers
         yield
         for worker in pool:
             worker.stop()
@@ -80,7 +84,8 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
         messages = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            where = ".".join(str(p) for p in err.get("loc", ())
+                             if p not in ("body", "query", "path"))
             messages.append(f"{where or 'body'}: {err.get('msg')}")
         return JSONResponse({"errors": messages}, status_code=400)
 

@@ -42,7 +42,8 @@ def _new_key() -> str:
 def _account_pk(conn: Connection, name: str) -> int:
     pk = conn.execute(select(accounts.c.id).where(accounts.c.name == name)).scalar()
     if pk is None:
-        pk = conn.execute(accounts.insert().values(name=name, created_at=now())).inserted_primary_key[0]
+        pk = conn.execute(accounts.insert().values(name=name, created_at=now())
+                          ).inserted_primary_key[0]  # type: ignore[index]
     return int(pk)
 
 
@@ -52,7 +53,7 @@ def create_app(conn: Connection, name: str, account: str = "default") -> tuple[A
     app_id = str(uuid.uuid4())
     pk = conn.execute(
         apps.insert().values(app_id=app_id, account_id=account_pk, name=name, created_at=now())
-    ).inserted_primary_key[0]
+    ).inserted_primary_key[0]  # type: ignore[index]
     key = _issue_key(conn, int(pk))
     return App(int(pk), app_id, name, account_pk, account, True), key
 

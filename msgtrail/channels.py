@@ -24,8 +24,8 @@ EVENT_CODE = {name: code for code, name in enumerate(EVENTS)}
 _COMMON = ("sent", "delivered", "clicked", "failed", "unsubscribed")
 CHANNEL_EVENTS: dict[str, tuple[str, ...]] = {
     "push": _COMMON,
-    "email": _COMMON + ("opened", "bounced", "suppressed", "reported_spam"),
-    "sms": _COMMON + ("suppressed", "rejected"),
+    "email": (*_COMMON, "opened", "bounced", "suppressed", "reported_spam"),
+    "sms": (*_COMMON, "suppressed", "rejected"),
 }
 
 # Events that mean the message did not reach the recipient.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import click
 import uvicorn
@@ -19,7 +21,7 @@ from msgtrail.errors import MsgtrailError
 from msgtrail.settings import Settings
 
 
-def _settings(**flags: object) -> Settings:
+def _settings(**flags: Any) -> Settings:
     """Settings from MSGTRAIL_* variables, overridden by flags that were given."""
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
     settings.ensure_data_dir()
@@ -108,10 +110,8 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     stopping = threading.Event()
     # SIGTERM stops gracefully: running jobs are handed back to the queue at once.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stopping.wait()
-    except KeyboardInterrupt:
-        pass
     for w in pool:
         w.stop()
 

@@ -37,7 +37,7 @@ def _activity(channel: str, n: int, start: int, rng: random.Random):  # type: ig
         recipients.append((str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                            f"user-{rng.randrange(10**7)}", device))
-    rows = []
+    rows: list[tuple[str, int, int, str, str, str, str | None]] = []
     for sub, osid, ext, dev in recipients:
         rows.append((sub, EVENT_CODE["sent"], start + rng.randrange(60), osid, ext, dev, None))
     for sub, osid, ext, dev in recipients:

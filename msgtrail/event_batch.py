@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -129,7 +129,7 @@ def _dedupe(rows: list[Row]) -> ParsedBatch:
         if seen is None:
             best[key] = row
             continue
-        attrs = tuple(a if a is not None else b for a, b in zip(seen[4:], row[4:]))
+        attrs = tuple(a if a is not None else b for a, b in zip(seen[4:], row[4:], strict=False))
         best[key] = (seen[0], seen[1], seen[2], min(seen[3], row[3]), *attrs)  # type: ignore[assignment]
     return ParsedBatch(list(best.values()), len(rows) - len(best))
 
@@ -162,7 +162,7 @@ def _parse_iso(text: str) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 
@@ -219,7 +219,8 @@ def _loose_event(i: int, obj: object, channel: str, now: int, errors: list[str])
         texts.append(value)
     if len(errors) > bad or event is None:
         return
-    _convert(i, sub, event, ts, osid, *texts, CHANNEL_EVENTS[channel], now, errors)
+    ext, dev, fm = texts
+    _convert(i, sub, event, ts, osid, ext, dev, fm, CHANNEL_EVENTS[channel], now, errors)
 
 
 def _uuid(value: object, where: str, errors: list[str], required: bool) -> str | None:

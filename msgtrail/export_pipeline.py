@@ -13,7 +13,7 @@ import json
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -106,11 +106,11 @@ def key_ranges(parts: int) -> list[KeyRange]:
     return list(zip(["", *cuts], [*cuts, None], strict=True))
 
 
-def _pg_snapshot_connections(engine: Engine, count: int) -> list:  # type: ignore[type-arg]
+def _pg_snapshot_connections(engine: Engine, count: int) -> list:
     """`count` connections in REPEATABLE READ transactions that all see one snapshot:
     the first exports it, the others import it, so that readers of different key
     ranges write one consistent file even while folds commit."""
-    conns: list = []  # type: ignore[type-arg]
+    conns: list = []
     try:
         snapshot = None
         for _ in range(count):
@@ -176,7 +176,7 @@ def _pg_range_reader(raw, sql: dict[bool, str], message_pk: int,  # type: ignore
 
 def _postgres_chunks(engine: Engine, message_pk: int, line: str, where: str,
                      total: int | None = None, readers: int = 1,
-                     chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[bytes, int]]:
+                     chunk_rows: int = CHUNK_ROWS) -> Generator[tuple[bytes, int], None, None]:
     """(lines, count) chunks of a message's recipients in key order, from one snapshot.
 
     Like SQLite's, each chunk is one value the server concatenates, handed over in
@@ -225,7 +225,7 @@ class _Prefetch:
 
     def __init__(self, source: Iterator[tuple[bytes, int]], depth: int = 3) -> None:
         self._source = source
-        self._slots: queue.Queue = queue.Queue(maxsize=depth)  # type: ignore[type-arg]
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=self._produce, name="export-reader",
@@ -264,7 +264,7 @@ class _Prefetch:
         if isinstance(item, BaseException):
             self._finished = True
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
     def close(self) -> None:
         self._stop.set()
@@ -311,7 +311,7 @@ class Report:
     gzip: bool
 
 
-def selected_events(kind: str, params: dict) -> list[str]:  # type: ignore[type-arg]
+def selected_events(kind: str, params: dict) -> list[str]:
     """A job writes the recipients with one of these events (empty: all of them)."""
     if kind == "history":
         return [params["events"]]
@@ -338,10 +338,11 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
                                {"pk": job.message_pk}).scalar()
         conn.rollback()
-    report = report_for(job, channel, engine.dialect.name)
+    report = report_for(job, str(channel), engine.dialect.name)
     activity.fold_message(engine, job.message_pk)
     where = event_filter_sql(report.events)
     progress.total = total_rows(engine, job.message_pk, report.events, where)
+    chunks: _Prefetch | Generator[tuple[bytes, int], None, None]
     if engine.dialect.name == "postgresql":
         chunks = _postgres_chunks(engine, job.message_pk, report.line, where,
                                   progress.total, settings.export_readers)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -66,7 +66,7 @@ class Job:
 def file_key(kind: str, message: Message, params: dict[str, Any], now: float) -> str:
     """`<random uuid>/<name>`: the random directory makes URLs unguessable. Exports are
     named as OneSignal names them; history reports are plain CSV."""
-    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     if kind == "export":
         name = (f"events_audience-activity-{message.message_id}-{message.target_channel}-"
                 f"{stamp}.csv.gz")
@@ -118,7 +118,7 @@ def request(conn: Connection, kind: str, app: App, message: Message, params: dic
                   email=email, email_state="pending" if email else None, created_at=now)
     try:
         with conn.begin_nested():
-            job_id = conn.execute(jobs.insert().values(**values)).inserted_primary_key[0]
+            job_id = conn.execute(jobs.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
     except IntegrityError:
         # Another process started one between our check and insert (PostgreSQL).
         raced = active_job(conn, app.account_id)
@@ -162,7 +162,8 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
     now = time.time()
     return _claim_one(
         engine,
-        (jobs.c.state == "queued") | ((jobs.c.state == "running") & (jobs.c.lease_expires_at < now)),
+        (jobs.c.state == "queued")
+        | ((jobs.c.state == "running") & (jobs.c.lease_expires_at < now)),
         jobs.c.created_at,
         dict(state="running", lease_owner=owner, lease_expires_at=now + lease_seconds,
              attempts=jobs.c.attempts + 1, rows_written=0, started_at=now, error=None))
@@ -244,7 +245,7 @@ def release(engine: Engine, job: Job, owner: str) -> None:
 def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
 def status(job: Job) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from msgtrail.settings import Settings
@@ -12,7 +12,7 @@ from msgtrail.settings import Settings
 
 def report_email(settings: Settings, to: str, url: str, message_id: str, events: str,
                  rows: int, expires_at: float) -> EmailMessage:
-    until = datetime.fromtimestamp(expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    until = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     mail = EmailMessage()
     mail["From"] = settings.smtp_sender
     mail["To"] = to

@@ -61,7 +61,7 @@ def create(conn: Connection, app: App, body: dict[str, Any]) -> Message:
     created = now()
     pk = conn.execute(messages.insert().values(
         message_id=message_id, app_pk=app.pk, name=name, target_channel=channel,
-        body=json.dumps(kept), created_at=created)).inserted_primary_key[0]
+        body=json.dumps(kept), created_at=created)).inserted_primary_key[0]  # type: ignore[index]
     return Message(int(pk), message_id, app.pk, name, channel, kept, created, None)
 
 

@@ -29,7 +29,7 @@ class RateLimit:
         the counters (Redis) cannot be reached."""
         try:
             allowed = self.limiter.hit(self.item, *key)
-        except Exception as exc:  # redis-py's errors, whatever the transport
+        except Exception as exc:  # noqa: BLE001 - redis-py's errors, whatever the transport
             log.warning("rate limit store unavailable: %s", exc)
             raise Unavailable("Service temporarily unavailable: rate limit store "
                               "cannot be reached") from None

@@ -29,7 +29,8 @@ def take_turn(engine: Engine, interval: float, now: float | None = None) -> bool
     return taken == 1
 
 
-def purge(engine: Engine, store: BlobStore, settings: Settings, now: float | None = None) -> dict[str, int]:
+def purge(engine: Engine, store: BlobStore, settings: Settings,
+          now: float | None = None) -> dict[str, int]:
     """Delete expired files and activity older than the retention window."""
     now = time.time() if now is None else now
     counts = {"files": 0, "messages": 0, "partitions": 0, "partials": 0}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -103,13 +103,13 @@ class S3Store:
         return self.prefix + key
 
     @contextmanager
-    def writer(self, key: str) -> Iterator[_MultipartWriter]:
+    def writer(self, key: str) -> Iterator[BinaryIO]:
         """A file to write; the object appears under `key` only if the block ends cleanly."""
         self.abort_uploads(key)  # what a worker that died while writing it left
         upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key))
         writer = _MultipartWriter(self, self._key(key), upload["UploadId"])
         try:
-            yield writer
+            yield cast(BinaryIO, writer)  # the part of a file the pipeline uses
             writer.complete()
         except BaseException:
             writer.abort()

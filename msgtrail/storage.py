@@ -7,6 +7,7 @@ sees either nothing or the whole file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -101,10 +102,8 @@ class LocalStore:
     def delete(self, key: str) -> None:
         path = self.local_path(key)
         path.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             path.parent.rmdir()  # the key's random directory, now empty
-        except OSError:
-            pass
 
     def healthy(self) -> bool:
         try:

@@ -67,7 +67,7 @@ class Worker:
         try:
             mailer.send(self.settings, mail)
             error = None
-        except Exception as exc:  # any SMTP or network failure: recorded, retried
+        except Exception as exc:  # noqa: BLE001 - any SMTP or network failure: recorded, retried
             error = f"{type(exc).__name__}: {exc}"
         state = jobs.email_sent(self.engine, job, self.owner, error, self.settings.max_attempts,
                                 self.settings.email_retry_seconds)

@@ -26,14 +26,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The body, or 413 once it passes `limit` bytes; nothing of it is kept then."""
     too_large = PayloadTooLarge(f"body: larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        # A client waiting for `100 Continue` has sent nothing yet: answer at once
-        # (the server only says 100 Continue once the body is read). So does one whose
-        # body is too large to drain.
-        if ("100-continue" in request.headers.get("expect", "").lower()
-                or int(declared) > DRAIN_FACTOR * limit):
-            raise too_large
-    chunks, size = [], 0
+    # A client waiting for `100 Continue` has sent nothing yet: answer it at once (the
+    # server only says 100 Continue once the body is read). So for a body too large to
+    # drain.
+    if declared.isdigit() and int(declared) > limit and (
+            "100-continue" in request.headers.get("expect", "").lower()
+            or int(declared) > DRAIN_FACTOR * limit):
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:

@@ -15,6 +15,6 @@ def healthz(request: Request) -> JSONResponse:
         with request.app.state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             conn.rollback()
-    except Exception as exc:  # any failure to reach the database is unhealthy
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is unhealthy
         return JSONResponse({"status": "unavailable", "errors": [str(exc)]}, status_code=503)
     return JSONResponse({"status": "ok"})

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import history_csv
 from msgtrail.api.auth import require_app
-from msgtrail.api.openapi import HISTORY_BODY, errors
 from msgtrail.api.exports import flag, job_params, json_object, live_message, start_job
+from msgtrail.api.openapi import HISTORY_BODY, errors
 from msgtrail.clock import now
 from msgtrail.errors import BadRequest, MsgtrailError
 
@@ -60,8 +60,8 @@ def _history(request: Request, message_id: str, raw: bytes) -> dict[str, Any]:
     if message.created_at < now() - settings.history_window_days * 86400:
         raise BadRequest(f"Message history is only available for {settings.history_window_days:g}"
                          " days after the message was sent.")
-    raw = flag(body.get("csv_raw"), "csv_raw")
+    csv_raw = flag(body.get("csv_raw"), "csv_raw")
     request.app.state.export_limit.hit(app.app_id)
-    job = start_job(request, app, message, "history", job_params(events, raw), email)
+    job = start_job(request, app, message, "history", job_params(events, csv_raw), email)
     return {"success": True, "destination_url": job.url,
             "export_id": job.export_id}

@@ -43,7 +43,7 @@ def is_gzip(path: Path) -> bool:
 
 
 def _open_csv(path: Path) -> BinaryIO:
-    return igzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+    return igzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
 def count_rows(path: Path) -> int:

@@ -67,7 +67,7 @@ def ensure_partition(conn: Connection, day: int) -> None:
         with conn.begin_nested():
             conn.execute(text(f"CREATE TABLE IF NOT EXISTS {partition(day)} PARTITION OF "
                               f"recipients FOR VALUES FROM ({day}) TO ({day + 1})"))
-    except Exception:  # noqa: BLE001 - checked right below
+    except Exception:
         if not conn.execute(text("SELECT to_regclass(:t)"), {"t": partition(day)}).scalar():
             raise
 

@@ -52,7 +52,7 @@ def test_demo_serves_queryable_data(tmp_path) -> None:
             lines.append(line)
             if line.startswith("API docs:"):
                 break
-        info = dict(l.split(":", 1) for l in lines if l.startswith(("app_id:", "api_key:")))
+        info = dict(x.split(":", 1) for x in lines if x.startswith(("app_id:", "api_key:")))
         app_id, key = info["app_id"].strip(), info["api_key"].strip()
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -6,7 +6,6 @@ import csv
 import gzip
 import io
 import sqlite3
-import time
 import uuid
 from urllib.parse import urlparse
 
@@ -50,7 +49,7 @@ def test_sdk_export_matches_every_ingested_row_and_column(server, app_creds) -> 
     osids = [str(uuid.uuid4()) for _ in subs]
     events = [event(s, "sent", base + i, onesignal_id=o, external_id=f"usér-{i} 日本",
                     device_type="iOS" if i % 2 else "Android")
-              for i, (s, o) in enumerate(zip(subs, osids))]
+              for i, (s, o) in enumerate(zip(subs, osids, strict=False))]
     events += [event(subs[0], "delivered", base + 100), event(subs[0], "clicked", base + 200),
                event(subs[1], "delivered", base + 101), event(subs[1], "unsubscribed", base + 900),
                event(subs[2], "failed", base + 50,
@@ -95,7 +94,7 @@ def test_sdk_export_matches_every_ingested_row_and_column(server, app_creds) -> 
              delivered=iso(base + 10), clicked="", onesignal_id=osids[4], failed="",
              unsubscribed="", failure_message=""),
     ]
-    for row, want, sub in zip(rows, expected, subs):
+    for row, want, sub in zip(rows, expected, subs, strict=False):
         assert row == {**want, "subscription_id": sub}
     # external_id keeps its first known value ("usér-4 日本"), never the later "a,b".
 

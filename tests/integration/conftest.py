@@ -59,7 +59,8 @@ class InProcess:
 
 
 @pytest.fixture
-def api(tmp_path, backend: Embedded | Scale, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+def api(tmp_path, backend: Embedded | Scale,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
     env = backend.provision(tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 
@@ -21,7 +22,7 @@ RECIPIENTS = 500
 def test_key_ranges_cover_the_uuid_space_in_order() -> None:
     ranges = key_ranges(7)
     assert len(ranges) == 7 and ranges[0][0] == "" and ranges[-1][1] is None
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     cuts = [upto for _, upto in ranges[:-1]]
     assert cuts == sorted(cuts) and all(str(uuid.UUID(c)) == c for c in cuts)
     assert key_ranges(1) == [("", None)]
@@ -109,7 +110,7 @@ def test_a_busy_worker_process_keeps_connections_for_every_export_and_lease(pg_m
     workers = 9
     engine = make_engine(pg_message[0].url.render_as_string(hide_password=False),
                          workers=workers, export_readers=2)
-    engine.pool._timeout = 5  # a starved pool fails in 5 s instead of 30  # noqa: SLF001
+    engine.pool._timeout = 5  # a starved pool fails in 5 s instead of 30
     exports = [_postgres_chunks(engine, pk, "line", "", RECIPIENTS, readers=2, chunk_rows=7)
                for _ in range(workers)]
     try:

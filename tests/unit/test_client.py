@@ -96,8 +96,8 @@ def test_a_slow_file_arrives_whole_with_byte_progress(tmp_path) -> None:
 
 
 def test_a_corrupt_gzip_raises_and_leaves_nothing(tmp_path) -> None:
-    with fault_server("corrupt") as server, client(server) as c:
-        with pytest.raises(CorruptFileError):
+    with fault_server("corrupt") as server, client(server) as c, \
+            pytest.raises(CorruptFileError):
             c.export_audience_activity("msg", tmp_path / "out.csv.gz")
     only_the_result(tmp_path, tmp_path / "out.csv.gz")
     assert not (tmp_path / "out.csv.gz").exists()

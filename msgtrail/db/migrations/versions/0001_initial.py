@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.Column("failure_message", sa.Text, nullable=True),
         sqlite_with_rowid=False,
     )
-    columns = [
+    columns: list[sa.Column] = [
         sa.Column("message_pk", sa.Integer, primary_key=True),
         sa.Column("subscription_id", sa.String(36), primary_key=True),
         # The day the message was created (unix seconds // 86400): the partition key.

@@ -13,11 +13,22 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from msgtrail import __version__
-from msgtrail.api import events, exports, files, health, history, notifications, openapi
+from msgtrail.api import (
+    events,
+    exports,
+    files,
+    health,
+    history,
+    notifications,
+    openapi,
+    webhooks,
+)
 from msgtrail.errors import MsgtrailError
+from msgtrail.intake import GroupCommit
 from msgtrail.rate_limit import RateLimit
 from msgtrail.settings import Settings
 from msgtrail.storage import HealthCheck, open_store
+from msgtrail.vault import Vault
 from msgtrail.worker import Worker
 
 log = logging.getLogger("msgtrail")
@@ -55,6 +66,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         yield
         for worker in pool:
             worker.stop()
+        app.state.intake.close()
 
     app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,
                   description="Per-recipient message activity and its exports.")
@@ -62,6 +74,8 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.state.engine = engine
     app.state.store = open_store(settings.resolved_storage_url())
     app.state.store_healthy = HealthCheck(app.state.store)
+    app.state.vault = Vault(settings)
+    app.state.intake = GroupCommit(engine)
     app.state.export_limit = RateLimit(settings.export_rate_limit,
                                        settings.redis_url or "memory://")
     # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
@@ -71,6 +85,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs
         # and community libraries still call: they work by changing only the host.
         app.include_router(router, prefix="/api/v1")
+    app.include_router(webhooks.router)
     app.include_router(files.router)
     app.include_router(health.router)
     openapi.install(app)

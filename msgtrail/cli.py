@@ -9,16 +9,22 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import uvicorn
 
 from msgtrail import apps as apps_mod
+from msgtrail import connections, intake
 from msgtrail.client._cli import export_command
+from msgtrail.clock import now
+from msgtrail.connectors import SOURCES
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.errors import MsgtrailError
 from msgtrail.settings import Settings
+from msgtrail.vault import Vault
 
 
 def _settings(**flags: Any) -> Settings:
@@ -214,6 +220,133 @@ def apps_update(app_id, history, data_dir, database_url) -> None:  # type: ignor
     app = _run(lambda c: apps_mod.set_history(c, app_id, history == "on"), data_dir,
                database_url)
     click.echo(f"{app.app_id}: history={'on' if app.history_enabled else 'off'}")
+
+
+def _webhook_url(settings: Settings, source: str, app_id: str,
+                 credential: dict[str, Any]) -> str:
+    url = f"{settings.resolved_public_url()}/webhooks/{source}/{app_id}"
+    if source == "postmark":
+        # Postmark authenticates with basic auth written into the URL.
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://msgtrail:{quote(credential['password'], safe='')}@{rest}"
+    return url
+
+
+_CONNECT_HINTS = {
+    "onesignal": "In OneSignal: Data > Event Streams, method POST, this URL, header "
+                 "'Authorization: Key <this app's msgtrail API key>', and the body template "
+                 "in the README.",
+    "sendgrid": "In SendGrid: Settings > Mail Settings > Event Webhook, this URL, "
+                "signature verification on; put custom_args msgtrail_message_id and "
+                "msgtrail_subscription_id on each send.",
+    "ses": "In AWS: subscribe this URL (HTTPS) to the SNS topic; msgtrail confirms the "
+           "subscription itself. Tag each send msgtrail_message_id / msgtrail_subscription_id.",
+    "twilio": "Use this URL as StatusCallback, with ?msgtrail_message_id=...&"
+              "msgtrail_subscription_id=... appended; MSGTRAIL_PUBLIC_URL must be the "
+              "address Twilio calls.",
+    "postmark": "In Postmark: Servers > Webhooks, this URL (the password is shown only "
+                "now); put Metadata msgtrail_message_id / msgtrail_subscription_id on sends.",
+    "mailgun": "In Mailgun: Sending > Webhooks, this URL for each event; send with "
+               "v:msgtrail_message_id and v:msgtrail_subscription_id.",
+}
+
+
+@apps.command("connect")
+@click.argument("app_id")
+@click.argument("source", type=click.Choice(list(SOURCES)))
+@click.option("--public-key", default=None, help="sendgrid: the Signed Event Webhook "
+              "verification key (base64 DER).")
+@click.option("--auth-token", default=None, help="twilio: the account's Auth Token.")
+@click.option("--signing-key", default=None, help="mailgun: the HTTP webhook signing key.")
+@click.option("--password", default=None, help="postmark: the basic auth password "
+              "[default: generated].")
+@click.option("--topic-arn", "topic_arns", multiple=True,
+              help="ses: an SNS topic ARN whose notifications are accepted (repeatable).")
+@click.option("--public-url", default=None, help="Base of the URL providers call "
+              "[env MSGTRAIL_PUBLIC_URL].")
+@click.option("--json", "as_json", is_flag=True, help='Print {"source": ..., "url": ...}.')
+@data_dir_option
+@database_option
+def apps_connect(app_id, source, public_key, auth_token, signing_key, password, topic_arns,  # type: ignore[no-untyped-def]
+                 public_url, as_json, data_dir, database_url) -> None:
+    """Take a provider's webhooks for an app; prints the URL to give the provider.
+
+    The credential is stored encrypted and never shown again."""
+    settings = _settings(data_dir=data_dir, database_url=database_url, public_url=public_url)
+    vault = Vault(settings)
+    _, credential = _run(lambda c: connections.connect(
+        c, vault, app_id, source, public_key=public_key, auth_token=auth_token,
+        signing_key=signing_key, password=password, topic_arns=topic_arns),
+        data_dir, database_url)
+    url = _webhook_url(settings, source, app_id, credential)
+    if as_json:
+        click.echo(json.dumps({"source": source, "url": url}))
+    else:
+        click.echo(f"{url}\n{_CONNECT_HINTS[source]}")
+
+
+@apps.command("disconnect")
+@click.argument("app_id")
+@click.argument("source", type=click.Choice(list(SOURCES)))
+@data_dir_option
+@database_option
+def apps_disconnect(app_id, source, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Stop taking a provider's webhooks for an app, and forget its credential."""
+    removed = _run(lambda c: connections.disconnect(c, app_id, source), data_dir, database_url)
+    click.echo(f"{source}: {'disconnected' if removed else 'was not connected'}")
+
+
+@main.group()
+def webhooks() -> None:
+    """Provider webhooks."""
+
+
+@webhooks.command("rejected")
+@click.argument("app_id")
+@click.option("--source", type=click.Choice(list(SOURCES)), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
+@data_dir_option
+@database_option
+def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Webhook events that could not be attributed to a message, newest first."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    engine = _engine(settings)
+    app = _run(lambda c: apps_mod.get_app(c, app_id), data_dir, database_url)
+    page = intake.rejections(engine, app.pk, source, limit, 0)
+    if as_json:
+        click.echo(json.dumps(page))
+        return
+    click.echo(f"{page['total_count']} rejected event(s)")
+    for item in page["rejections"]:
+        click.echo(f"{item['id']:>6}  {item['source']:<9} {item['message_id'] or '-':<36}  "
+                   f"{item['reason']}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--app-id", required=True, help="The app the message belongs to.")
+@click.option("--message-id", default=None, help="The message [default: the id in "
+              "OneSignal's file name, else one derived from the file].")
+@data_dir_option
+@database_option
+def import_command(file, app_id, message_id, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Load a OneSignal audience-activity CSV (.csv or .csv.gz) as a message's events."""
+    from msgtrail.importer import import_file
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    engine = _engine(settings)
+    app = _run(lambda c: apps_mod.get_app(c, app_id), data_dir, database_url)
+    try:
+        done = import_file(engine, app, file, message_id, now())
+    except MsgtrailError as exc:
+        raise click.ClickException("; ".join(exc.messages)) from None
+    click.echo(f"message {done.message_id} ({done.channel}, "
+               f"{'created' if done.created else 'existing'}): {done.recipients:,} "
+               f"recipients, {done.events:,} events")
+    if done.without_events:
+        click.echo(f"{done.without_events:,} row(s) had no event time and add nothing",
+                   err=True)
 
 
 @main.command()

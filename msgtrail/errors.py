@@ -32,6 +32,12 @@ class Unauthorized(MsgtrailError):
     status_code = 401
 
 
+class Forbidden(MsgtrailError):
+    """The request is authenticated but not allowed: a foreign SNS topic (403)."""
+
+    status_code = 403
+
+
 class NotFound(MsgtrailError):
     """No such resource for this key, or it was purged (404)."""
 

@@ -48,7 +48,8 @@ def infer_channel(body: dict[str, Any]) -> str:
     return "push"
 
 
-def create(conn: Connection, app: App, body: dict[str, Any]) -> Message:
+def create(conn: Connection, app: App, body: dict[str, Any],
+           message_id: str | None = None) -> Message:
     channel = infer_channel(body)
     name = body.get("name")
     if name is not None and not isinstance(name, str):
@@ -57,7 +58,7 @@ def create(conn: Connection, app: App, body: dict[str, Any]) -> Message:
     if contents is not None and not isinstance(contents, dict):
         raise BadRequest("contents: must be an object of language code to text")
     kept = {k: v for k, v in body.items() if k not in _COMPUTED}
-    message_id = str(uuid.uuid4())
+    message_id = message_id or str(uuid.uuid4())
     created = now()
     pk = conn.execute(messages.insert().values(
         message_id=message_id, app_pk=app.pk, name=name, target_channel=channel,

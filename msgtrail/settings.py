@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     # Ingestion limits of one request.
     max_events_per_request: int = 10_000
     max_request_bytes: int = 10 * 1024 * 1024
+    # Webhook credentials are stored encrypted with this Fernet key (comma-separated:
+    # the first encrypts, every one decrypts, so keys rotate). Unset, a key is kept in
+    # <data_dir>/secret.key; several machines must share the same key.
+    secret_key: str | None = None
+    # Where an SNS signing certificate or SubscribeURL may come from: scheme and host.
+    sns_host_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+    # Mailgun: a signature older (or newer) than this is a replay and is refused.
+    mailgun_max_age_seconds: int = 300
 
     def resolved_database_url(self) -> str:
         if self.database_url:

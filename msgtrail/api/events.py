@@ -22,7 +22,7 @@ router = APIRouter(tags=["activity"])
 DRAIN_FACTOR = 4
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The body, or 413 once it passes `limit` bytes; nothing of it is kept then."""
     too_large = PayloadTooLarge(f"body: larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
@@ -56,7 +56,7 @@ async def ingest_events(request: Request, message_id: str,
     """JSON `{"events": [...]}` or NDJSON (`application/x-ndjson`), all or nothing.
     Answers `{"accepted": n, "duplicates": m}`."""
     settings = request.app.state.settings
-    body = await _read_body(request, settings.max_request_bytes)
+    body = await read_body(request, settings.max_request_bytes)
     ndjson = "ndjson" in request.headers.get("content-type", "")
     return await run_in_threadpool(_ingest, request, message_id, app_id, body, ndjson)
 

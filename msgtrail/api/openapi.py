@@ -24,7 +24,8 @@ class ErrorEnvelope(BaseModel):
 
 _WHEN = {
     400: "Malformed body or parameter, an invalid id or event (each error named)",
-    401: "Missing, unknown or revoked API key",
+    401: "Missing, unknown or revoked API key; for a webhook, a missing or bad signature",
+    403: "A webhook signed for an SNS topic that is not connected to this app",
     404: "No such message (or export) in this app, or its activity was purged",
     413: "More events or bytes than one request may carry",
     429: "Over the export rate limit, or another export of the account is running; "

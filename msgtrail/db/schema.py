@@ -173,3 +173,31 @@ schedules = Table(
     Column("task", String(32), primary_key=True),
     Column("next_at", Float, nullable=False),
 )
+
+# A webhook source enabled for an app, with its credential sealed by msgtrail.vault.
+connections = Table(
+    "connections",
+    metadata,
+    Column("app_pk", Integer, ForeignKey("apps.id"), primary_key=True),
+    Column("source", String(16), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Webhook events msgtrail could not attribute to a message and recipient: kept, with
+# why, instead of dropped. `digest` (the provider's event id, or the event itself)
+# makes a provider's retry of the same event land once.
+webhook_rejections = Table(
+    "webhook_rejections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message_id", String(100), nullable=True),
+    Column("event", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Index("ux_webhook_rejections_digest", "app_pk", "digest", unique=True),
+    Index("ix_webhook_rejections_app", "app_pk", "id"),
+)

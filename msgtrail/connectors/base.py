@@ -1,0 +1,143 @@
+"""What every connector shares: the request as the provider sent it, and the events
+it carries in msgtrail's terms (pure logic, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from msgtrail.errors import BadRequest
+
+# The metadata keys a sender puts on each message, under every provider.
+MESSAGE_KEY = "msgtrail_message_id"
+SUBSCRIPTION_KEY = "msgtrail_subscription_id"
+EXTERNAL_KEY = "msgtrail_external_id"
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One provider request: `url` is the address the provider called (the public URL
+    plus path and query), which is what Twilio signs."""
+
+    body: bytes
+    headers: Mapping[str, str]  # names in lower case
+    url: str
+    query: Mapping[str, str]
+    now: int
+
+
+@dataclass
+class Incoming:
+    """One provider event. `event` is msgtrail's name for it; `problem` says why it
+    cannot be recorded (it is then kept among the app's webhook rejections)."""
+
+    raw: Any
+    event: str | None = None
+    message_id: str | None = None
+    subscription_id: str | None = None
+    ts: int | None = None
+    provider_id: str | None = None
+    onesignal_id: str | None = None
+    external_id: str | None = None
+    device_type: str | None = None
+    failure_message: str | None = None
+    # The channel the provider implies (SendGrid: email); None when any channel fits.
+    channel: str | None = None
+    # OneSignal only: a message seen for the first time is created with this name.
+    message_name: str | None = None
+    problem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical_uuid(value: object) -> str | None:
+    """A UUID in canonical lower case, or None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    return text if _UUID.fullmatch(text) else None
+
+
+def text(value: object) -> str | None:
+    """A non-empty string value, or None (templates render missing values as "")."""
+    if value is None:
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+def unix_seconds(value: object) -> int | None:
+    """Unix seconds from a number, a numeric string or an ISO 8601 time; None if none."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        raw = value.strip()
+        if not raw:
+            return None
+        try:
+            return int(float(raw))
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp())
+    return None
+
+
+def ids_from(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """msgtrail's ids from a provider's metadata map (values may be lists: SES tags)."""
+    meta = meta or {}
+
+    def first(key: str) -> Any:
+        value = meta.get(key)
+        return value[0] if isinstance(value, list) and value else value
+
+    return {"message_id": text(first(MESSAGE_KEY)),
+            "subscription_id": text(first(SUBSCRIPTION_KEY)),
+            "external_id": text(first(EXTERNAL_KEY))}
+
+
+def json_body(req: WebhookRequest) -> Any:
+    import msgspec
+
+    try:
+        return msgspec.json.decode(req.body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: not valid JSON ({exc})") from None
+
+
+def expand(base: Incoming, events: tuple[str, ...]) -> list[Incoming]:
+    """One provider event that means several of msgtrail's (a bounce is also a failure)."""
+    out = []
+    for name in events:
+        copy = Incoming(**{**base.__dict__, "event": name, "extra": dict(base.extra)})
+        out.append(copy)
+    return out
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a connector may consult beyond the request."""
+
+    app_id: str
+    max_age_seconds: int
+    sns_host_pattern: str
+    # The app_id an API key belongs to, or None (OneSignal's Authorization header).
+    key_owner: Any
+    # GET a URL and return its body (SNS certificates and SubscribeURLs).
+    fetch: Any
+
+
+def obj(value: object) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,108 @@
+"""Amazon SES events, published to an SNS topic (a configuration set's event
+destination, or an identity's notifications) that msgtrail is subscribed to. Only
+topics given at connect time are accepted: any AWS account can sign a valid SNS
+message for its own topic. Our ids ride in the message tags (`mail.tags`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from msgtrail.connectors import sns
+from msgtrail.connectors.base import (
+    Context,
+    Incoming,
+    WebhookRequest,
+    expand,
+    ids_from,
+    json_body,
+    obj,
+    text,
+    unix_seconds,
+)
+from msgtrail.errors import BadRequest, Forbidden
+
+SOURCE = "ses"
+CHANNEL = "email"
+
+# eventType (or notificationType) -> (detail object, where its recipients are, events)
+_KINDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "Send": ("send", None, ("sent",)),
+    "Delivery": ("delivery", "recipients", ("delivered",)),
+    "Bounce": ("bounce", "bouncedRecipients", ("bounced", "failed")),
+    "Complaint": ("complaint", "complainedRecipients", ("reported_spam",)),
+    "Reject": ("reject", None, ("failed",)),
+    "Open": ("open", None, ("opened",)),
+    "Click": ("click", None, ("clicked",)),
+    "Subscription": ("subscription", None, ("unsubscribed",)),
+    "Rendering Failure": ("failure", None, ("failed",)),
+}
+TRANSIENT = {"DeliveryDelay"}
+
+
+def credential(topic_arns: tuple[str, ...] | list[str] | None = None, **_: Any) -> dict[str, Any]:
+    arns = [a.strip() for a in topic_arns or () if a.strip()]
+    if not arns or not all(a.startswith("arn:") for a in arns):
+        raise BadRequest("ses needs --topic-arn ARN (one or more SNS topic ARNs)")
+    return {"topic_arns": arns}
+
+
+def _envelope(req: WebhookRequest) -> dict[str, Any]:
+    doc = json_body(req)
+    if not isinstance(doc, dict) or not isinstance(doc.get("Type"), str):
+        raise BadRequest("body: expected an SNS message")
+    return doc
+
+
+def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
+    doc = _envelope(req)
+    sns.verify(doc, ctx)
+    if doc.get("TopicArn") not in cred["topic_arns"]:
+        raise Forbidden(f"TopicArn {doc.get('TopicArn')!r} is not connected to this app")
+
+
+def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
+    doc = _envelope(req)
+    if doc["Type"] == "SubscriptionConfirmation":
+        sns.confirm(doc, ctx)
+        return []
+    if doc["Type"] != "Notification":
+        return []  # UnsubscribeConfirmation: nothing to record
+    try:
+        event = json.loads(doc.get("Message") or "")
+    except ValueError:
+        raise BadRequest("Message: not an SES event (JSON)") from None
+    if not isinstance(event, dict) or not isinstance(event.get("mail"), dict):
+        raise BadRequest("Message: not an SES event (no mail object)")
+    kind = event.get("eventType") or event.get("notificationType")
+    mail = event["mail"]
+    if kind in TRANSIENT:
+        return []
+    tags = obj(mail.get("tags"))
+    base = Incoming(raw=event, channel=CHANNEL, device_type="email", **ids_from(tags),
+                    provider_id=f"{mail.get('messageId')}:{kind}:{doc.get('MessageId')}")
+    if kind not in _KINDS:
+        base.problem = f"SES event {kind!r} is not recorded by msgtrail"
+        return [base]
+    detail_name, recipients_field, events = _KINDS[str(kind)]
+    detail = obj(event.get(detail_name))
+    if kind == "Bounce" and detail.get("bounceType") != "Permanent":
+        return []  # transient and undetermined bounces: SES is still trying
+    base.ts = unix_seconds(detail.get("timestamp") or mail.get("timestamp"))
+    recipients = detail.get(recipients_field) if recipients_field else None
+    if not isinstance(recipients, list) or not recipients:
+        recipients = [{"emailAddress": a} for a in mail.get("destination") or [None]]
+    out: list[Incoming] = []
+    # One event per recipient the notification names; the message's tags say which
+    # subscription it was sent to (send one SES message per recipient for exact ids).
+    for recipient in recipients:
+        one = Incoming(**{**base.__dict__, "extra": {}})
+        if isinstance(recipient, dict):
+            one.failure_message = (text(recipient.get("diagnosticCode"))
+                                   or text(recipient.get("status")))
+        if kind == "Reject":
+            one.failure_message = text(detail.get("reason"))
+        if kind == "Rendering Failure":
+            one.failure_message = text(detail.get("errorMessage"))
+        out.extend(expand(one, events))
+    return out

@@ -1,0 +1,48 @@
+"""Secrets at rest: webhook credentials are encrypted with Fernet (AES-128-CBC plus
+HMAC-SHA256, from `cryptography`) before they reach the database."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from msgtrail.settings import Settings
+
+
+class VaultError(Exception):
+    """A stored secret cannot be decrypted with the configured keys."""
+
+
+def _keys(settings: Settings) -> list[str]:
+    if settings.secret_key:
+        return [k.strip() for k in settings.secret_key.split(",") if k.strip()]
+    # The embedded default runs with no configuration: its key lives beside its data,
+    # readable by the owner only (a database copied alone is still unreadable).
+    path = Path(settings.data_dir) / "secret.key"
+    if not path.exists():
+        settings.ensure_data_dir()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(Fernet.generate_key().decode())
+    return [path.read_text().strip()]
+
+
+class Vault:
+    """Encrypts with the first key, decrypts with any: keys rotate by prepending."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._fernet = MultiFernet([Fernet(k) for k in _keys(settings)])
+
+    def seal(self, value: dict[str, Any]) -> str:
+        return self._fernet.encrypt(json.dumps(value).encode()).decode()
+
+    def open(self, token: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._fernet.decrypt(token.encode())))
+        except InvalidToken:
+            raise VaultError("a stored webhook credential does not decrypt with "
+                             "MSGTRAIL_SECRET_KEY (was the key changed?)") from None

@@ -4,6 +4,9 @@ tests cost what their requests cost."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +41,24 @@ class InProcess:
     def send(self, message_id: str, events: list[dict]) -> httpx.Response:  # type: ignore[type-arg]
         return self.client.post(f"/notifications/{message_id}/events",
                                 params={"app_id": self.app_id}, json={"events": events})
+
+    def export(self, message_id: str, **params: str) -> list[dict[str, str]]:
+        """The message's audience-activity CSV as rows, waiting for the export to finish
+        (one export at a time per account: the next request waits for this one)."""
+        r = self.client.post(f"/notifications/{message_id}/export_events",
+                             params={"app_id": self.app_id, **params})
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while True:
+            doc = self.client.get(f"/notifications/{message_id}/export_events/"
+                                  f"{r.json()['export_id']}", params={"app_id": self.app_id}).json()
+            if doc["state"] == "ready":
+                break
+            assert doc["state"] in ("queued", "running"), doc
+            assert time.monotonic() < deadline, "export not ready in 30 s"
+            time.sleep(0.05)
+        data = gzip.decompress(self.fetch(r.json()["csv_file_url"])).decode()
+        return list(csv.DictReader(io.StringIO(data, newline="")))
 
     def fetch(self, url: str, timeout: float = 30) -> bytes:
         """The file at a URL handed out, once it is served: msgtrail's own route (in

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import time
 import uuid
@@ -25,16 +24,10 @@ def _sub(i: int) -> str:
 
 
 def _export(api: InProcess, message_id: str, **params: str) -> list[dict[str, str]]:
-    r = api.client.post(f"/notifications/{message_id}/export_events",
-                        params={"app_id": api.app_id, **params})
-    assert r.status_code == 200, r.text
-    _wait_ready(api, message_id, r.json()["export_id"])
-    data = gzip.decompress(api.fetch(r.json()["csv_file_url"])).decode()
-    return list(csv.DictReader(io.StringIO(data, newline="")))
+    return api.export(message_id, **params)
 
 
 def _wait_ready(api: InProcess, message_id: str, export_id: str) -> None:
-    # One export at a time per account: the next request waits for this one.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         doc = api.client.get(f"/notifications/{message_id}/export_events/{export_id}",

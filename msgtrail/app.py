@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from msgtrail import __version__
 from msgtrail.api import (
@@ -38,14 +39,37 @@ log = logging.getLogger("msgtrail")
 API_ROUTERS = (notifications.router, events.router, exports.router, history.router)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ASGIApp:
     """The service built from MSGTRAIL_* variables: the entry point of each process
     when `msgtrail serve --processes N` runs several."""
     from msgtrail.db.engine import make_engine
 
     settings = Settings()
-    return create_app(settings, make_engine(settings.resolved_database_url(),
-                                            settings.workers, settings.export_readers))
+    return served(create_app(settings, make_engine(settings.resolved_database_url(),
+                                                   settings.workers, settings.export_readers)))
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception: OneSignal's envelope, with the status it maps to."""
+    if isinstance(exc, MsgtrailError):
+        return JSONResponse({"errors": exc.messages, **exc.extra},
+                            status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, OperationalError):
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"errors": ["Service temporarily unavailable"]}, status_code=503,
+                            headers={"Retry-After": "5"})
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"errors": ["Internal server error"]}, status_code=500)
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """The ASGI application a server runs: provider webhooks go straight to their
+    handler, everything else through FastAPI (see webhooks.FastPath)."""
+    return webhooks.FastPath(app, error_response)
+
+
+async def _error_handler(_req: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
 
 
 def create_app(settings: Settings, engine: Engine, workers: int | None = None) -> FastAPI:
@@ -76,6 +100,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.state.store_healthy = HealthCheck(app.state.store)
     app.state.vault = Vault(settings)
     app.state.intake = GroupCommit(engine)
+    app.state.lookups = webhooks.Lookups(engine, app.state.vault)
     app.state.export_limit = RateLimit(settings.export_rate_limit,
                                        settings.redis_url or "memory://")
     # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
@@ -89,11 +114,6 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.include_router(files.router)
     app.include_router(health.router)
     openapi.install(app)
-
-    @app.exception_handler(MsgtrailError)
-    async def _msgtrail_error(_req: Request, exc: MsgtrailError) -> JSONResponse:
-        return JSONResponse({"errors": exc.messages, **exc.extra},
-                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -109,15 +129,6 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         return JSONResponse({"errors": [str(exc.detail)]}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(OperationalError)
-    async def _db_unavailable(_req: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return JSONResponse({"errors": ["Service temporarily unavailable"]}, status_code=503,
-                            headers={"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"errors": ["Internal server error"]}, status_code=500)
-
+    for kind in (MsgtrailError, OperationalError, Exception):
+        app.add_exception_handler(kind, _error_handler)
     return app

@@ -59,7 +59,7 @@ def main(log_level: str) -> None:
 
 
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
-    from msgtrail.app import create_app
+    from msgtrail.app import create_app, served
 
     if workers is not None:
         settings.workers = workers
@@ -73,7 +73,7 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
                     host=settings.host, port=settings.port, log_level="warning",
                     access_log=False)
         return
-    app = create_app(settings, engine)
+    app = served(create_app(settings, engine))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False)
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from msgtrail import apps
-from msgtrail.app import create_app
+from msgtrail.app import create_app, served
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.settings import Settings
 from msgtrail.testing.backends import Embedded, Scale
@@ -91,7 +91,7 @@ def api(tmp_path, backend: Embedded | Scale,
     with engine.begin() as conn:
         app, key = apps.create_app(conn, "in-process")
     try:
-        with TestClient(create_app(settings, engine, workers=1),
+        with TestClient(served(create_app(settings, engine, workers=1)),
                         headers={"Authorization": f"Key {key}"}) as client:
             yield InProcess(client, app.app_id, key, engine, settings)
     finally:

@@ -100,7 +100,8 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.state.store_healthy = HealthCheck(app.state.store)
     app.state.vault = Vault(settings)
     app.state.intake = GroupCommit(engine)
-    app.state.lookups = webhooks.Lookups(engine, app.state.vault)
+    app.state.lookups = webhooks.Lookups(engine, app.state.vault,
+                                         settings.webhook_cache_seconds)
     app.state.export_limit = RateLimit(settings.export_rate_limit,
                                        settings.redis_url or "memory://")
     # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.

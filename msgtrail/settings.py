@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # Where an SNS signing certificate or SubscribeURL may come from: scheme and host.
     sns_host_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+    # Webhooks: how long an API process remembers an app's connections and whose API
+    # key is whose; a disconnect, re-key or revoked key takes effect within this time.
+    webhook_cache_seconds: float = 5
     # Mailgun: a signature older (or newer) than this is a replay and is refused.
     mailgun_max_age_seconds: int = 300
 

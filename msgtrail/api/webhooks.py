@@ -44,17 +44,15 @@ def _fetch(url: str) -> bytes:
 
 class Lookups:
     """Who an app is, its source's credential and whose API key a request carries,
-    remembered for a few seconds: the database is not asked on every event of a
-    provider in full flow. So a disconnect, a re-key or a revoked key takes effect
-    within LOOKUP_SECONDS in every API process."""
+    remembered for `seconds`: the database is not asked on every event of a provider
+    in full flow. So a disconnect, a re-key or a revoked key takes effect within that
+    time in every API process (MSGTRAIL_WEBHOOK_CACHE_SECONDS)."""
 
-    LOOKUP_SECONDS = 5
-
-    def __init__(self, engine: Any, vault: Any) -> None:
+    def __init__(self, engine: Any, vault: Any, seconds: float) -> None:
         self._engine, self._vault = engine, vault
         self._connections: TTLCache[tuple[str, str], tuple[App, dict[str, Any]]] = TTLCache(
-            maxsize=4096, ttl=self.LOOKUP_SECONDS)
-        self._keys: TTLCache[str, str | None] = TTLCache(maxsize=4096, ttl=self.LOOKUP_SECONDS)
+            maxsize=4096, ttl=seconds)
+        self._keys: TTLCache[str, str | None] = TTLCache(maxsize=4096, ttl=seconds)
         self._lock = threading.Lock()
 
     def known(self, app_id: str, source: str, key: str | None) -> bool:

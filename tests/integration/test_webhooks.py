@@ -332,8 +332,14 @@ def test_a_batch_is_all_or_nothing_and_unparseable_is_400(hooks: InProcess,
     assert stored(hooks) == before
 
 
-def test_sources_not_connected_or_disconnected_take_nothing(hooks: InProcess,
-                                                            sns: SnsEndpoint) -> None:
+@pytest.fixture
+def no_lookup_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections read afresh on every request (set before the app is built)."""
+    monkeypatch.setenv("MSGTRAIL_WEBHOOK_CACHE_SECONDS", "0")
+
+
+def test_sources_not_connected_or_disconnected_take_nothing(
+        no_lookup_cache: None, hooks: InProcess, sns: SnsEndpoint) -> None:
     p = SendGrid()
     message_id = hooks.create_message("email")
     call = p.calls(hooks.app_id, [Happened("sent", message_id, str(uuid.uuid4()), T0)], "")[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -328,9 +329,10 @@ def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) ->
 @click.option("--app-id", required=True, help="The app the message belongs to.")
 @click.option("--message-id", default=None, help="The message [default: the id in "
               "OneSignal's file name, else one derived from the file].")
+@click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
 @data_dir_option
 @database_option
-def import_command(file, app_id, message_id, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+def import_command(file, app_id, message_id, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Load a OneSignal audience-activity CSV (.csv or .csv.gz) as a message's events."""
     from msgtrail.importer import import_file
 
@@ -341,6 +343,9 @@ def import_command(file, app_id, message_id, data_dir, database_url) -> None:  #
         done = import_file(engine, app, file, message_id, now())
     except MsgtrailError as exc:
         raise click.ClickException("; ".join(exc.messages)) from None
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(done)))
+        return
     click.echo(f"message {done.message_id} ({done.channel}, "
                f"{'created' if done.created else 'existing'}): {done.recipients:,} "
                f"recipients, {done.events:,} events")

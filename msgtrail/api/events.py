@@ -24,7 +24,6 @@ DRAIN_FACTOR = 4
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, or 413 once it passes `limit` bytes; nothing of it is kept then."""
-    too_large = PayloadTooLarge(f"body: larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     # A client waiting for `100 Continue` has sent nothing yet: answer it at once (the
     # server only says 100 Continue once the body is read). So for a body too large to
@@ -32,7 +31,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit and (
             "100-continue" in request.headers.get("expect", "").lower()
             or int(declared) > DRAIN_FACTOR * limit):
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -44,8 +43,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             continue
         chunks.append(chunk)
     if size > limit:
-        raise too_large
+        raise _too_large(limit)
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"body: larger than {limit} bytes")
 
 
 @router.post("/notifications/{message_id}/events", summary="Record activity events",

@@ -7,7 +7,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
+from urllib.parse import parse_qsl
 
 from msgtrail.errors import BadRequest
 
@@ -29,6 +31,14 @@ class WebhookRequest:
     url: str
     query: Mapping[str, str]
     now: int
+
+    @cached_property
+    def form(self) -> list[tuple[str, str]]:
+        """The body as form fields (application/x-www-form-urlencoded), in order."""
+        try:
+            return parse_qsl(self.body.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise BadRequest("body: not a UTF-8 form") from None
 
 
 @dataclass

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from msgtrail.connectors.base import Context, Incoming, WebhookRequest, ids_from, text
 from msgtrail.errors import BadRequest, Unauthorized
@@ -33,10 +33,11 @@ def credential(auth_token: str | None = None, **_: Any) -> dict[str, Any]:
 
 def signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
     """Twilio's signature of a request: as twilio-python's RequestValidator computes it."""
-    data = url
-    for name in sorted({k for k, _ in params}):
-        for value in sorted({v for k, v in params if k == name}):
-            data += name + value
+    values: dict[str, set[str]] = {}
+    for name, value in params:
+        values.setdefault(name, set()).add(value)
+    data = url + "".join(name + value for name in sorted(values)
+                         for value in sorted(values[name]))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -54,26 +55,22 @@ def _url_variants(url: str) -> list[str]:
 
 
 def valid(auth_token: str, url: str, params: list[tuple[str, str]], given: str) -> bool:
-    return any(hmac.compare_digest(signature(auth_token, u, params).encode(), given.encode())
-               for u in _url_variants(url))
+    def matches(candidate: str) -> bool:
+        return hmac.compare_digest(signature(auth_token, candidate, params).encode(),
+                                   given.encode())
 
-
-def _form(req: WebhookRequest) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(req.body.decode(), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise BadRequest("body: not a UTF-8 form") from None
+    return matches(url) or any(matches(u) for u in _url_variants(url)[1:])
 
 
 def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
     given = req.headers.get(SIGNATURE)
-    if not given or not valid(cred["auth_token"], req.url, _form(req), given):
+    if not given or not valid(cred["auth_token"], req.url, req.form, given):
         raise Unauthorized("missing or invalid X-Twilio-Signature (is MSGTRAIL_PUBLIC_URL "
                            "the address Twilio calls?)")
 
 
 def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
-    form = dict(_form(req))
+    form = dict(req.form)
     status = text(form.get("MessageStatus") or form.get("SmsStatus"))
     if status is None or not form.get("MessageSid"):
         raise BadRequest("body: a Twilio status callback has MessageSid and MessageStatus")

@@ -1,4 +1,5 @@
-"""Retention: expired export files and activity past its window go on their own."""
+"""Retention: expired export files, and activity and rejected webhook events past
+their window, go on their own."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from sqlalchemy import Engine, select, text, update
 
 from msgtrail.db import dialect
-from msgtrail.db.schema import jobs, messages, schedules
+from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
 
@@ -33,7 +34,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
           now: float | None = None) -> dict[str, int]:
     """Delete expired files and activity older than the retention window."""
     now = time.time() if now is None else now
-    counts = {"files": 0, "messages": 0, "partitions": 0, "partials": 0}
+    counts = {"files": 0, "messages": 0, "partitions": 0, "partials": 0, "rejections": 0}
     with engine.connect() as conn:
         expired = conn.execute(select(jobs.c.id, jobs.c.file_key).where(
             jobs.c.state == "ready", jobs.c.expires_at <= now)).all()
@@ -63,6 +64,11 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
             conn.execute(messages.update().where(messages.c.id == message_pk).values(
                 purged_at=int(now), pending_since=None))
         counts["messages"] += 1
+    with engine.begin() as conn:
+        # Rejected webhook events hold what providers sent (addresses among it): they
+        # are kept no longer than the activity they failed to become.
+        counts["rejections"] = conn.execute(webhook_rejections.delete().where(
+            webhook_rejections.c.received_at < cutoff)).rowcount
     counts["partials"] = store.clean_partials(PARTIAL_MAX_AGE)
     if any(counts.values()):
         log.info("purged %s", counts)

@@ -13,7 +13,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from msgtrail.testing.service import AppCreds, Server
+from msgtrail.testing.providers import SendGrid
+from msgtrail.testing.service import AppCreds, Server, run_cli
 from tests.helpers import create_message, event, send_events
 
 FUZZ_SECONDS = int(os.environ.get("MSGTRAIL_FUZZ_SECONDS", "60"))
@@ -26,6 +27,15 @@ def test_no_request_gets_a_5xx(server: Server, app_creds: AppCreds, tmp_path) ->
     any 5xx fails the run, and so this test."""
     with server.client(app_creds) as client:
         message_id = create_message(client, app_creds)
+    # Every webhook source connected, so that fuzzed webhooks reach the signature checks
+    # and the parsers behind them (OneSignal's is passed by the fuzzer's own key).
+    for source, *credential in (
+            ["onesignal"], ["postmark", "--password", "fuzz"],
+            ["mailgun", "--signing-key", "fuzz"], ["twilio", "--auth-token", "fuzz"],
+            ["ses", "--topic-arn", "arn:aws:sns:eu-west-1:123456789012:fuzz"],
+            ["sendgrid", "--public-key", SendGrid().options()["public_key"]]):
+        run_cli(server.data_dir, "apps", "connect", app_creds.app_id, source, *credential,
+                env=server.env)
     st = Path(sys.executable).with_name("st")
     result = subprocess.run(
         [str(st), "--config-file", str(SCHEMATHESIS_CONFIG), "run",

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from msgtrail import apps, connections
+from msgtrail import apps, connections, retention
 from msgtrail.csv_schema import columns
 from msgtrail.db.schema import activity_log, webhook_rejections
+from msgtrail.storage import open_store
 from msgtrail.testing.providers import (
     Call,
     Happened,
@@ -363,3 +364,18 @@ def test_credentials_are_sealed_at_rest(hooks: InProcess, sns: SnsEndpoint) -> N
         stored_secret = conn.exec_driver_sql("SELECT secret FROM connections").scalar_one()
     assert p.auth_token not in stored_secret
     assert Vault(hooks.settings).open(stored_secret) == {"auth_token": p.auth_token}
+
+
+def test_rejections_go_with_the_activity_retention_window(hooks: InProcess,
+                                                         sns: SnsEndpoint) -> None:
+    p = provider("mailgun", hooks, sns)
+    r = post(hooks, p.calls(hooks.app_id, [Happened("delivered", None, None, T0)], "")[0])
+    assert r.json()["rejected"] == 1
+    store = open_store(hooks.settings.resolved_storage_url())
+    window = hooks.settings.activity_retention_days * 86400
+    assert retention.purge(hooks.engine, store, hooks.settings, now=NOW + window - 60
+                           )["rejections"] == 0
+    assert retention.purge(hooks.engine, store, hooks.settings, now=NOW + window + 60
+                           )["rejections"] == 1
+    assert hooks.client.get(f"/apps/{hooks.app_id}/webhook_rejections").json()[
+        "total_count"] == 0

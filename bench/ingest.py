@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
-from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
-from msgtrail.testing.service import run_cli, start_server, stop_server
+from msgtrail.testing.backends import add_bench_arguments
+from msgtrail.testing.service import bench_service
 
 
 def bodies(n_events: int, batch: int, now: int) -> list[bytes]:
@@ -46,52 +44,43 @@ def main() -> None:
     add_bench_arguments(parser)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        env, scale = bench_env(args, data_dir)
-        server = start_server(data_dir, "--processes", str(args.processes), env=env)
-        try:
-            creds = json.loads(run_cli(data_dir, "apps", "create", "--name", "bench", "--json",
-                                       env=server.env))
-            headers = {"Authorization": f"Key {creds['api_key']}"}
-            client = httpx.Client(base_url=server.base_url, headers=headers, timeout=120)
-            message_id = client.post("/notifications", json={
-                "app_id": creds["app_id"], "contents": {"en": "bench"},
-                "target_channel": "push"}).json()["id"]
-            payloads = bodies(args.events, args.batch, int(time.time()))
-            url = f"/notifications/{message_id}/events?app_id={creds['app_id']}"
+    with bench_service(args) as (server, creds):
+        headers = {"Authorization": f"Key {creds['api_key']}"}
+        client = httpx.Client(base_url=server.base_url, headers=headers, timeout=120)
+        message_id = client.post("/notifications", json={
+            "app_id": creds["app_id"], "contents": {"en": "bench"},
+            "target_channel": "push"}).json()["id"]
+        payloads = bodies(args.events, args.batch, int(time.time()))
+        url = f"/notifications/{message_id}/events?app_id={creds['app_id']}"
 
-            def send(body: bytes) -> int:
-                r = client.post(url, content=body,
-                                headers={"Content-Type": "application/x-ndjson"})
-                r.raise_for_status()
-                return r.json()["accepted"]
+        def send(body: bytes) -> int:
+            r = client.post(url, content=body,
+                            headers={"Content-Type": "application/x-ndjson"})
+            r.raise_for_status()
+            return r.json()["accepted"]
 
-            start = time.perf_counter()
-            with ThreadPoolExecutor(args.connections) as pool:
-                accepted = sum(pool.map(send, payloads))
-            ingest_s = time.perf_counter() - start
-            assert accepted == args.events, accepted
+        start = time.perf_counter()
+        with ThreadPoolExecutor(args.connections) as pool:
+            accepted = sum(pool.map(send, payloads))
+        ingest_s = time.perf_counter() - start
+        assert accepted == args.events, accepted
 
-            start = time.perf_counter()
-            doc = client.get(f"/notifications/{message_id}",
-                             params={"app_id": creds["app_id"]}).json()
-            read_s = time.perf_counter() - start
-            recipients = args.events // 2
-            assert doc["successful"] == recipients and doc["received"] == recipients, doc
-            size = sum(f.stat().st_size for f in data_dir.glob("msgtrail.db*"))
-            print(f"ingest: {accepted:,} events in {ingest_s:.2f} s = "
-                  f"{accepted / ingest_s:,.0f} events/s "
-                  f"({args.batch:,} per request, {args.connections} connections)")
-            print(f"read back: all {recipients:,} recipients and {accepted:,} events visible "
-                  f"after {read_s:.2f} s (includes folding what the worker had not yet folded)")
-            if size:
-                print(f"database on disk: {size / 1e6:,.0f} MB")
-            print(f"database: {env.get('MSGTRAIL_DATABASE_URL', 'sqlite').split('://')[0]}; "
-                  f"cpu count {os.cpu_count()}")
-        finally:
-            stop_server(server)
-            bench_teardown(env, scale)
+        start = time.perf_counter()
+        doc = client.get(f"/notifications/{message_id}",
+                         params={"app_id": creds["app_id"]}).json()
+        read_s = time.perf_counter() - start
+        recipients = args.events // 2
+        assert doc["successful"] == recipients and doc["received"] == recipients, doc
+        size = sum(f.stat().st_size for f in server.data_dir.glob("msgtrail.db*"))
+        print(f"ingest: {accepted:,} events in {ingest_s:.2f} s = "
+              f"{accepted / ingest_s:,.0f} events/s "
+              f"({args.batch:,} per request, {args.connections} connections)")
+        print(f"read back: all {recipients:,} recipients and {accepted:,} events visible "
+              f"after {read_s:.2f} s (includes folding what the worker had not yet folded)")
+        if size:
+            print(f"database on disk: {size / 1e6:,.0f} MB")
+        database = server.env.get("MSGTRAIL_DATABASE_URL", "sqlite").split("://")[0]
+        print(f"database: {database}; cpu count {os.cpu_count()}")
 
 
 if __name__ == "__main__":

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
+from msgtrail.testing.backends import add_bench_arguments
 from msgtrail.testing.providers import Happened, Mailgun, OneSignal, Postmark, Twilio
-from msgtrail.testing.service import run_cli, start_server, stop_server
+from msgtrail.testing.service import bench_service, run_cli
 
 EVENT = {"postmark": "delivered", "mailgun": "delivered", "twilio": "delivered",
          "onesignal": "delivered"}
@@ -81,50 +79,41 @@ def main() -> None:
     add_bench_arguments(parser)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        env, scale = bench_env(args, data_dir)
-        server = start_server(data_dir, "--processes", str(args.processes), env=env)
-        try:
-            creds = json.loads(run_cli(data_dir, "apps", "create", "--name", "bench", "--json",
-                                       env=server.env))
-            app_id = creds["app_id"]
-            p = provider(args.source, creds["api_key"])
-            run_cli(data_dir, "apps", "connect", app_id, p.source, *connect_args(p),
-                    "--public-url", server.base_url, env=server.env)
-            client = httpx.Client(base_url=server.base_url, timeout=120,
-                                  headers={"Authorization": f"Key {creds['api_key']}"})
-            message_id = (str(uuid.uuid4()) if p.source == "onesignal" else client.post(
-                "/notifications", json={"app_id": app_id, "target_channel": p.channel}
-            ).json()["id"])
-            now = int(time.time())
-            happened = [Happened(EVENT[args.source], message_id, str(uuid.uuid4()), now - 60)
-                        for _ in range(args.events)]
-            host = urlsplit(server.base_url).netloc
-            requests = [raw_request(host, c.path, c.headers, c.body)
-                        for c in p.calls(app_id, happened, server.base_url)]
-            # The server's own public URL must be what Twilio signed.
-            started = time.perf_counter()
-            statuses = asyncio.run(blast(server.base_url, requests, args.senders))
-            elapsed = time.perf_counter() - started
-            bad = [s for s in statuses if s != 200]
-            # The first read after the last event folds what the worker has not yet.
-            read_started = time.perf_counter()
-            rows = client.get(f"/notifications/{message_id}", params={"app_id": app_id}
-                              ).json()
-            read_seconds = time.perf_counter() - read_started
-            received = rows.get("received")
-            print(json.dumps({
-                "source": args.source, "events": args.events, "senders": args.senders,
-                "processes": args.processes, "backend": "scale" if scale else "embedded",
-                "seconds": round(elapsed, 2), "events_per_s": round(args.events / elapsed),
-                "non_200": len(bad), "recipients_delivered_after": received,
-                "first_read_s": round(read_seconds, 2)}))
-            assert not bad, bad[:5]
-            assert received == args.events, received
-        finally:
-            stop_server(server)
-            bench_teardown(env, scale)
+    with bench_service(args) as (server, creds):
+        app_id = creds["app_id"]
+        p = provider(args.source, creds["api_key"])
+        run_cli(server.data_dir, "apps", "connect", app_id, p.source, *connect_args(p),
+                "--public-url", server.base_url, env=server.env)
+        client = httpx.Client(base_url=server.base_url, timeout=120,
+                              headers={"Authorization": f"Key {creds['api_key']}"})
+        message_id = (str(uuid.uuid4()) if p.source == "onesignal" else client.post(
+            "/notifications", json={"app_id": app_id, "target_channel": p.channel}
+        ).json()["id"])
+        now = int(time.time())
+        happened = [Happened(EVENT[args.source], message_id, str(uuid.uuid4()), now - 60)
+                    for _ in range(args.events)]
+        host = urlsplit(server.base_url).netloc
+        requests = [raw_request(host, c.path, c.headers, c.body)
+                    for c in p.calls(app_id, happened, server.base_url)]
+        # The server's own public URL must be what Twilio signed.
+        started = time.perf_counter()
+        statuses = asyncio.run(blast(server.base_url, requests, args.senders))
+        elapsed = time.perf_counter() - started
+        bad = [s for s in statuses if s != 200]
+        # The first read after the last event folds what the worker has not yet.
+        read_started = time.perf_counter()
+        rows = client.get(f"/notifications/{message_id}", params={"app_id": app_id}
+                          ).json()
+        read_seconds = time.perf_counter() - read_started
+        received = rows.get("received")
+        print(json.dumps({
+            "source": args.source, "events": args.events, "senders": args.senders,
+            "processes": args.processes, "backend": "scale" if args.scale else "embedded",
+            "seconds": round(elapsed, 2), "events_per_s": round(args.events / elapsed),
+            "non_200": len(bad), "recipients_delivered_after": received,
+            "first_read_s": round(read_seconds, 2)}))
+        assert not bad, bad[:5]
+        assert received == args.events, received
 
 
 if __name__ == "__main__":

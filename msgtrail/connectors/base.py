@@ -4,12 +4,14 @@ it carries in msgtrail's terms (pure logic, no I/O)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
+
+import msgspec
 
 from msgtrail.errors import BadRequest
 
@@ -61,7 +63,6 @@ class Incoming:
     # OneSignal only: a message seen for the first time is created with this name.
     message_name: str | None = None
     problem: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def canonical_uuid(value: object) -> str | None:
@@ -118,8 +119,6 @@ def ids_from(meta: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def json_body(req: WebhookRequest) -> Any:
-    import msgspec
-
     try:
         return msgspec.json.decode(req.body)
     except msgspec.DecodeError as exc:
@@ -128,11 +127,7 @@ def json_body(req: WebhookRequest) -> Any:
 
 def expand(base: Incoming, events: tuple[str, ...]) -> list[Incoming]:
     """One provider event that means several of msgtrail's (a bounce is also a failure)."""
-    out = []
-    for name in events:
-        copy = Incoming(**{**base.__dict__, "event": name, "extra": dict(base.extra)})
-        out.append(copy)
-    return out
+    return [replace(base, event=name) for name in events]
 
 
 @dataclass(frozen=True)
@@ -143,9 +138,9 @@ class Context:
     max_age_seconds: int
     sns_host_pattern: str
     # The app_id an API key belongs to, or None (OneSignal's Authorization header).
-    key_owner: Any
+    key_owner: Callable[[str], str | None]
     # GET a URL and return its body (SNS certificates and SubscribeURLs).
-    fetch: Any
+    fetch: Callable[[str], bytes]
 
 
 def obj(value: object) -> dict[str, Any]:

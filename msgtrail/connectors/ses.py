@@ -6,6 +6,7 @@ message for its own topic. Our ids ride in the message tags (`mail.tags`)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from msgtrail.connectors import sns
@@ -96,7 +97,7 @@ def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
     # One event per recipient the notification names; the message's tags say which
     # subscription it was sent to (send one SES message per recipient for exact ids).
     for recipient in recipients:
-        one = Incoming(**{**base.__dict__, "extra": {}})
+        one = replace(base)
         if isinstance(recipient, dict):
             one.failure_message = (text(recipient.get("diagnosticCode"))
                                    or text(recipient.get("status")))

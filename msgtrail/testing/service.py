@@ -3,13 +3,17 @@ configuration, driven over HTTP; the CLI run as a user runs it."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,3 +115,22 @@ def stop_server(server: Server) -> None:
         server.process.wait()
     if server.owner:
         server.backend.release(server.env)
+
+
+@contextmanager
+def bench_service(args: argparse.Namespace) -> Iterator[tuple[Server, dict[str, str]]]:
+    """`msgtrail serve` for a benchmark, where its arguments say (add_bench_arguments;
+    `args.processes` API processes), with one app: the server and the app's
+    credentials, on a throwaway data dir, torn down after."""
+    from msgtrail.testing.backends import bench_env, bench_teardown
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        env, scale = bench_env(args, data_dir)
+        server = start_server(data_dir, "--processes", str(args.processes), env=env)
+        try:
+            yield server, json.loads(run_cli(data_dir, "apps", "create", "--name", "bench",
+                                             "--json", env=server.env))
+        finally:
+            stop_server(server)
+            bench_teardown(env, scale)

@@ -83,8 +83,7 @@ def _find(conn: Connection, delivery: Delivery, incoming: Incoming, message_id: 
                            .where(messages.c.message_id == message_id)).first()
         if row is None and delivery.source == "onesignal" and incoming.channel:
             # OneSignal's message ids are its own: mirror the message on first sight.
-            body = {"name": incoming.message_name, "target_channel": incoming.channel,
-                    "source": "onesignal"}
+            body = {"name": incoming.message_name, "target_channel": incoming.channel}
             conn.execute(_CREATE_MESSAGE, {
                 "message_id": message_id, "app_pk": delivery.app.pk,
                 "name": incoming.message_name, "channel": incoming.channel,

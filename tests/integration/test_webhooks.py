@@ -371,11 +371,12 @@ def test_rejections_go_with_the_activity_retention_window(hooks: InProcess,
     p = provider("mailgun", hooks, sns)
     r = post(hooks, p.calls(hooks.app_id, [Happened("delivered", None, None, T0)], "")[0])
     assert r.json()["rejected"] == 1
+    received = int(time.time())
     store = open_store(hooks.settings.resolved_storage_url())
     window = hooks.settings.activity_retention_days * 86400
-    assert retention.purge(hooks.engine, store, hooks.settings, now=NOW + window - 60
-                           )["rejections"] == 0
-    assert retention.purge(hooks.engine, store, hooks.settings, now=NOW + window + 60
-                           )["rejections"] == 1
+    assert retention.purge(hooks.engine, store, hooks.settings,
+                           now=received + window - 60)["rejections"] == 0
+    assert retention.purge(hooks.engine, store, hooks.settings,
+                           now=received + window + 60)["rejections"] == 1
     assert hooks.client.get(f"/apps/{hooks.app_id}/webhook_rejections").json()[
         "total_count"] == 0

@@ -100,8 +100,9 @@ def parse_batch(body: bytes, ndjson: bool, channel: str, now: int, max_events: i
         code = codes.get(ev.event)
         ext, dev, fm = ev.external_id, ev.device_type, ev.failure_message
         if (code is not None and type(ts) is int and MIN_TIMESTAMP <= ts <= hi
-                and (ext is None or len(ext) <= 512) and (dev is None or len(dev) <= 32)
-                and (fm is None or len(fm) <= 2048)):
+                and (ext is None or (len(ext) <= 512 and "\x00" not in ext))
+                and (dev is None or (len(dev) <= 32 and "\x00" not in dev))
+                and (fm is None or (len(fm) <= 2048 and "\x00" not in fm))):
             rows.append((i, subs[i], code, ts,
                          None if ev.onesignal_id is None else next(osid_iter), ext, dev, fm))
             continue
@@ -151,6 +152,9 @@ def _convert(i, sub, event, ts, osid, ext, dev, fm, allowed, now, errors) -> Row
     for field, value in (("external_id", ext), ("device_type", dev), ("failure_message", fm)):
         if value is not None and len(value) > MAX_TEXT[field]:
             errors.append(f"{where}.{field}: longer than {MAX_TEXT[field]} characters")
+        if value is not None and "\x00" in value:
+            # PostgreSQL text cannot hold NUL; no real value has one.
+            errors.append(f"{where}.{field}: must not contain NUL characters")
     if len(errors) > bad:
         return None
     return (i, sub, EVENT_CODE[event], ts, osid, ext, dev, fm)

@@ -117,6 +117,8 @@ def _rows(reader: Iterator[list[str]], header: list[str], channel: str, now: int
                             ("failure_message", fm)):
             if value is not None and len(value) > MAX_TEXT[name]:
                 errors.append(f"line {line_no}: {name} longer than {MAX_TEXT[name]} characters")
+            if value is not None and "\x00" in value:
+                errors.append(f"line {line_no}: {name} holds a NUL character")
         counts["recipients"] += 1
         found = 0
         for event, i in events:

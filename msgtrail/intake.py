@@ -27,6 +27,7 @@ from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
 from msgtrail.connectors.base import Incoming, canonical_uuid
 from msgtrail.db.schema import messages, webhook_rejections
 from msgtrail.event_batch import FUTURE_SLACK, MAX_TEXT, MIN_TIMESTAMP
+from msgtrail.messages import MAX_NAME
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,15 @@ class _Target:
     purged: bool
 
 
+def _text(value: str | None, limit: str | int) -> str | None:
+    """A provider's text as stored: cut to its column's length, without NUL characters
+    (which PostgreSQL text cannot hold and no real value has)."""
+    if not value:
+        return None
+    size = MAX_TEXT[limit] if isinstance(limit, str) else limit
+    return value.replace("\x00", "")[:size] or None
+
+
 def _digest(source: str, incoming: Incoming) -> str:
     """What makes a retried event the same rejection: the provider's event id, or the
     event itself where the provider gives none."""
@@ -83,10 +93,11 @@ def _find(conn: Connection, delivery: Delivery, incoming: Incoming, message_id: 
                            .where(messages.c.message_id == message_id)).first()
         if row is None and delivery.source == "onesignal" and incoming.channel:
             # OneSignal's message ids are its own: mirror the message on first sight.
-            body = {"name": incoming.message_name, "target_channel": incoming.channel}
+            body = {"name": _text(incoming.message_name, MAX_NAME),
+                    "target_channel": incoming.channel}
             conn.execute(_CREATE_MESSAGE, {
                 "message_id": message_id, "app_pk": delivery.app.pk,
-                "name": incoming.message_name, "channel": incoming.channel,
+                "name": _text(incoming.message_name, MAX_NAME), "channel": incoming.channel,
                 "body": json.dumps({k: v for k, v in body.items() if v is not None}),
                 "at": delivery.now})
             return _find(conn, delivery, incoming, message_id, cache)
@@ -138,7 +149,7 @@ def _attribute(conn: Connection, delivery: Delivery, cache: dict[str, _Target | 
             rejected += 1
             rejections.append({
                 "app_pk": delivery.app.pk, "source": delivery.source, "reason": problem,
-                "message_id": (incoming.message_id or "")[:100] or None,
+                "message_id": _text(incoming.message_id, 100),
                 "event": json.dumps(incoming.raw, default=str),
                 "digest": _digest(delivery.source, incoming), "at": delivery.now})
             continue
@@ -146,9 +157,9 @@ def _attribute(conn: Connection, delivery: Delivery, cache: dict[str, _Target | 
         rows.setdefault(target.pk, []).append((
             canonical_uuid(incoming.subscription_id), EVENT_CODE[str(incoming.event)],
             incoming.ts if incoming.ts is not None else delivery.now,
-            canonical_uuid(incoming.onesignal_id), incoming.external_id,
-            (incoming.device_type or "")[:MAX_TEXT["device_type"]] or None,
-            (incoming.failure_message or "")[:MAX_TEXT["failure_message"]] or None))
+            canonical_uuid(incoming.onesignal_id), _text(incoming.external_id, "external_id"),
+            _text(incoming.device_type, "device_type"),
+            _text(incoming.failure_message, "failure_message")))
     return Outcome(accepted, rejected)
 
 

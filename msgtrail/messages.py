@@ -16,6 +16,9 @@ from msgtrail.clock import now
 from msgtrail.db.schema import messages
 from msgtrail.errors import BadRequest, NotFound
 
+# The name column's size.
+MAX_NAME = 500
+
 # Fields we compute; a create body may not override them.
 _COMPUTED = {"id", "app_id", "successful", "failed", "errored", "converted", "received",
              "remaining", "queued_at", "completed_at", "platform_delivery_stats", "canceled"}
@@ -54,6 +57,10 @@ def create(conn: Connection, app: App, body: dict[str, Any],
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         raise BadRequest("name: must be a string")
+    if name is not None and "\x00" in name:
+        raise BadRequest("name: must not contain NUL characters")
+    if name is not None and len(name) > MAX_NAME:
+        raise BadRequest(f"name: longer than {MAX_NAME} characters")
     contents = body.get("contents")
     if contents is not None and not isinstance(contents, dict):
         raise BadRequest("contents: must be an object of language code to text")

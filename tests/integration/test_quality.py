@@ -156,3 +156,17 @@ def test_api_v1_serves_the_same_routes(api: InProcess) -> None:
     assert r.status_code == 200 and r.json()["csv_file_url"]
     assert api.client.get("/api/v1/notifications", params={"app_id": api.app_id}
                           ).json()["total_count"] == 1
+
+
+def test_nul_characters_and_long_names_are_400_not_500(api: InProcess) -> None:
+    """PostgreSQL text holds no NUL and the name column 500 characters: both were 500s
+    there (found by the fuzz run)."""
+    for name, said in (("a\x00b", "NUL"), ("n" * 501, "longer than 500")):
+        r = api.client.post("/notifications", json={"app_id": api.app_id, "name": name})
+        assert r.status_code == 400 and said in r.json()["errors"][0], r.text
+    message_id = api.create_message()
+    for field in ("external_id", "device_type", "failure_message"):
+        r = api.send(message_id, [{"subscription_id": _sub(1), "event": "sent",
+                                   "timestamp": BASE, field: "x\x00y"}])
+        assert r.status_code == 400 and "NUL" in r.json()["errors"][0], r.text
+    assert _export(api, message_id) == []

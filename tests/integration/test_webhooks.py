@@ -380,3 +380,17 @@ def test_rejections_go_with_the_activity_retention_window(hooks: InProcess,
                            now=received + window + 60)["rejections"] == 1
     assert hooks.client.get(f"/apps/{hooks.app_id}/webhook_rejections").json()[
         "total_count"] == 0
+
+
+def test_provider_text_with_nul_is_stored_without_it(hooks: InProcess, sns: SnsEndpoint) -> None:
+    provider("onesignal", hooks, sns)
+    message_id, sub = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {"event.kind": "message.push.failed", "event.timestamp": str(T0),
+            "message.id": message_id, "message.name": "N\x00" + "n" * 600,
+            "event.subscription_id": sub, "event.data.failure_reason": "bad\x00token"}
+    r = hooks.client.post(f"/webhooks/onesignal/{hooks.app_id}", json=body)
+    assert r.json() == {"accepted": 1, "rejected": 0}, r.text
+    [row] = hooks.export(message_id)
+    assert row["failure_message"] == "badtoken" and row["failed"] == iso(T0)
+    doc = hooks.client.get(f"/notifications/{message_id}", params={"app_id": hooks.app_id})
+    assert doc.json()["name"] == "N" + "n" * 499

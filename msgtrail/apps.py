@@ -116,7 +116,11 @@ def set_history(conn: Connection, app_id: str, enabled: bool) -> App:
 
 def authenticate(conn: Connection, key: str) -> App | None:
     """The app an active key belongs to, or None."""
-    digest = hash_key(key)
+    return by_key_hash(conn, hash_key(key))
+
+
+def by_key_hash(conn: Connection, digest: str) -> App | None:
+    """The app whose active key has this SHA-256, or None."""
     row = conn.execute(
         _app_query().add_columns(api_keys.c.key_hash)
         .join(api_keys, api_keys.c.app_pk == apps.c.id)

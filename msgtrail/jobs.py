@@ -138,6 +138,14 @@ def find(conn: Connection, app: App, message: Message, export_id: str) -> Job | 
     return Job.from_row(row) if row else None
 
 
+def of_message(conn: Connection, app: App, message: Message, limit: int = 20) -> list[Job]:
+    """The message's latest jobs, newest first."""
+    rows = conn.execute(select(jobs).where(jobs.c.app_pk == app.pk,
+                                           jobs.c.message_pk == message.pk)
+                        .order_by(jobs.c.created_at.desc()).limit(limit)).all()
+    return [Job.from_row(row) for row in rows]
+
+
 def by_file_key(conn: Connection, key: str) -> Job | None:
     row = conn.execute(select(jobs).where(jobs.c.file_key == key)).first()
     return Job.from_row(row) if row else None

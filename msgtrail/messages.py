@@ -97,10 +97,17 @@ def fresh(engine: Engine, message: Message) -> Message:
     return _row(row)
 
 
-def page(conn: Connection, app: App, limit: int, offset: int) -> tuple[int, list[Message]]:
+def page(conn: Connection, app: App, limit: int, offset: int,
+         name: str | None = None) -> tuple[int, list[Message]]:
+    """A page of the app's messages, newest first; `name` keeps those whose name
+    holds it (case-insensitive)."""
+    where = [messages.c.app_pk == app.pk]
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(messages.c.name.ilike(f"%{escaped}%", escape="\\"))
     total = conn.execute(select(func.count()).select_from(messages)
-                         .where(messages.c.app_pk == app.pk)).scalar_one()
-    rows = conn.execute(select(messages).where(messages.c.app_pk == app.pk)
+                         .where(*where)).scalar_one()
+    rows = conn.execute(select(messages).where(*where)
                         .order_by(messages.c.created_at.desc(), messages.c.id.desc())
                         .limit(limit).offset(offset)).all()
     return int(total), [_row(r) for r in rows]

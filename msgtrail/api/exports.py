@@ -106,7 +106,12 @@ async def export_events(request: Request, message_id: str, app_id: str | None = 
 
 def _export(request: Request, message_id: str, app_id: str | None, events: Any,
             raw: bool) -> dict[str, str]:
-    app = require_app(request, app_id)
+    return request_export(request, require_app(request, app_id), message_id, events, raw)
+
+
+def request_export(request: Request, app: App, message_id: str, events: Any,
+                   raw: bool) -> dict[str, str]:
+    """Queue an export of the app's message (the API's and the dashboard's)."""
     message = live_message(request, app, message_id)
     wanted = parse_events(events, message.target_channel)
     request.app.state.export_limit.hit(app.app_id)

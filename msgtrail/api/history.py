@@ -13,6 +13,7 @@ from msgtrail import history_csv
 from msgtrail.api.auth import require_app
 from msgtrail.api.exports import flag, job_params, json_object, live_message, start_job
 from msgtrail.api.openapi import HISTORY_BODY, errors
+from msgtrail.apps import App
 from msgtrail.clock import now
 from msgtrail.errors import BadRequest, MsgtrailError
 
@@ -35,16 +36,21 @@ async def message_history(request: Request, message_id: str) -> dict[str, Any]:
 
 
 def _history(request: Request, message_id: str, raw: bytes) -> dict[str, Any]:
-    settings = request.app.state.settings
     body = json_object(raw)
     app_id = body.get("app_id", request.query_params.get("app_id"))
     app = require_app(request, app_id if isinstance(app_id, str) else None)
+    return request_history(request, app, message_id, body.get("events"), body.get("email"),
+                           flag(body.get("csv_raw"), "csv_raw"))
+
+
+def request_history(request: Request, app: App, message_id: str, events: Any, email: Any,
+                    csv_raw: bool) -> dict[str, Any]:
+    """Queue a history report of the app's message (the API's and the dashboard's)."""
+    settings = request.app.state.settings
     message = live_message(request, app, message_id)
-    events = body.get("events")
     if events not in history_csv.EVENTS:
         raise BadRequest(f"events: must be one of {', '.join(history_csv.EVENTS)} "
                          f"(got {json.dumps(events)})")
-    email = body.get("email")
     if email is not None:
         try:
             email = validate_email(email, check_deliverability=False).normalized
@@ -60,7 +66,6 @@ def _history(request: Request, message_id: str, raw: bytes) -> dict[str, Any]:
     if message.created_at < now() - settings.history_window_days * 86400:
         raise BadRequest(f"Message history is only available for {settings.history_window_days:g}"
                          " days after the message was sent.")
-    csv_raw = flag(body.get("csv_raw"), "csv_raw")
     request.app.state.export_limit.hit(app.app_id)
     job = start_job(request, app, message, "history", job_params(events, csv_raw), email)
     return {"success": True, "destination_url": job.url,

@@ -24,6 +24,7 @@ from msgtrail.api import (
     openapi,
     webhooks,
 )
+from msgtrail.dashboard import views as dashboard
 from msgtrail.errors import MsgtrailError
 from msgtrail.intake import GroupCommit
 from msgtrail.rate_limit import RateLimit
@@ -112,6 +113,8 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         # and community libraries still call: they work by changing only the host.
         app.include_router(router, prefix="/api/v1")
     app.include_router(webhooks.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
     app.include_router(files.router)
     app.include_router(health.router)
     openapi.install(app)

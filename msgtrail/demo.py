@@ -38,10 +38,13 @@ def _activity(channel: str, n: int, start: int, rng: random.Random):  # type: ig
                            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                            f"user-{rng.randrange(10**7)}", device))
     rows: list[tuple[str, int, int, str, str, str, str | None]] = []
+    # A send throttled over half an hour; deliveries, opens and clicks trail off over
+    # the hours after it, so the report's chart has a shape to show.
+    sent_at = {sub: start + rng.randrange(1800) for sub, *_ in recipients}
     for sub, osid, ext, dev in recipients:
-        rows.append((sub, EVENT_CODE["sent"], start + rng.randrange(60), osid, ext, dev, None))
+        rows.append((sub, EVENT_CODE["sent"], sent_at[sub], osid, ext, dev, None))
     for sub, osid, ext, dev in recipients:
-        t = start + 60 + rng.randrange(600)
+        t = sent_at[sub] + 5 + int(rng.expovariate(1 / 90))
         roll = rng.random()
         if roll < 0.04:
             fail_event = {"push": "failed", "email": "bounced", "sms": "rejected"}[channel]
@@ -53,9 +56,11 @@ def _activity(channel: str, n: int, start: int, rng: random.Random):  # type: ig
             continue
         rows.append((sub, EVENT_CODE["delivered"], t, osid, ext, dev, None))
         if channel == "email" and rng.random() < 0.25:
-            rows.append((sub, EVENT_CODE["opened"], t + rng.randrange(3600), osid, ext, dev, None))
+            rows.append((sub, EVENT_CODE["opened"], t + int(rng.expovariate(1 / 2400)),
+                         osid, ext, dev, None))
         if rng.random() < 0.05:
-            rows.append((sub, EVENT_CODE["clicked"], t + rng.randrange(7200), osid, ext, dev, None))
+            rows.append((sub, EVENT_CODE["clicked"], t + int(rng.expovariate(1 / 3600)),
+                         osid, ext, dev, None))
         if rng.random() < 0.005:
             rows.append((sub, EVENT_CODE["unsubscribed"], t + 7200 + rng.randrange(3600),
                          osid, ext, dev, None))

@@ -3,6 +3,8 @@ HMAC-SHA256, from `cryptography`) before they reach the database."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -35,7 +37,14 @@ class Vault:
     """Encrypts with the first key, decrypts with any: keys rotate by prepending."""
 
     def __init__(self, settings: Settings) -> None:
-        self._fernet = MultiFernet([Fernet(k) for k in _keys(settings)])
+        keys = _keys(settings)
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._first = keys[0].encode()
+
+    def derive(self, purpose: str) -> bytes:
+        """A secret for one purpose (signing dashboard sessions), from the first key:
+        every process with the same MSGTRAIL_SECRET_KEY derives the same one."""
+        return hmac.new(self._first, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, value: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(value).encode()).decode()

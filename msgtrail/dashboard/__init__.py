@@ -1,0 +1,1 @@
+"""The dashboard: message reports in the browser, served by `msgtrail serve`."""

@@ -64,7 +64,9 @@ def _activity(channel: str, n: int, start: int, rng: random.Random):  # type: ig
         if rng.random() < 0.005:
             rows.append((sub, EVENT_CODE["unsubscribed"], t + 7200 + rng.randrange(3600),
                          osid, ext, dev, None))
-    return rows
+    # The demo's clock is "now": nothing happened after it (a long tail might reach it).
+    latest = start + 6 * 3600
+    return [(sub, code, min(ts, latest), *rest) for sub, code, ts, *rest in rows]
 
 
 def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, object]:

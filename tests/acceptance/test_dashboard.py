@@ -1,0 +1,211 @@
+"""The dashboard in real Chromium (Debian's, driven by Playwright), against the running
+service, on both configurations: the whole journey of a person, and its refusals."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from msgtrail.testing.service import AppCreds, Server
+from tests.helpers import create_message, send_events
+
+XSS = "<img src=x onerror=alert(1)>"
+# Where screenshots go: the test's own directory, or MSGTRAIL_SCREENSHOTS (the README's
+# docs/report.png is taken this way).
+SHOTS = os.environ.get("MSGTRAIL_SCREENSHOTS")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Debian's chromium is not installed: the README's test command installs it"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, headless=True,
+                                     args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    problems: list[str] = []
+    # Any script run from the data, anything the CSP had to block, a script error or a
+    # page asset that did not load fails the test (pages answering 401/404 are meant).
+    tab.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+    tab.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+    tab.on("console", lambda m: problems.append(m.text)
+           if "Content Security Policy" in m.text or "Refused" in m.text else None)
+    tab.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+           if "/static/" in r.url and r.status != 200 else None)
+    yield tab
+    context.close()
+    assert problems == [], problems
+
+
+def _shot(page: Page, tmp_path: Path, name: str) -> None:
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def _seed(server: Server, creds: AppCreds, name: str) -> tuple[str, list[str]]:
+    """A push message with activity over two hours; one recipient's external id is
+    markup that must show as text."""
+    now = int(time.time())
+    subs = [str(uuid.UUID(int=i + 1)) for i in range(40)]
+    events = []
+    for i, sub in enumerate(subs):
+        ext = XSS if i == 0 else f"user-{i}"
+        events.append({"subscription_id": sub, "event": "sent", "timestamp": now - 7200 + i * 60,
+                       "external_id": ext, "device_type": "iOS" if i % 2 else "Android"})
+        if i % 4:
+            events.append({"subscription_id": sub, "event": "delivered",
+                           "timestamp": now - 7100 + i * 60})
+        if i % 8 == 1:
+            events.append({"subscription_id": sub, "event": "clicked",
+                           "timestamp": now - 3600 + i * 30})
+        if i % 10 == 0:
+            events.append({"subscription_id": sub, "event": "failed", "timestamp": now - 7000,
+                           "failure_message": "Unregistered <b>token</b>"})
+    with server.client(creds) as api:
+        message_id = create_message(api, creds, name=name)
+        assert send_events(api, creds, message_id, events).status_code == 200
+    return message_id, subs
+
+
+def _sign_in(page: Page, server: Server, creds: AppCreds) -> None:
+    """By keyboard, as a person without a mouse would."""
+    page.goto(f"{server.base_url}/")
+    page.get_by_label("App ID").focus()
+    page.keyboard.type(creds.app_id)
+    page.keyboard.press("Tab")
+    page.keyboard.type(creds.api_key)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/messages$"))
+
+
+def _download(page: Page, row_text: str, tmp_path: Path) -> bytes:
+    row = page.locator("tr.job", has_text=row_text).first
+    link = row.get_by_role("link", name="Download")
+    expect(link).to_be_visible(timeout=60_000)
+    expect(row.locator(".progress-text")).to_contain_text(" rows")
+    with page.expect_download() as info:
+        link.click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target.read_bytes()
+
+
+def test_journey_sign_in_report_export_history_sign_out(
+        page: Page, server: Server, app_creds: AppCreds, tmp_path: Path) -> None:
+    name = f"Spring sale {uuid.uuid4().hex[:6]}"
+    message_id, subs = _seed(server, app_creds, name)
+    _sign_in(page, server, app_creds)
+    assert app_creds.api_key not in page.content()
+
+    page.get_by_label("Search by name").fill(name[-6:])
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    chart = page.get_by_role("img", name=re.compile(r"^Activity over time"))
+    expect(chart).to_be_visible()
+    assert "sent peaked at" in (chart.get_attribute("aria-label") or "")
+    # Markup from the data is text, never markup.
+    expect(page.get_by_text(XSS)).to_be_visible()
+    expect(page.get_by_text("Unregistered <b>token</b>").first).to_be_visible()
+    assert page.locator("main img").count() == 0
+    assert app_creds.api_key not in page.content()
+
+    page.get_by_label("Selected activity").select_option("clicked")
+    page.get_by_role("button", name="Show").click()
+    shown = page.locator("table.audience tbody tr")
+    expect(shown).to_have_count(sum(1 for i in range(40) if i % 8 == 1))
+    _shot(page, tmp_path, "report")
+
+    page.get_by_role("button", name="Export").click()
+    data = gzip.decompress(_download(page, "Export", tmp_path)).decode()
+    rows = list(csv.DictReader(io.StringIO(data, newline="")))
+    assert sorted(r["subscription_id"] for r in rows) == sorted(subs)
+    assert {r["external_user_id"] for r in rows if r["subscription_id"] == subs[0]} == {XSS}
+
+    page.get_by_role("button", name="Clicked report").click()
+    report = _download(page, "History", tmp_path).decode()
+    clicked = {r["player_id"] for r in csv.DictReader(io.StringIO(report, newline=""))}
+    assert clicked == {s for i, s in enumerate(subs) if i % 8 == 1}
+    expect(page.locator("tr.job")).to_have_count(2)
+    _shot(page, tmp_path, "exports")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.goto(f"{server.base_url}/messages/{message_id}")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_wrong_key_shows_an_error_and_nothing_else(page: Page, server: Server,
+                                                   app_creds: AppCreds) -> None:
+    page.goto(f"{server.base_url}/")
+    page.get_by_label("App ID").fill(app_creds.app_id)
+    page.get_by_label("API key").fill(app_creds.api_key[:-3] + "xyz")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("do not match")
+    assert "xyz" not in page.content()
+    page.goto(f"{server.base_url}/messages")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_another_apps_report_is_404_and_forms_need_their_token(
+        page: Page, server: Server, app_creds: AppCreds) -> None:
+    mine, _ = _seed(server, app_creds, "mine")
+    other = server.create_app("other")
+    theirs, _ = _seed(server, other, "theirs")
+    _sign_in(page, server, app_creds)
+    answer = page.goto(f"{server.base_url}/messages/{theirs}")
+    assert answer is not None and answer.status == 404
+    expect(page.get_by_role("alert")).to_contain_text("No such message")
+    assert "theirs" not in page.content()
+    # The session cookie alone does not make a POST: the CSRF token must come with it.
+    forged = page.request.post(f"{server.base_url}/messages/{mine}/export",
+                               form={"events": ""}, max_redirects=0)
+    assert forged.status == 403
+    forged = page.request.post(f"{server.base_url}/messages/{mine}/export",
+                               form={"events": "", "csrf": "guessed"}, max_redirects=0)
+    assert forged.status == 403
+    page.goto(f"{server.base_url}/messages/{mine}")
+    expect(page.locator("tr.job")).to_have_count(0)
+    headers = page.request.get(f"{server.base_url}/messages/{mine}").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "msgtrail_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_pages_fit_a_360_px_screen(browser: Browser, server: Server, app_creds: AppCreds,
+                                   tmp_path: Path) -> None:
+    message_id, _ = _seed(server, app_creds, "A message with a rather long name to wrap " * 2)
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    try:
+        _sign_in(page, server, app_creds)
+        for path in ("/messages", f"/messages/{message_id}"):
+            page.goto(f"{server.base_url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+        expect(page.get_by_role("img", name=re.compile(r"^Activity over time"))).to_be_visible()
+        _shot(page, tmp_path, "report-360")
+    finally:
+        context.close()

@@ -373,7 +373,8 @@ def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-
     base = settings.resolved_public_url()
     app_id, key = info["app_id"], info["api_key"]
     first = info["messages"][0][1]  # type: ignore[index]
-    lines = [f"app_id:  {app_id}", f"api_key: {key}", "", "messages:"]
+    lines = [f"Dashboard: {base}/  (sign in with the App ID and API key below)", "",
+             f"app_id:  {app_id}", f"api_key: {key}", "", "messages:"]
     lines += [f"  {ch:<5} {mid}  ({n:,} recipients)" for ch, mid, n in info["messages"]]  # type: ignore[attr-defined]
     lines += [
         "", "Try:",

@@ -79,7 +79,7 @@ def svg(t: Timeline) -> str:
     """The chart: one line per series over the buckets, with a y scale and time ticks."""
     label = escape(describe(t))
     parts = [f'<svg class="chart" role="img" aria-label="{label}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="none">']
+             f'viewBox="0 0 {WIDTH} {HEIGHT}">']
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     top = max((max(v) for v in t.counts.values() if v), default=0) or 1
     parts.append(f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" '
@@ -92,8 +92,10 @@ def svg(t: Timeline) -> str:
     if t.size:
         step = plot_w / max(t.size - 1, 1)
         for i in sorted({0, t.size // 2, t.size - 1}):
+            # The end labels align inward, so that neither runs off the chart.
+            anchor = "start" if i == 0 else "end" if i == t.size - 1 else "middle"
             parts.append(f'<text class="tick" x="{LEFT + i * step:.1f}" y="{HEIGHT - 8}" '
-                         f'text-anchor="middle">{_clock(t.start + i * t.bucket, t.bucket)}'
+                         f'text-anchor="{anchor}">{_clock(t.start + i * t.bucket, t.bucket)}'
                          '</text>')
         for series in SERIES:
             points = " ".join(f"{LEFT + i * step:.1f},{TOP + plot_h * (1 - n / top):.1f}"

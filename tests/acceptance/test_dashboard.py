@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from msgtrail.testing.service import AppCreds, Server
-from tests.helpers import create_message, send_events
+from msgtrail.testing.service import AppCreds, Server, start_server, stop_server
+from tests.helpers import create_message, send_events, send_ndjson
 
 XSS = "<img src=x onerror=alert(1)>"
 # Where screenshots go: the test's own directory, or MSGTRAIL_SCREENSHOTS (the README's
@@ -26,8 +26,10 @@ XSS = "<img src=x onerror=alert(1)>"
 SHOTS = os.environ.get("MSGTRAIL_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for this module only: Playwright's sync API runs an asyncio loop in
+    the main thread while it is open, which would break later asyncio.run() callers."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     assert executable, "Debian's chromium is not installed: the README's test command installs it"
     with sync_playwright() as p:
@@ -209,3 +211,34 @@ def test_pages_fit_a_360_px_screen(browser: Browser, server: Server, app_creds: 
         _shot(page, tmp_path, "report-360")
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory, backend) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    """Each export chunk (50,000 rows) takes 2 s more to write: progress to watch."""
+    srv = start_server(tmp_path_factory.mktemp("slow-dashboard"), backend=backend,
+                       env={"MSGTRAIL_EXPORT_CHUNK_DELAY": "2"})
+    yield srv
+    stop_server(srv)
+
+
+def test_export_progress_is_live_then_the_file_downloads(page: Page, slow_server: Server,
+                                                         tmp_path: Path) -> None:
+    creds = slow_server.create_app("progress", account="progress")
+    now = int(time.time())
+    with slow_server.client(creds) as api:
+        message_id = create_message(api, creds, name="Big send")
+        send_ndjson(api, creds, message_id, [
+            {"subscription_id": str(uuid.UUID(int=i + 1)), "event": "sent",
+             "timestamp": now - 600} for i in range(120_000)])
+    _sign_in(page, slow_server, creds)
+    page.goto(f"{slow_server.base_url}/messages/{message_id}")
+    page.get_by_role("button", name="Export").click()
+    row = page.locator("tr.job").first
+    expect(row.locator(".progress-text")).to_have_text(
+        re.compile(r"^[1-9][\d,]* of 120,000 rows, about \d+ s left$"), timeout=30_000)
+    expect(row.locator(".state")).to_have_text("running")
+    _shot(page, tmp_path, "progress")
+    data = gzip.decompress(_download(page, "Export", tmp_path))
+    assert data.count(b"\n") == 120_001
+    expect(row.locator(".state")).to_have_text("ready")

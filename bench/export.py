@@ -37,7 +37,7 @@ from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.demo import _activity
 from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
-from msgtrail.testing.service import start_server, stop_server
+from msgtrail.testing.service import peak_rss_mb, start_server, stop_server
 
 CHUNK = 100_000
 
@@ -114,13 +114,6 @@ def export_once(client: httpx.Client, creds: dict[str, str],
     elapsed = (datetime.fromisoformat(state["finished_at"])
                - datetime.fromisoformat(state["created_at"])).total_seconds()
     return elapsed, answered, seen, url
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def main() -> None:

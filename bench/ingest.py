@@ -12,27 +12,15 @@ until its counters show every recipient. Bodies are encoded before the clock sta
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from msgtrail.testing.backends import add_bench_arguments
 from msgtrail.testing.service import bench_service
-
-
-def bodies(n_events: int, batch: int, now: int) -> list[bytes]:
-    recipients = n_events // 2
-    subs = [str(uuid.uuid4()) for _ in range(recipients)]
-    lines = [json.dumps({"subscription_id": s, "event": "sent", "timestamp": now - 600,
-                         "onesignal_id": str(uuid.uuid4()), "external_id": f"user-{i}",
-                         "device_type": "Android"}).encode() for i, s in enumerate(subs)]
-    lines += [json.dumps({"subscription_id": s, "event": "delivered",
-                          "timestamp": now - 590}).encode() for s in subs]
-    return [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+from msgtrail.testing.workload import ndjson_batches
 
 
 def main() -> None:
@@ -50,7 +38,7 @@ def main() -> None:
         message_id = client.post("/notifications", json={
             "app_id": creds["app_id"], "contents": {"en": "bench"},
             "target_channel": "push"}).json()["id"]
-        payloads = bodies(args.events, args.batch, int(time.time()))
+        payloads = ndjson_batches(args.events // 2, args.batch, int(time.time()))
         url = f"/notifications/{message_id}/events?app_id={creds['app_id']}"
 
         def send(body: bytes) -> int:

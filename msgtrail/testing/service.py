@@ -134,3 +134,11 @@ def bench_service(args: argparse.Namespace) -> Iterator[tuple[Server, dict[str, 
         finally:
             stop_server(server)
             bench_teardown(env, scale)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident memory a process has had (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")

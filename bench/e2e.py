@@ -1,0 +1,91 @@
+"""End-to-end benchmark: activity accepted over HTTP -> readable -> exported, as a
+delivery pipeline and its users live it.
+
+Starts `msgtrail serve`, sends 2R events for R push recipients (every `sent`, then
+every `delivered`) as NDJSON from S concurrent senders, and the moment the last event
+is accepted, asks for an export and waits for the file. Reports:
+- ingest: events/s while the senders send (HTTP accepted);
+- fresh export: last event accepted -> file ready (what a user waits);
+- sustained: events / (first send -> file ready): what is both accepted and readable;
+- the serve process's peak RSS.
+Then checks the file's rows and the message's counters.
+
+    python bench/e2e.py [--recipients 1000000] [--senders 2] [--batch 10000]
+    python bench/e2e.py --scale     # a throwaway PostgreSQL database + SeaweedFS + Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from msgtrail.testing.backends import add_bench_arguments
+from msgtrail.testing.service import bench_service, peak_rss_mb
+from msgtrail.testing.workload import ndjson_batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=1_000_000)
+    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--processes", type=int, default=1, help="API processes")
+    add_bench_arguments(parser)
+    args = parser.parse_args()
+    payloads = ndjson_batches(args.recipients, args.batch, int(time.time()))
+    events = 2 * args.recipients
+
+    with bench_service(args) as (server, creds):
+        params = {"app_id": creds["app_id"]}
+        client = httpx.Client(base_url=server.base_url, timeout=600,
+                              headers={"Authorization": f"Key {creds['api_key']}"})
+        message_id = client.post("/notifications", json={
+            **params, "target_channel": "push", "name": "e2e"}).json()["id"]
+        url = f"/notifications/{message_id}/events"
+
+        def send(body: bytes) -> int:
+            r = client.post(url, params=params, content=body,
+                            headers={"Content-Type": "application/x-ndjson"})
+            r.raise_for_status()
+            return int(r.json()["accepted"])
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.senders) as pool:
+            accepted = sum(pool.map(send, payloads))
+        last_accepted = time.perf_counter()
+        assert accepted == events, accepted
+
+        r = client.post(f"/notifications/{message_id}/export_events", params=params)
+        r.raise_for_status()
+        status_url = f"/notifications/{message_id}/export_events/{r.json()['export_id']}"
+        while (state := client.get(status_url, params=params).json())["state"] != "ready":
+            assert state["state"] in ("queued", "running"), state
+            time.sleep(0.1)
+        ready = time.perf_counter()
+        rss = peak_rss_mb(server.process.pid)
+
+        file_url = r.json()["csv_file_url"]
+        data = gzip.decompress(httpx.get(file_url, follow_redirects=True, timeout=600).content)
+        rows = data.count(b"\n") - 1
+        doc = client.get(f"/notifications/{message_id}", params=params).json()
+        assert rows == args.recipients, rows
+        assert doc["received"] == args.recipients, doc
+        fresh = ready - last_accepted
+        print(json.dumps({
+            "backend": "scale" if args.scale else "embedded", "recipients": args.recipients,
+            "events": events, "senders": args.senders,
+            "ingest_s": round(last_accepted - started, 2),
+            "ingest_events_per_s": round(events / (last_accepted - started)),
+            "fresh_export_s": round(fresh, 2),
+            "fresh_export_records_per_s": round(args.recipients / fresh),
+            "sustained_events_per_s": round(events / (ready - started)),
+            "serve_peak_rss_mb": round(rss)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -121,9 +121,9 @@ def has_pending(conn: Connection, message_pk: int) -> bool:
                         {"pk": message_pk}).first() is not None
 
 
-def fold_chunk(engine: Engine, message_pk: int) -> int:
-    """Fold the oldest pending batches of a message, about FOLD_CHUNK events; returns
-    how many log rows were folded (0: nothing was pending)."""
+def fold_chunk(engine: Engine, message_pk: int, chunk: int | None = FOLD_CHUNK) -> int:
+    """Fold the oldest pending batches of a message, about `chunk` events (None: all
+    of them); returns how many log rows were folded (0: nothing was pending)."""
     with engine.begin() as conn:
         dialect.lock_message(conn, message_pk)
         channel, created, seen_batch, pending_since = conn.execute(text(
@@ -136,9 +136,9 @@ def fold_chunk(engine: Engine, message_pk: int) -> int:
         if pending_since is None:
             return 0
         params = {"pk": message_pk}
-        upto = conn.execute(text(
+        upto = None if chunk is None else conn.execute(text(
             "SELECT batch FROM activity_log WHERE message_pk = :pk ORDER BY batch, seq"
-            " LIMIT 1 OFFSET :skip"), {**params, "skip": FOLD_CHUNK - 1}).scalar()
+            " LIMIT 1 OFFSET :skip"), {**params, "skip": chunk - 1}).scalar()
         if upto is None:
             upto = conn.execute(text(
                 "SELECT max(batch) FROM activity_log WHERE message_pk = :pk"), params).scalar()
@@ -164,8 +164,14 @@ def fold_chunk(engine: Engine, message_pk: int) -> int:
 
 
 def fold_message(engine: Engine, message_pk: int) -> None:
-    """Fold every pending log row of a message, so that reads see all its activity."""
-    while fold_chunk(engine, message_pk):
+    """Fold every pending log row of a message, so that reads see all its activity.
+
+    In one statement, not in chunks: a reader is waiting, and chunks upsert most
+    recipients twice (a recipient's `sent` and its `delivered` land in different
+    chunks), which doubled the fold of 2M events (DESIGN.md, "The fold, measured").
+    Only the background fold, which nobody waits for, takes chunks, so as not to hold
+    SQLite's write lock for long."""
+    while fold_chunk(engine, message_pk, chunk=None):
         pass
 
 

@@ -145,6 +145,16 @@ def apps() -> None:
     """Apps and their API keys."""
 
 
+def _engine_and_app(app_id: str, data_dir, database_url):  # type: ignore[no-untyped-def]
+    """One engine, and the app it holds under app_id (a clean error if none)."""
+    engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
+    try:
+        with engine.connect() as conn:
+            return engine, apps_mod.get_app(conn, app_id)
+    except MsgtrailError as exc:
+        raise click.ClickException("; ".join(exc.messages)) from None
+
+
 def _run(fn, data_dir, database_url):  # type: ignore[no-untyped-def]
     engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
     try:
@@ -311,9 +321,7 @@ def webhooks() -> None:
 @database_option
 def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Webhook events that could not be attributed to a message, newest first."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    engine = _engine(settings)
-    app = _run(lambda c: apps_mod.get_app(c, app_id), data_dir, database_url)
+    engine, app = _engine_and_app(app_id, data_dir, database_url)
     page = intake.rejections(engine, app.pk, source, limit, 0)
     if as_json:
         click.echo(json.dumps(page))
@@ -336,9 +344,7 @@ def import_command(file, app_id, message_id, as_json, data_dir, database_url) ->
     """Load a OneSignal audience-activity CSV (.csv or .csv.gz) as a message's events."""
     from msgtrail.importer import import_file
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    engine = _engine(settings)
-    app = _run(lambda c: apps_mod.get_app(c, app_id), data_dir, database_url)
+    engine, app = _engine_and_app(app_id, data_dir, database_url)
     try:
         done = import_file(engine, app, file, message_id, now())
     except MsgtrailError as exc:

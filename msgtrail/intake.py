@@ -69,12 +69,11 @@ class _Target:
     purged: bool
 
 
-def _text(value: str | None, limit: str | int) -> str | None:
-    """A provider's text as stored: cut to its column's length, without NUL characters
+def _text(value: str | None, size: int) -> str | None:
+    """A provider's text as stored: cut to its column's size, without NUL characters
     (which PostgreSQL text cannot hold and no real value has)."""
     if not value:
         return None
-    size = MAX_TEXT[limit] if isinstance(limit, str) else limit
     return value.replace("\x00", "")[:size] or None
 
 
@@ -157,9 +156,10 @@ def _attribute(conn: Connection, delivery: Delivery, cache: dict[str, _Target | 
         rows.setdefault(target.pk, []).append((
             canonical_uuid(incoming.subscription_id), EVENT_CODE[str(incoming.event)],
             incoming.ts if incoming.ts is not None else delivery.now,
-            canonical_uuid(incoming.onesignal_id), _text(incoming.external_id, "external_id"),
-            _text(incoming.device_type, "device_type"),
-            _text(incoming.failure_message, "failure_message")))
+            canonical_uuid(incoming.onesignal_id),
+            _text(incoming.external_id, MAX_TEXT["external_id"]),
+            _text(incoming.device_type, MAX_TEXT["device_type"]),
+            _text(incoming.failure_message, MAX_TEXT["failure_message"])))
     return Outcome(accepted, rejected)
 
 

@@ -72,6 +72,18 @@ EVENTS_BODY = {
     },
 }
 
+WEBHOOK_BODY = {
+    "required": True,
+    "description": "As the provider sends it, signed as it signs it (README, Connectors): "
+                   "OneSignal Event Streams, SendGrid, SES (SNS) and Mailgun send JSON; "
+                   "Twilio a form; Postmark JSON with basic auth",
+    "content": {
+        "application/json": {"schema": {"anyOf": [{"type": "object"}, {"type": "array"}]}},
+        "text/plain": {"schema": {"type": "string", "description": "An SNS message (JSON)"}},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+    },
+}
+
 EXPORT_BODY = {
     "required": False,
     "content": {"application/json": {"schema": {

@@ -20,7 +20,7 @@ from msgtrail import apps, connections, intake
 from msgtrail.api.auth import require_app, require_uuid
 from msgtrail.api.events import read_body
 from msgtrail.api.notifications import MAX_OFFSET
-from msgtrail.api.openapi import errors
+from msgtrail.api.openapi import WEBHOOK_BODY, errors
 from msgtrail.apps import App
 from msgtrail.clock import now
 from msgtrail.connectors import SOURCES
@@ -106,7 +106,8 @@ def _prepare(request: Request, source: str, app_id: str, req: WebhookRequest) ->
 
 
 @router.post("/webhooks/{source}/{app_id}", summary="Receive a provider's webhook",
-             responses=errors(400, 401, 403, 404, 413, 503))
+             responses=errors(400, 401, 403, 404, 413, 503),
+             openapi_extra={"requestBody": WEBHOOK_BODY})
 async def receive_webhook(request: Request, source: Source, app_id: str) -> dict[str, int]:
     """Events as the provider sends them, checked as it signs them (see the README's
     table per source). Answers once they are durable: `{"accepted": n, "rejected": m}`,

@@ -70,12 +70,15 @@ def static_files() -> Static:
     return Static(directory=HERE / "static")
 
 
+def sessions_for(settings: Any, vault: Any) -> Sessions:
+    """The dashboard's session cookies, signed with a key derived from the vault's."""
+    return Sessions(vault.derive("dashboard-session"),
+                    settings.resolved_public_url().startswith("https:"))
+
+
 def _sessions(request: Request) -> Sessions:
-    state = request.app.state
-    if not hasattr(state, "sessions"):
-        state.sessions = Sessions(state.vault.derive("dashboard-session"),
-                                  state.settings.resolved_public_url().startswith("https:"))
-    return state.sessions
+    sessions: Sessions = request.app.state.sessions
+    return sessions
 
 
 def _render(request: Request, template: str, session: Session, status: int = 200,

@@ -101,5 +101,9 @@ def svg(t: Timeline) -> str:
             points = " ".join(f"{LEFT + i * step:.1f},{TOP + plot_h * (1 - n / top):.1f}"
                               for i, n in enumerate(t.counts[series]))
             parts.append(f'<polyline class="series {series}" points="{points}"/>')
+            if t.size == 1 and t.counts[series][0]:
+                # One bucket is a point, which a line would not show.
+                parts.append(f'<circle class="series {series}" cx="{LEFT}" r="4" '
+                             f'cy="{TOP + plot_h * (1 - t.counts[series][0] / top):.1f}"/>')
     parts.append("</svg>")
     return "".join(parts)

@@ -37,3 +37,8 @@ def test_svg_is_an_image_with_its_name_and_a_line_per_series() -> None:
     assert svg.startswith('<svg class="chart" role="img" aria-label="Activity over time:')
     assert svg.count("<polyline") == len(charts.SERIES)
     assert "<script" not in svg and "style=" not in svg  # nothing the CSP would block
+
+
+def test_a_single_bucket_is_drawn_as_points() -> None:
+    svg = charts.svg(charts.timeline(60, [("sent", T, 120_000)]))
+    assert svg.count("<circle") == 1 and 'class="series sent"' in svg

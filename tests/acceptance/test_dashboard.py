@@ -51,7 +51,7 @@ def page(browser: Browser) -> Iterator[Page]:
     tab.on("console", lambda m: problems.append(m.text)
            if "Content Security Policy" in m.text or "Refused" in m.text else None)
     tab.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-           if "/static/" in r.url and r.status != 200 else None)
+           if "/static/" in r.url and r.status >= 400 else None)
     yield tab
     context.close()
     assert problems == [], problems

@@ -1,10 +1,9 @@
 """Export benchmark: request -> file ready for one message, records/s and peak RSS.
 
 Loads a push message with N recipients of realistic activity (the demo's generator:
-most delivered, some clicked, a few failed) straight into a fresh embedded store's log
-and folds it, as the background worker would have long before anyone asks for an
-export; the fold is timed and reported apart. On PostgreSQL it then vacuums, as
-autovacuum would have by then.
+most delivered, some clicked, a few failed) straight into a fresh store, and lets the
+counters be computed, as the background worker would have long before anyone asks for
+an export.
 Then starts `msgtrail serve` (API + in-process worker), asks for the export over HTTP,
 and times request accepted -> file ready by the job's own timestamps. Checks the file,
 and times ISA-L level 1 compressing the same CSV bytes on one core: the reference limit.
@@ -12,9 +11,6 @@ and times ISA-L level 1 compressing the same CSV bytes on one core: the referenc
     python bench/export.py [--recipients 2000000]
     python bench/export.py --scale        # a throwaway PostgreSQL database + SeaweedFS
     python bench/export.py --database-url postgresql://… --storage-url s3://…
-
-On PostgreSQL it also times raw `COPY (SELECT line …) TO STDOUT` of the same rows, read
-by a client that does nothing with them: the floor an export is measured against.
 """
 
 from __future__ import annotations
@@ -43,8 +39,8 @@ CHUNK = 100_000
 
 
 def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float]:
-    """An app and a push message with `recipients` recipients, folded; returns the app's
-    credentials, the message id and the seconds the fold took."""
+    """An app and a push message with `recipients` recipients, counted; returns the
+    app's credentials, the message id and the seconds the counters took."""
     engine = make_engine(database_url)
     upgrade(engine)
     with engine.begin() as conn:
@@ -64,33 +60,10 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t = time.perf_counter()
-    activity.fold_message(engine, message.pk)
+    activity.refresh_stats(engine, message.pk)
     fold_s = time.perf_counter() - t
-    if engine.dialect.name == "postgresql":
-        # What autovacuum does in the background long before an export: the fold's
-        # updates and deletes left dead row versions that every index scan steps over.
-        t = time.perf_counter()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM (ANALYZE) recipients, activity_log")
-        print(f"vacuum: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     engine.dispose()
     return {"app_id": app.app_id, "api_key": key}, message.message_id, fold_s
-
-
-def raw_copy_seconds(database_url: str, message_id: str) -> float:
-    """Time `COPY (SELECT line …) TO STDOUT` of the message's rows, consumed and dropped."""
-    import psycopg
-
-    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
-        pk = cur.execute("SELECT id FROM messages WHERE message_id = %s",
-                         (message_id,)).fetchone()[0]
-        start = time.perf_counter()
-        size = 0
-        with cur.copy(f"COPY (SELECT line FROM recipients WHERE message_pk = {pk}"
-                      " ORDER BY subscription_id) TO STDOUT") as copy:
-            for block in copy:
-                size += len(block)
-        return time.perf_counter() - start
 
 
 def export_once(client: httpx.Client, creds: dict[str, str],
@@ -130,18 +103,16 @@ def main() -> None:
         database_url = env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{data_dir / 'msgtrail.db'}")
         t = time.perf_counter()
         creds, message_id, fold_s = load(database_url, args.recipients)
-        print(f"setup: {time.perf_counter() - t:.1f} s, of which folding {fold_s:.1f} s "
+        print(f"setup: {time.perf_counter() - t:.1f} s, of which counting {fold_s:.1f} s "
               f"({args.recipients / fold_s:,.0f} recipients/s)")
         print(f"database: {database_url.split('://')[0]}, storage: "
               f"{env.get('MSGTRAIL_STORAGE_URL', 'local directory').split('?')[0]}")
-        copy_before = (raw_copy_seconds(database_url, message_id)
-                       if database_url.startswith("postgresql") else None)
         server = start_server(data_dir, env=env)
         try:
             client = httpx.Client(base_url=server.base_url, timeout=120,
                                   headers={"Authorization": f"Key {creds['api_key']}"})
             idle_rss = peak_rss_mb(server.process.pid)
-            times, copies = [], [copy_before] if copy_before is not None else []
+            times = []
             for round_ in range(1, args.rounds + 1):
                 elapsed, answered, seen, url = export_once(client, creds, message_id)
                 times.append(elapsed)
@@ -149,8 +120,6 @@ def main() -> None:
                       f"{args.recipients / elapsed:,.0f} records/s, request accepted -> file "
                       f"ready (request answered in {answered * 1000:.0f} ms; the client, "
                       f"polling every 0.1 s, saw it ready after {seen:.2f} s)")
-                if copies:
-                    copies.append(raw_copy_seconds(database_url, message_id))
             rss = peak_rss_mb(server.process.pid)
 
             data = httpx.get(url, timeout=120, follow_redirects=True).content
@@ -173,15 +142,6 @@ def main() -> None:
             result = {"records": args.recipients, "seconds": [round(t, 3) for t in times],
                       "records_per_s": round(args.recipients / best),
                       "peak_rss_mb": round(rss), "isal_seconds": round(isal_s, 3)}
-            if copies:
-                # Each export is set beside the faster COPY just before or after it.
-                ratios = [t / min(copies[i], copies[i + 1]) for i, t in enumerate(times)]
-                print(f"reference: raw COPY (SELECT line …) TO STDOUT of the same rows: "
-                      f"{min(copies):.2f}-{max(copies):.2f} s; export / COPY, each round "
-                      f"against the faster COPY beside it: "
-                      f"{', '.join(f'{r:.2f}x' for r in ratios)}")
-                result["raw_copy_seconds"] = [round(c, 3) for c in copies]
-                result["export_over_copy"] = [round(r, 2) for r in ratios]
             print(json.dumps(result))
         finally:
             stop_server(server)

@@ -1,213 +1,260 @@
-"""The activity store: append events to the log, fold them into per-recipient rows.
+"""The activity store: a message's events as columnar segments.
 
-Ingestion appends to `activity_log` only (sequential writes: ~200,000 events/s on
-SQLite, COPY on PostgreSQL). Folding merges a message's pending log rows, grouped and
-sorted by subscription, into `recipients`, keeping the earliest time of each event;
-that is where repeats of the same (message, subscription, event) collapse, so retries
-are safe. The worker folds in the background; readers fold a message before they read.
+Each accepted batch of events becomes one segment: an Arrow IPC stream (LZ4) in one
+row of `activity_segments`, written in the request's transaction. Nothing is ever
+updated in place, so ingestion pays one sequential write per batch instead of one
+B-tree insert per event, and a reader (`msgtrail.recipients`) pivots a message's
+segments into per-recipient rows in DuckDB when it asks: there is no fold to wait
+for (DESIGN.md, "The activity store, measured").
+
+Every event carries `rec`, its place in the order msgtrail accepted the message's
+events: the batch number, handed out under the message row's lock (so batches of one
+message are numbered in commit order, on both databases), and its position in the
+batch. Repeats of one (message, subscription, event) collapse when read: the earliest
+time wins, attributes keep their first known value by `rec`.
+
+In the background, `compact_next` merges a message's many small segments into one
+sorted segment (single-event webhooks write one segment per request), dropping only
+rows that repeat an earlier row exactly, and refreshes the message's counters.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.ipc as ipc
 from sqlalchemy import Connection, Engine, text
 
-from msgtrail import csv_schema
-from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS, platform_key
+from msgtrail.channels import EVENTS, platform_key
 from msgtrail.db import dialect
 from msgtrail.event_batch import Row
 
-# Log rows folded per transaction: large enough that the sorted merge touches each
-# recipients page about once, small enough not to hold SQLite's write lock for long.
-FOLD_CHUNK = 500_000
-# The background fold waits for a message's events to pause this long, so that it
-# does not take the write lock from a pipeline in full flow...
-FOLD_QUIET_SECONDS = 2
-# ...but folds anyway once events have waited this long.
-FOLD_MAX_LAG_SECONDS = 60
-# PostgreSQL: a fold this large refreshes its partition's statistics, so that the
-# planner knows the day's partition grew (autovacuum would, a minute or more later).
-ANALYZE_AFTER_ROWS = 50_000
+# A batch holds fewer events than this; `rec` is (batch << REC_BITS) | position.
+REC_BITS = 24
+SCHEMA = pa.schema([
+    ("subscription_id", pa.string()),
+    ("event", pa.int8()),
+    ("ts", pa.int64()),
+    ("onesignal_id", pa.string()),
+    ("external_id", pa.string()),
+    ("device_type", pa.string()),
+    ("failure_message", pa.string()),
+    ("rec", pa.int64()),
+])
+_IPC = ipc.IpcWriteOptions(compression="lz4")
 
-LOG_COLUMNS = ("message_pk", "batch", "seq", "subscription_id", "event", "ts", "onesignal_id",
-               "external_id", "device_type", "failure_message")
-_ATTRS = ("onesignal_id", "external_id", "device_type", "failure_message")
-
-
-@cache
-def fold_sql(channel: str, db: str) -> str:
-    """Merge a message's log rows up to a batch into recipients, keeping the earliest
-    time of each event and the first known attributes (a value already folded stays;
-    among new rows, the first accepted), and rewriting the CSV line."""
-    events = CHANNEL_EVENTS[channel]
-    pivots = ", ".join(f"min(CASE WHEN event = {EVENT_CODE[e]} THEN ts END) AS {e}"
-                       for e in events)
-    attrs = ", ".join(f"{_first_known(a, db)} AS {a}" for a in _ATTRS)
-    merged = {a: f"coalesce(recipients.{a}, excluded.{a})" for a in _ATTRS}
-    merged.update({e: f"CASE WHEN recipients.{e} IS NULL OR excluded.{e} < recipients.{e}"
-                      f" THEN excluded.{e} ELSE recipients.{e} END" for e in events})
-    names = ", ".join((*_ATTRS, *events))
-    def merged_ref(column: str) -> str:
-        return f"({merged[column]})" if column in merged else f"recipients.{column}"
-
-    new_line, new_raw = _lines(channel, lambda c: c, db)
-    merged_line, merged_raw = _lines(channel, merged_ref, db)
-    updates = ", ".join(f"{c} = {expr}" for c, expr in merged.items())
-    return (
-        f"INSERT INTO recipients (message_pk, subscription_id, msg_day, {names}, line,"
-        f" raw_line) SELECT message_pk, subscription_id, :day, {names}, {new_line},"
-        f" {new_raw} FROM ("
-        f"SELECT message_pk, subscription_id, {attrs}, {pivots} FROM ("
-        f"SELECT *{_order_key(db)} FROM activity_log"
-        " WHERE message_pk = :pk AND batch <= :upto) AS log GROUP BY message_pk, subscription_id"
-        " ORDER BY subscription_id) AS pending WHERE true"
-        f" ON CONFLICT ({dialect.recipients_key(db)}) DO UPDATE SET {updates},"
-        f" line = {merged_line}, raw_line = {merged_raw}"
-    )
+# A message with this many small segments (fewer events each than SMALL_SEGMENT) has
+# them merged in the background, at most MAX_MERGED at a time (memory holds them)...
+COMPACT_SEGMENTS = 64
+SMALL_SEGMENT = 1_000
+MAX_MERGED = 256
+# ...once its events have paused this long, so as not to take SQLite's write lock from
+# a pipeline in full flow, or anyway once they have waited this long.
+QUIET_SECONDS = 2
+MAX_LAG_SECONDS = 60
 
 
-def _lines(channel: str, ref: Callable[[str], str], db: str) -> tuple[str, str]:
-    """SQL for a recipient's two stored lines: `line`, with formula cells neutralised
-    (what exports write by default), and `raw_line`, the values as given, stored only
-    where it differs (a rare row), so that `csv_raw` exports read
-    coalesce(raw_line, line) and the common row costs no second copy."""
-    raw = (f"CASE WHEN {csv_schema.has_formula_sql(ref, db)}"
-           f" THEN {csv_schema.line_sql(channel, ref, db, safe=False)} END")
-    return csv_schema.line_sql(channel, ref, db), raw
+def encode(rows: Sequence[Row], batch: int) -> bytes:
+    """One segment: the rows, in the order given, as an Arrow IPC stream."""
+    index, subs, events, ts, onesignal, external, device, failure = zip(*rows, strict=True)
+    if max(index) >= 1 << REC_BITS:
+        raise ValueError("a batch holds too many events")
+    base = batch << REC_BITS
+    columns = [pa.array(subs, pa.string()), pa.array(events, pa.int8()),
+               pa.array(ts, pa.int64()), pa.array(onesignal, pa.string()),
+               pa.array(external, pa.string()), pa.array(device, pa.string()),
+               pa.array(failure, pa.string()), pa.array([base | i for i in index], pa.int64())]
+    return _ipc_bytes(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
 
 
-def _first_known(column: str, db: str) -> str:
-    """The value of `column` in the first log row that has one, in the order the rows
-    were accepted (batch, then position in the batch): what the README promises.
-    SQLite has no ordered aggregate: there it is the minimum of the row's fixed-width
-    order key (`ord`) with the value appended, cut off again. Either costs the fold
-    time over max() (measured in the README)."""
-    if db == dialect.POSTGRES:
-        return (f"(array_agg({column} ORDER BY batch, seq)"
-                f" FILTER (WHERE {column} IS NOT NULL))[1]")
-    return f"substr(min(CASE WHEN {column} IS NOT NULL THEN ord || {column} END), 21)"
+def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, SCHEMA, options=_IPC) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
 
 
-def _order_key(db: str) -> str:
-    """SQLite: batch and seq as one fixed-width (10 + 10 digits) text key."""
-    return "" if db == dialect.POSTGRES else ", printf('%010d%010d', batch, seq) AS ord"
+def decode(data: bytes) -> Iterator[pa.RecordBatch]:
+    yield from ipc.open_stream(pa.py_buffer(data))
 
 
 def append(conn: Connection, message_pk: int, rows: Sequence[Row], at: int) -> None:
-    """Append validated events of one message to the log, in the caller's write
-    transaction, as the message's next batch."""
-    # Numbering under the message row's lock: concurrent appends never share a batch.
+    """Store validated events of one message as its next batch, in the caller's write
+    transaction."""
+    if not rows:
+        return
+    # Numbering under the message row's lock: concurrent appends never share a batch,
+    # and a message's batches are numbered in the order they commit.
     batch = conn.execute(text(
         "UPDATE messages SET next_batch = next_batch + 1, last_ingest_at = :at,"
         " pending_since = coalesce(pending_since, :at) WHERE id = :pk RETURNING next_batch"),
         {"at": at, "pk": message_pk}).scalar_one()
-    if dialect.name(conn) == dialect.POSTGRES:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY activity_log ({', '.join(LOG_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((message_pk, batch, *row))
-        return
-    # SQLite: both integers go into the statement itself so that rows bind as they are.
-    conn.exec_driver_sql(
-        f"INSERT INTO activity_log ({', '.join(LOG_COLUMNS)})"
-        f" VALUES ({int(message_pk)}, {int(batch)}, ?, ?, ?, ?, ?, ?, ?, ?)", list(rows))
+    conn.execute(text(
+        "INSERT INTO activity_segments (message_pk, first_batch, last_batch, events, data)"
+        " VALUES (:pk, :batch, :batch, :n, :data)"),
+        {"pk": message_pk, "batch": batch, "n": len(rows), "data": encode(rows, batch)})
 
 
-def has_pending(conn: Connection, message_pk: int) -> bool:
-    return conn.execute(text("SELECT 1 FROM activity_log WHERE message_pk = :pk LIMIT 1"),
-                        {"pk": message_pk}).first() is not None
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Any]:
+    """A DB-API connection in a read transaction that sees one snapshot throughout and
+    takes no lock (SQLite: a deferred BEGIN, not the engine's BEGIN IMMEDIATE, so that
+    a long read never holds ingestion up; PostgreSQL: REPEATABLE READ)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == dialect.POSTGRES:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        else:
+            cursor.execute("BEGIN")
+        cursor.close()
+        yield raw
+    finally:
+        try:
+            raw.rollback()
+        finally:
+            raw.close()
 
 
-def fold_chunk(engine: Engine, message_pk: int, chunk: int | None = FOLD_CHUNK) -> int:
-    """Fold the oldest pending batches of a message, about `chunk` events (None: all
-    of them); returns how many log rows were folded (0: nothing was pending)."""
+def segments(raw: Any, message_pk: int) -> Iterator[bytes]:
+    """The message's segments, one at a time, from the snapshot's connection."""
+    cursor = raw.cursor()
+    try:
+        param = "%s" if type(cursor).__module__.startswith("psycopg") else "?"
+        ids = [r[0] for r in cursor.execute(
+            f"SELECT id FROM activity_segments WHERE message_pk = {param} ORDER BY id",
+            (message_pk,)).fetchall()]
+        for segment_id in ids:
+            row = cursor.execute(f"SELECT data FROM activity_segments WHERE id = {param}",
+                                 (segment_id,)).fetchone()
+            if row is not None:
+                yield bytes(row[0])
+    finally:
+        cursor.close()
+
+
+def reader(raw: Any, message_pk: int) -> pa.RecordBatchReader:
+    """The message's events, streamed segment by segment (memory holds one segment)."""
+    return pa.RecordBatchReader.from_batches(
+        SCHEMA, (b for data in segments(raw, message_pk) for b in decode(data)))
+
+
+def compact(engine: Engine, message_pk: int) -> bool:
+    """Merge a message's small segments into one, sorted by subscription (then `rec`), in one
+    transaction; False when there was nothing to merge. Exact repeats of an earlier row
+    (a retried request) are dropped; the earliest `rec` of each is kept, so neither the
+    first-known rule nor "when first recorded" changes."""
+    with snapshot(engine) as raw:
+        merged = _merged(raw, message_pk)
+    if merged is None:
+        return False
+    table, ids, first, last = merged
     with engine.begin() as conn:
         dialect.lock_message(conn, message_pk)
-        channel, created, seen_batch, pending_since = conn.execute(text(
-            "SELECT target_channel, created_at, next_batch, pending_since FROM messages"
-            " WHERE id = :pk"), {"pk": message_pk}).one()
-        # Every append sets pending_since in its own transaction, and only a fold that
-        # left nothing pending clears it: when it is unset, there is nothing to fold,
-        # and the log need not be searched (right after a large fold its index is full
-        # of dead entries: 80-190 ms per export on 2,000,000 recipients).
-        if pending_since is None:
-            return 0
-        params = {"pk": message_pk}
-        upto = None if chunk is None else conn.execute(text(
-            "SELECT batch FROM activity_log WHERE message_pk = :pk ORDER BY batch, seq"
-            " LIMIT 1 OFFSET :skip"), {**params, "skip": chunk - 1}).scalar()
-        if upto is None:
-            upto = conn.execute(text(
-                "SELECT max(batch) FROM activity_log WHERE message_pk = :pk"), params).scalar()
-            if upto is None:
-                return 0
-        day = created // dialect.PARTITION_SECONDS
-        dialect.ensure_partition(conn, day)
-        conn.execute(text(fold_sql(channel, dialect.name(conn))),
-                     {**params, "upto": upto, "day": day})
-        folded = conn.execute(text(
-            "DELETE FROM activity_log WHERE message_pk = :pk AND batch <= :upto"),
-            {**params, "upto": upto}).rowcount
-        if folded >= ANALYZE_AFTER_ROWS and dialect.name(conn) == dialect.POSTGRES:
-            conn.execute(text(f"ANALYZE {dialect.partition(day)}"))
-        if not has_pending(conn, message_pk):
-            _store_stats(conn, message_pk, channel)
-            # Only if no append began since we looked: one that did has moved next_batch,
-            # and PostgreSQL rechecks this on the row version it waited for.
-            conn.execute(text("UPDATE messages SET pending_since = NULL"
-                              " WHERE id = :pk AND next_batch = :seen"),
-                         {**params, "seen": seen_batch})
-        return max(folded, 1)
+        # Only the segments read are replaced; any appended since stay as they are.
+        gone = conn.execute(text(
+            f"DELETE FROM activity_segments WHERE id IN ({', '.join(map(str, ids))})")).rowcount
+        if gone != len(ids):  # another compaction got there first
+            conn.rollback()
+            return False
+        batches = table.combine_chunks().to_batches() or [pa.RecordBatch.from_pylist([], SCHEMA)]
+        conn.execute(text(
+            "INSERT INTO activity_segments (message_pk, first_batch, last_batch, events, data)"
+            " VALUES (:pk, :first, :last, :n, :data)"),
+            {"pk": message_pk, "first": first, "last": last, "n": table.num_rows,
+             "data": _ipc_bytes(batches[0])})
+    return True
 
 
-def fold_message(engine: Engine, message_pk: int) -> None:
-    """Fold every pending log row of a message, so that reads see all its activity.
+def _merged(raw: Any, message_pk: int) -> tuple[pa.Table, list[int], int, int] | None:
+    cursor = raw.cursor()
+    param = "%s" if type(cursor).__module__.startswith("psycopg") else "?"
+    rows = cursor.execute(
+        "SELECT id, first_batch, last_batch, data FROM activity_segments"
+        f" WHERE message_pk = {param} AND events < {SMALL_SEGMENT} ORDER BY id"
+        f" LIMIT {MAX_MERGED}", (message_pk,)).fetchall()
+    cursor.close()
+    if len(rows) < 2:
+        return None
+    table = pa.Table.from_batches([b for r in rows for b in decode(bytes(r[3]))], SCHEMA)
+    table = table.sort_by([("subscription_id", "ascending"), ("rec", "ascending")])
+    keys = [c for c in SCHEMA.names if c != "rec"]
+    table = table.group_by(keys, use_threads=False).aggregate([("rec", "min")])
+    table = table.rename_columns([*keys, "rec"]).sort_by(
+        [("subscription_id", "ascending"), ("rec", "ascending")])
+    return (table.select(SCHEMA.names), [r[0] for r in rows],
+            min(r[1] for r in rows), max(r[2] for r in rows))
 
-    In one statement, not in chunks: a reader is waiting, and chunks upsert most
-    recipients twice (a recipient's `sent` and its `delivered` land in different
-    chunks), which doubled the fold of 2M events (DESIGN.md, "The fold, measured").
-    Only the background fold, which nobody waits for, takes chunks, so as not to hold
-    SQLite's write lock for long."""
-    while fold_chunk(engine, message_pk, chunk=None):
-        pass
 
-
-def fold_next(engine: Engine, now: int) -> bool:
-    """Fold one chunk of the message whose events have waited longest, once they have
-    paused or waited too long; False when there is nothing to fold yet."""
+def compact_next(engine: Engine, now: int) -> bool:
+    """Compact the message whose events have waited longest, once they have paused or
+    waited too long, and refresh its counters; False when nothing is due."""
     with engine.connect() as conn:
         message_pk = conn.execute(text(
             "SELECT id FROM messages WHERE pending_since IS NOT NULL"
             " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
             " ORDER BY pending_since LIMIT 1"),
-            {"quiet": now - FOLD_QUIET_SECONDS, "lag": now - FOLD_MAX_LAG_SECONDS}).scalar()
+            {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
+        many = message_pk is not None and conn.execute(text(
+            "SELECT count(*) FROM activity_segments WHERE message_pk = :pk"
+            f" AND events < {SMALL_SEGMENT}"),
+            {"pk": message_pk}).scalar_one() >= COMPACT_SEGMENTS
         conn.rollback()
     if message_pk is None:
         return False
-    fold_chunk(engine, message_pk)
+    if many:
+        compact(engine, message_pk)
+    refresh_stats(engine, message_pk)
     return True
 
 
-def _store_stats(conn: Connection, message_pk: int, channel: str) -> None:
-    """Recompute a message's delivery counters from its recipients."""
-    failed = " OR ".join(f"{e} IS NOT NULL" for e in FAILURE_EVENTS)
-    counts = ", ".join(f"count({e})" for e in EVENTS)
-    sql = (f"SELECT device_type, count(*), sum(CASE WHEN {failed} THEN 1 ELSE 0 END), {counts}"
-           " FROM recipients WHERE message_pk = :pk GROUP BY device_type")
+def refresh_stats(engine: Engine, message_pk: int) -> None:
+    """Recompute a message's delivery counters if events arrived since they were
+    last computed; they then reflect every event committed before this call."""
+    from msgtrail import recipients  # the reader side; imports this module
+
+    with engine.connect() as conn:
+        seen = conn.execute(text(
+            "SELECT next_batch FROM messages WHERE id = :pk AND pending_since IS NOT NULL"),
+            {"pk": message_pk}).scalar()
+        channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
+                               {"pk": message_pk}).scalar()
+        conn.rollback()
+    if seen is None:
+        return
+    with snapshot(engine) as raw:
+        counts = recipients.counts(raw, message_pk, str(channel))
+    with engine.begin() as conn:
+        # Only if no append began since we looked (PostgreSQL rechecks on the row
+        # version it waited for): a later append leaves the counters pending.
+        conn.execute(text("UPDATE messages SET stats = :stats, pending_since = CASE"
+                          " WHEN next_batch = :seen THEN NULL ELSE pending_since END"
+                          " WHERE id = :pk"),
+                     {"stats": json.dumps(_stats(counts, str(channel))), "pk": message_pk,
+                      "seen": seen})
+
+
+def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
+    """Totals and per-platform counters from (device_type, recipients, failed,
+    *per-event counts) rows."""
     totals = {"recipients": 0, "failed": 0, **{e: 0 for e in EVENTS}}
     platforms: dict[str, dict[str, int]] = {}
-    for device_type, n, n_failed, *per_event in conn.execute(text(sql), {"pk": message_pk}):
-        part = {"recipients": n, "failed": int(n_failed),
-                **dict(zip(EVENTS, per_event, strict=True))}
-        for key, value in part.items():
-            totals[key] += value
+    for device_type, n, n_failed, *per_event in counts:
+        part = {"recipients": int(n), "failed": int(n_failed),
+                **{e: int(v) for e, v in zip(EVENTS, per_event, strict=True)}}
         slot = platforms.setdefault(platform_key(device_type, channel or "push"),
                                     {k: 0 for k in part})
         for key, value in part.items():
+            totals[key] += value
             slot[key] += value
-    conn.execute(text("UPDATE messages SET stats = :stats WHERE id = :pk"),
-                 {"stats": json.dumps({"totals": totals, "platforms": platforms}),
-                  "pk": message_pk})
+    return {"totals": totals, "platforms": platforms}
+
+
+def purge(conn: Connection, message_pk: int) -> None:
+    conn.execute(text("DELETE FROM activity_segments WHERE message_pk = :pk"),
+                 {"pk": message_pk})
+

@@ -47,7 +47,7 @@ def app_from_env() -> ASGIApp:
 
     settings = Settings()
     return served(create_app(settings, make_engine(settings.resolved_database_url(),
-                                                   settings.workers, settings.export_readers)))
+                                                   settings.workers)))
 
 
 def error_response(exc: Exception) -> JSONResponse:

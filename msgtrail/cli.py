@@ -37,7 +37,7 @@ def _settings(**flags: Any) -> Settings:
 
 def _engine(settings: Settings, workers: int = 0):  # type: ignore[no-untyped-def]
     """The database, migrated, with connections for `workers` background workers."""
-    engine = make_engine(settings.resolved_database_url(), workers, settings.export_readers)
+    engine = make_engine(settings.resolved_database_url(), workers)
     upgrade(engine)
     return engine
 

@@ -89,8 +89,8 @@ def find(conn: Connection, app: App, message_id: str) -> Message:
 
 
 def fresh(engine: Engine, message: Message) -> Message:
-    """The message re-read after folding its pending activity, so counters are current."""
-    activity.fold_message(engine, message.pk)
+    """The message re-read with its counters current (recomputed if events arrived)."""
+    activity.refresh_stats(engine, message.pk)
     with engine.connect() as conn:
         row = conn.execute(select(messages).where(messages.c.id == message.pk)).first()
         conn.rollback()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 
-from msgtrail.db import dialect
+from msgtrail import activity
 from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
@@ -34,7 +34,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
           now: float | None = None) -> dict[str, int]:
     """Delete expired files and activity older than the retention window."""
     now = time.time() if now is None else now
-    counts = {"files": 0, "messages": 0, "partitions": 0, "partials": 0, "rejections": 0}
+    counts = {"files": 0, "messages": 0, "partials": 0, "rejections": 0}
     with engine.connect() as conn:
         expired = conn.execute(select(jobs.c.id, jobs.c.file_key).where(
             jobs.c.state == "ready", jobs.c.expires_at <= now)).all()
@@ -47,20 +47,11 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
         counts["files"] += 1
     cutoff = int(now - settings.activity_retention_days * 86400)
     with engine.begin() as conn:
-        if dialect.name(conn) == dialect.POSTGRES:
-            # Whole days past the window go at once, without touching a row.
-            for day in dialect.partitions(conn):
-                if (day + 1) * dialect.PARTITION_SECONDS <= cutoff:
-                    conn.execute(text(f"DROP TABLE IF EXISTS {dialect.partition(day)}"))
-                    counts["partitions"] += 1
         old = conn.execute(select(messages.c.id).where(
             messages.c.purged_at.is_(None), messages.c.created_at < cutoff)).scalars().all()
     for message_pk in old:
-        # What is left of them: the log, and recipients in a day not yet dropped.
         with engine.begin() as conn:
-            for table in ("recipients", "activity_log"):
-                conn.execute(text(f"DELETE FROM {table} WHERE message_pk = :pk"),
-                             {"pk": message_pk})
+            activity.purge(conn, message_pk)
             conn.execute(messages.update().where(messages.c.id == message_pk).values(
                 purged_at=int(now), pending_since=None))
         counts["messages"] += 1

@@ -37,8 +37,6 @@ class Settings(BaseSettings):
     # counted in Redis when redis_url is set (shared by every API process), else in process.
     export_rate_limit: str = "60/minute"
     redis_url: str | None = None
-    # Connections that read one PostgreSQL export in parallel, sharing one snapshot.
-    export_readers: int = 2
     # Testing aid: seconds to pause after each chunk an export writes (a slow disk).
     export_chunk_delay: float = 0
     # Email of history reports. Without smtp_host, a request that asks for an email

@@ -1,4 +1,4 @@
-"""Background work: export jobs and their emails, folding activity, and retention.
+"""Background work: export jobs and their emails, compacting activity, and retention.
 
 A worker is a thread; `msgtrail serve` runs some beside the API and `msgtrail worker`
 runs them on their own. Any number may run against one database and one store: jobs
@@ -57,7 +57,7 @@ class Worker:
         if job is not None:
             self.send_email(job)
             return True
-        return activity.fold_next(self.engine, now())
+        return activity.compact_next(self.engine, now())
 
     def send_email(self, job: jobs.Job) -> None:
         """Mail the report's link; a failure is recorded on the job and tried again."""

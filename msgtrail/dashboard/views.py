@@ -190,9 +190,9 @@ def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
     activity = request.query_params.get("activity") or None
     if activity not in CHANNEL_EVENTS[message.target_channel]:
         activity = None
+    timeline = report.activity_timeline(engine, message.pk, message.target_channel)
+    sample = report.audience(engine, message.pk, message.target_channel, activity)
     with engine.connect() as conn:
-        timeline = report.activity_timeline(conn, message.pk)
-        sample = report.recipients(conn, message.pk, message.target_channel, activity)
         past = jobs.of_message(conn, app, message)
         conn.rollback()
     return {"app": app, "summary": _summary(message), "message": message,

@@ -16,14 +16,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BASE_CONNECTIONS = 8
 
 
-def make_engine(url: str, workers: int = 0, export_readers: int = 1) -> Engine:
+def make_engine(url: str, workers: int = 0) -> Engine:
     """An engine with the connection settings msgtrail relies on.
 
-    Each of the process's `workers` may hold, for a whole export, its readers plus one
+    Each of the process's `workers` may hold, for a whole export, its reader plus one
     connection for its lease heartbeat and one of its own; the pool keeps room for all
     of them beside the API's, so that a busy process never starves a heartbeat (which
-    would lose leases) or leaves an export waiting for its second reader."""
-    pool_size = BASE_CONNECTIONS + workers * (max(export_readers, 1) + 2)
+    would lose leases)."""
+    pool_size = BASE_CONNECTIONS + workers * 3
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=BASE_CONNECTIONS)

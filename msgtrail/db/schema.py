@@ -1,10 +1,8 @@
 """Tables, as SQLAlchemy Core metadata; the Alembic migrations create the same.
 
-Activity is kept in two tables. `activity_log` is append-only, so that ingestion never
-pays for random writes into a B-tree keyed by random subscription ids. A fold (see
-`msgtrail.activity`) merges a message's log rows, sorted, into `recipients`: one row
-per (message, subscription) holding the earliest time of every event, clustered by
-message so that an export reads one message's recipients in one sequential scan.
+Activity is kept as columnar segments (`activity_segments`, see `msgtrail.activity`):
+appended once, never updated, so that ingestion never pays for random writes into a
+B-tree keyed by random subscription ids.
 """
 
 from __future__ import annotations
@@ -17,15 +15,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
     text,
 )
-
-from msgtrail.channels import EVENTS
 
 metadata = MetaData()
 
@@ -71,9 +67,9 @@ messages = Table(
     # The create body as sent, JSON: msgtrail records messages, it does not deliver them.
     Column("body", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    # Delivery counters as JSON, recomputed by each fold of the message's activity.
+    # Delivery counters as JSON, recomputed after events arrive (activity.refresh_stats).
     Column("stats", Text, nullable=True),
-    # When events last arrived, and since when some wait in the log to be folded.
+    # When events last arrived, and since when the counters have not counted some.
     Column("last_ingest_at", BigInteger, nullable=True),
     Column("pending_since", BigInteger, nullable=True),
     # The last ingest batch number handed out (see activity.append).
@@ -84,42 +80,19 @@ messages = Table(
     Index("ix_messages_pending", "pending_since"),
 )
 
-activity_log = Table(
-    "activity_log",
+# A message's events, one segment (an Arrow IPC stream, see msgtrail.activity) per
+# accepted batch, or per merge of small ones; read in id order, never updated.
+activity_segments = Table(
+    "activity_segments",
     metadata,
-    # Clustered by message, then by ingest batch: each request appends at the end of
-    # its message's range, and a fold reads that range without a secondary index.
-    Column("message_pk", Integer, primary_key=True),
-    Column("batch", Integer, primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("subscription_id", String(36), nullable=False),
-    Column("event", SmallInteger, nullable=False),
-    Column("ts", BigInteger, nullable=False),
-    Column("onesignal_id", String(36), nullable=True),
-    Column("external_id", Text, nullable=True),
-    Column("device_type", String(32), nullable=True),
-    Column("failure_message", Text, nullable=True),
-    sqlite_with_rowid=False,
-)
-
-recipients = Table(
-    "recipients",
-    metadata,
-    Column("message_pk", Integer, primary_key=True),
-    Column("subscription_id", String(36), primary_key=True),
-    # The message's creation day: the partition key on PostgreSQL (part of its key).
-    Column("msg_day", Integer, nullable=False),
-    Column("onesignal_id", String(36), nullable=True),
-    Column("external_id", Text, nullable=True),
-    Column("device_type", String(32), nullable=True),
-    Column("failure_message", Text, nullable=True),
-    *[Column(name, BigInteger, nullable=True) for name in EVENTS],
-    # The recipient as one line of its channel's CSV, kept current by the fold, with
-    # formula cells neutralised; raw_line holds the values as given, only where they
-    # differ (csv_raw exports read coalesce(raw_line, line)).
-    Column("line", Text, nullable=True),
-    Column("raw_line", Text, nullable=True),
-    sqlite_with_rowid=False,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("message_pk", Integer, nullable=False),
+    # The message's ingest batches the segment holds (see activity.append).
+    Column("first_batch", Integer, nullable=False),
+    Column("last_batch", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_activity_segments_message", "message_pk", "id"),
 )
 
 # Active states: at most one job of an account may be in one of them at a time.

@@ -86,7 +86,7 @@ def api(tmp_path, backend: Embedded | Scale,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings(data_dir=tmp_path, poll_interval=0.05)
-    engine = make_engine(settings.resolved_database_url(), 1, settings.export_readers)
+    engine = make_engine(settings.resolved_database_url(), 1)
     upgrade(engine)
     with engine.begin() as conn:
         app, key = apps.create_app(conn, "in-process")

@@ -1,0 +1,141 @@
+"""The activity store and its reader, on both configurations: segments pivoted into
+recipients, in order and in chunks, from one snapshot; compaction changes nothing a
+reader sees; a reader stopped midway leaves nothing open."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from sqlalchemy import text
+
+from msgtrail import activity, recipients
+from msgtrail.channels import EVENT_CODE
+from tests.integration.conftest import InProcess
+
+RECIPIENTS = 500
+
+
+def _pk(api: InProcess, message_id: str) -> int:
+    with api.engine.connect() as conn:
+        return int(conn.execute(text("SELECT id FROM messages WHERE message_id = :m"),
+                                {"m": message_id}).scalar_one())
+
+
+def _lines(api: InProcess, pk: int, events: list[str] | None = None,
+           chunk: int = 7) -> list[tuple[bytes, int]]:
+    old, recipients.CHUNK_ROWS = recipients.CHUNK_ROWS, chunk
+    try:
+        with activity.snapshot(api.engine) as raw:
+            return list(recipients.lines(raw, pk, "push", recipients.export_line("push", False),
+                                         events or []))
+    finally:
+        recipients.CHUNK_ROWS = old
+
+
+def _subs(data: bytes) -> list[str]:
+    return [line.split(",", 2)[1] for line in data.decode().splitlines()]
+
+
+def _seeded(api: InProcess) -> tuple[int, list[str]]:
+    subs = [str(uuid.uuid4()) for _ in range(RECIPIENTS)]
+    message_id = api.create_message()
+    now = int(time.time())
+    for i in range(0, RECIPIENTS, 100):  # five batches: five segments
+        r = api.send(message_id, [{"subscription_id": s, "event": "sent", "timestamp": now - 60}
+                                  for s in subs[i:i + 100]])
+        assert r.status_code == 200, r.text
+    return _pk(api, message_id), sorted(subs)
+
+
+def test_lines_come_in_subscription_order_and_chunks(api: InProcess) -> None:
+    pk, subs = _seeded(api)
+    chunks = _lines(api, pk)
+    assert _subs(b"".join(d for d, _ in chunks)) == subs
+    assert sum(n for _, n in chunks) == RECIPIENTS and max(n for _, n in chunks) <= 7
+    assert _lines(api, pk, ["clicked"]) == []  # a filter that matches nothing
+
+
+def test_a_reader_sees_one_snapshot(api: InProcess) -> None:
+    """Events committed after a read began are not in it, wherever their keys fall."""
+    pk, subs = _seeded(api)
+    with activity.snapshot(api.engine) as raw:
+        chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
+        first = next(chunks)
+        with api.engine.begin() as conn:
+            activity.append(conn, pk, [(0, "ffffffff-ffff-4fff-bfff-ffffffffffff",
+                                        EVENT_CODE["sent"], int(time.time()), None, None,
+                                        None, None)], int(time.time()))
+        rest = list(chunks)
+    assert _subs(b"".join(d for d, _ in [first, *rest])) == subs
+    assert len(_subs(b"".join(d for d, _ in _lines(api, pk)))) == RECIPIENTS + 1
+
+
+def test_compaction_changes_nothing_a_reader_sees(api: InProcess) -> None:
+    """Many small segments (a webhook's) merge into one; repeats of a row drop, the
+    earliest time and the first known attributes stay."""
+    message_id = api.create_message()
+    sub = str(uuid.uuid4())
+    now = int(time.time())
+    sends = [
+        {"subscription_id": sub, "event": "sent", "timestamp": now - 50},
+        {"subscription_id": sub, "event": "sent", "timestamp": now - 50},  # a retry
+        {"subscription_id": sub, "event": "delivered", "timestamp": now - 40,
+         "external_id": "first"},
+        {"subscription_id": sub, "event": "sent", "timestamp": now - 55, "external_id": "later"},
+        *[{"subscription_id": str(uuid.uuid4()), "event": "sent", "timestamp": now - 30}
+          for _ in range(activity.COMPACT_SEGMENTS)],
+    ]
+    for e in sends:
+        assert api.send(message_id, [e]).status_code == 200
+    pk = _pk(api, message_id)
+    before = b"".join(d for d, _ in _lines(api, pk))
+    assert activity.compact(api.engine, pk)
+    with api.engine.connect() as conn:
+        segments, events = conn.execute(text(
+            "SELECT count(*), sum(events) FROM activity_segments WHERE message_pk = :pk"),
+            {"pk": pk}).one()
+    assert (segments, events) == (1, len(sends) - 1)
+    after = b"".join(d for d, _ in _lines(api, pk))
+    assert after == before
+    row = next(r for r in api.export(message_id) if r["subscription_id"] == sub)
+    assert row["external_user_id"] == "first"
+    assert row["sent"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 55))
+    assert not activity.compact(api.engine, pk)  # one segment: nothing to merge
+
+
+def test_a_reader_stopped_midway_leaves_nothing_open(api: InProcess) -> None:
+    """What a lost lease does: the writer stops after one chunk."""
+    pk, _ = _seeded(api)
+    api.engine.dispose()
+    with activity.snapshot(api.engine) as raw:
+        chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
+        next(chunks)
+        chunks.close()
+        assert api.engine.pool.checkedout() == 1
+    assert api.engine.pool.checkedout() == 0
+    assert not [t for t in threading.enumerate() if t.name == "export-reader"]
+
+
+def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
+    """The dashboard's two reads: recipients per event and time bucket, and the first
+    recipients by subscription id, all or those with one event."""
+    from msgtrail.dashboard import report
+
+    message_id = api.create_message()
+    now = int(time.time()) // 3600 * 3600
+    subs = sorted(str(uuid.uuid4()) for _ in range(60))
+    events = [{"subscription_id": s, "event": "sent", "timestamp": now - 3600} for s in subs]
+    events += [{"subscription_id": s, "event": "clicked", "timestamp": now - 1800}
+               for s in subs[:3]]
+    assert api.send(message_id, events).status_code == 200
+    pk = _pk(api, message_id)
+    timeline = report.activity_timeline(api.engine, pk, "push")
+    assert sum(timeline.counts["sent"]) == 60 and sum(timeline.counts["clicked"]) == 3
+    assert sum(timeline.counts["delivered"]) == 0
+    everyone = report.audience(api.engine, pk, "push", None)
+    assert [r["subscription_id"] for r in everyone] == subs[:report.SAMPLE]
+    clicked = report.audience(api.engine, pk, "push", "clicked")
+    assert [r["subscription_id"] for r in clicked] == subs[:3]
+    assert clicked[0]["clicked"] == now - 1800 and clicked[0]["sent"] == now - 3600

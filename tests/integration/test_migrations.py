@@ -1,0 +1,63 @@
+"""Upgrading a store that holds activity in the old layout (folded recipients and a
+log not yet folded) keeps every event, on both configurations."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy import text
+
+from msgtrail import activity, apps, messages, recipients
+from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.testing.backends import Embedded, Scale
+
+
+def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedded | Scale,
+                                                       monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = backend.provision(tmp_path)
+    url = env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'old.db'}")
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0005")
+        folded, logged = sorted(str(uuid.uuid4()) for _ in range(2))
+        now = int(time.time()) - 600
+        with engine.begin() as conn:
+            app, _ = apps.create_app(conn, "old")
+            message = messages.create(conn, app, {"target_channel": "push"})
+            day = message.created_at // 86_400
+            if engine.dialect.name == "postgresql":
+                conn.execute(text(f"CREATE TABLE recipients_d{day} PARTITION OF recipients"
+                                  f" FOR VALUES FROM ({day}) TO ({day + 1})"))
+            conn.execute(text(
+                "INSERT INTO recipients (message_pk, subscription_id, msg_day, external_id,"
+                " device_type, sent, delivered, line) VALUES (:pk, :s, :d, 'first', 'iOS',"
+                " :t, :t2, 'x')"), {"pk": message.pk, "s": folded, "d": day, "t": now,
+                                    "t2": now + 5})
+            log = ("INSERT INTO activity_log (message_pk, batch, seq, subscription_id, event, ts,"
+                   " external_id) VALUES (:pk, :b, :q, :s, :e, :t, :x)")
+            conn.execute(text(log), [
+                {"pk": message.pk, "b": 1, "q": 0, "s": folded, "e": 2, "t": now + 9, "x": "late"},
+                {"pk": message.pk, "b": 1, "q": 1, "s": logged, "e": 0, "t": now, "x": None},
+                {"pk": message.pk, "b": 2, "q": 0, "s": logged, "e": 0, "t": now - 1, "x": "l"}])
+            conn.execute(text("UPDATE messages SET next_batch = 2 WHERE id = :pk"),
+                         {"pk": message.pk})
+        upgrade(engine)
+        with activity.snapshot(engine) as raw:
+            rows = recipients.sample(raw, message.pk, "push", [], 10)
+        assert [r["subscription_id"] for r in rows] == [folded, logged]
+        assert rows[0] | {"subscription_id": None} == {
+            "subscription_id": None, "onesignal_id": None, "external_id": "first",
+            "device_type": "iOS", "failure_message": None, "sent": now, "delivered": now + 5,
+            "clicked": now + 9, "failed": None, "unsubscribed": None}
+        assert (rows[1]["sent"], rows[1]["external_id"]) == (now - 1, "l")
+        with engine.begin() as conn:  # the next batch numbers on from the old ones
+            activity.append(conn, message.pk, [(0, logged, 1, now + 1, None, "new", None, None)],
+                            now)
+        with activity.snapshot(engine) as raw:
+            rows = recipients.sample(raw, message.pk, "push", ["delivered"], 10)
+        assert [(r["subscription_id"], r["external_id"]) for r in rows] == [
+            (folded, "first"), (logged, "l")]
+    finally:
+        engine.dispose()
+        backend.release(env)

@@ -120,11 +120,16 @@ def snapshot(engine: Engine) -> Iterator[Any]:
             raw.close()
 
 
+def placeholder(cursor: Any) -> str:
+    """The DB-API parameter mark of a snapshot's cursor."""
+    return "%s" if type(cursor).__module__.startswith("psycopg") else "?"
+
+
 def segments(raw: Any, message_pk: int) -> Iterator[bytes]:
     """The message's segments, one at a time, from the snapshot's connection."""
     cursor = raw.cursor()
     try:
-        param = "%s" if type(cursor).__module__.startswith("psycopg") else "?"
+        param = placeholder(cursor)
         ids = [r[0] for r in cursor.execute(
             f"SELECT id FROM activity_segments WHERE message_pk = {param} ORDER BY id",
             (message_pk,)).fetchall()]
@@ -172,7 +177,7 @@ def compact(engine: Engine, message_pk: int) -> bool:
 
 def _merged(raw: Any, message_pk: int) -> tuple[pa.Table, list[int], int, int] | None:
     cursor = raw.cursor()
-    param = "%s" if type(cursor).__module__.startswith("psycopg") else "?"
+    param = placeholder(cursor)
     rows = cursor.execute(
         "SELECT id, first_batch, last_batch, data FROM activity_segments"
         f" WHERE message_pk = {param} AND events < {SMALL_SEGMENT} ORDER BY id"
@@ -192,7 +197,8 @@ def _merged(raw: Any, message_pk: int) -> tuple[pa.Table, list[int], int, int] |
 
 def compact_next(engine: Engine, now: int) -> bool:
     """Compact the message whose events have waited longest, once they have paused or
-    waited too long, and refresh its counters; False when nothing is due."""
+    waited too long, refresh its counters and store its recipients' pages; False when
+    nothing is due."""
     with engine.connect() as conn:
         message_pk = conn.execute(text(
             "SELECT id FROM messages WHERE pending_since IS NOT NULL"
@@ -206,9 +212,12 @@ def compact_next(engine: Engine, now: int) -> bool:
         conn.rollback()
     if message_pk is None:
         return False
+    from msgtrail import recipients  # the reader side; imports this module
+
     if many:
         compact(engine, message_pk)
     refresh_stats(engine, message_pk)
+    recipients.build_pages(engine, message_pk)
     return True
 
 
@@ -255,6 +264,6 @@ def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
 
 
 def purge(conn: Connection, message_pk: int) -> None:
-    conn.execute(text("DELETE FROM activity_segments WHERE message_pk = :pk"),
-                 {"pk": message_pk})
+    for table in ("activity_segments", "recipient_pages"):
+        conn.execute(text(f"DELETE FROM {table} WHERE message_pk = :pk"), {"pk": message_pk})
 

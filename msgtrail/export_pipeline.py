@@ -150,6 +150,20 @@ def report_for(job: Job, channel: str) -> Report:
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
+def _chunks(raw: object, job: Job, channel: str, report: Report,
+            progress: Progress) -> Iterator[tuple[bytes, int]]:
+    """An export reads the message's pages if they hold everything the snapshot sees;
+    anything else pivots."""
+    pages = recipients.current_pages(raw, job.message_pk) if job.kind == "export" else None
+    if pages is not None:
+        return recipients.page_lines(raw, job.message_pk, pages, report.events,
+                                     bool(job.params.get("csv_raw")))
+    def counted(total: int) -> None:
+        progress.total = total
+
+    return recipients.lines(raw, job.message_pk, channel, report.line, report.events, counted)
+
+
 def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
             settings: Settings) -> tuple[int, int]:
     """Write the job's file under its key from the message's activity as committed
@@ -162,8 +176,7 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
     with (activity.snapshot(engine) as raw,
-          closing(_Prefetch(recipients.lines(raw, job.message_pk, channel, report.line,
-                                             report.events))) as chunks,
+          closing(_Prefetch(_chunks(raw, job, channel, report, progress))) as chunks,
           store.writer(job.file_key) as out_raw):
         sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
                                     threads=COMPRESS_THREADS)

@@ -1,4 +1,5 @@
-"""A message's recipients: its events pivoted to one row per subscription, in DuckDB.
+"""A message's recipients: its events pivoted to one row per subscription, in DuckDB,
+and kept as sorted pages of finished CSV lines once its events go quiet.
 
 Every reader (exports, history reports, counters, the dashboard) asks here, and the
 answer reflects every event committed before it asked: the store keeps events as they
@@ -8,17 +9,27 @@ on both cores, spilling to disk beyond `MEMORY_LIMIT`. One pivot, one place:
 - each event's time is the earliest of its repeats;
 - each attribute is its first known value, in the order msgtrail accepted the events
   (`rec`), whichever event carried it.
+
+The pivot costs ~2 s per 1,000,000 recipients. So once a message's events pause, the
+worker stores its pivot as pages (`recipient_pages`, Arrow IPC, each recipient's CSV
+line built), and an export of a message that has had no event since reads the pages
+instead, at the speed of reading and compressing lines (README, benchmarks). The pages
+are derived data: an export of a message with events newer than its pages pivots.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+from sqlalchemy import Engine, text
 
 from msgtrail import activity, csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS
@@ -27,7 +38,7 @@ from msgtrail.db.dialect import DUCKDB
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
 # growing the process (the serve process stays under 300 MB; README, benchmarks).
-MEMORY_LIMIT = "128MB"
+MEMORY_LIMIT = "256MB"
 THREADS = 2
 CHUNK_ROWS = 50_000
 
@@ -61,17 +72,23 @@ def export_line(channel: str, raw: bool) -> str:
     return csv_schema.line_sql(channel, lambda c: c, DUCKDB, safe=not raw)
 
 
-def lines(raw: Any, message_pk: int, channel: str, line: str,
-          events: list[str]) -> Iterator[tuple[bytes, int]]:
+def lines(raw: Any, message_pk: int, channel: str, line: str, events: list[str],
+          on_total: Callable[[int], None] | None = None) -> Iterator[tuple[bytes, int]]:
     """(lines, count) chunks of the message's recipients (those with one of `events`,
-    or all), ordered by subscription id, each line built by the SQL `line`."""
+    or all), ordered by subscription id, each line built by the SQL `line`; on_total
+    hears how many there are before the first chunk (a window count: ~10% of the read,
+    for a job's progress)."""
     con = connect()
     try:
         con.register("events", activity.reader(raw, message_pk))
-        result = con.sql(f"SELECT ({line}) || chr(10) AS line FROM ({pivot_sql(channel)})"
-                         f" WHERE {where_any(events)} ORDER BY subscription_id")
+        result = con.sql(f"SELECT ({line}) || chr(10) AS line, count(*) OVER () AS total"
+                         f" FROM ({pivot_sql(channel)}) WHERE {where_any(events)}"
+                         " ORDER BY subscription_id")
         for batch in result.to_arrow_reader(CHUNK_ROWS):
             if batch.num_rows:
+                if on_total is not None:
+                    on_total(batch.column(1)[0].as_py())
+                    on_total = None
                 yield _joined(batch.column(0)), batch.num_rows
     finally:
         con.close()
@@ -146,3 +163,115 @@ def _query(raw: Any, message_pk: int, sql: str) -> list[tuple[Any, ...]]:
         return con.sql(sql).fetchall()
     finally:
         con.close()
+
+
+PAGE_ROWS = 65_536
+_PAGE_IPC = ipc.IpcWriteOptions(compression="lz4")
+
+
+def pages_sql(channel: str) -> str:
+    """What a page holds: each recipient's event times (for filters), its line and, only
+    where it differs (a formula cell), its raw line."""
+    safe, raw = export_line(channel, False), export_line(channel, True)
+    return (f"SELECT subscription_id, {', '.join(CHANNEL_EVENTS[channel])},"
+            f" ({safe}) || chr(10) AS line,"
+            f" CASE WHEN ({raw}) <> ({safe}) THEN ({raw}) || chr(10) END AS raw_line"
+            f" FROM ({pivot_sql(channel)}) ORDER BY subscription_id")
+
+
+def build_pages(engine: Engine, message_pk: int) -> bool:
+    """Store the message's recipients as pages, unless its pages are current; True when
+    new pages were published. Pages are written under a new generation in small
+    transactions (ingestion is never held up for long), and published by one update of
+    the message once all are there; a build that crashed leaves only an unpublished
+    generation, deleted by the next build."""
+    with activity.snapshot(engine) as raw:
+        cursor = raw.cursor()
+        param = activity.placeholder(cursor)
+        upto, published, channel = cursor.execute(
+            "SELECT next_batch, pages_upto, target_channel FROM messages"
+            f" WHERE id = {param}", (message_pk,)).fetchone()
+        cursor.close()
+        if published == upto:
+            return False
+        generation = secrets.randbits(62)
+        count = 0
+        con = connect()
+        try:
+            con.register("events", activity.reader(raw, message_pk))
+            for batch in con.sql(pages_sql(str(channel))).to_arrow_reader(PAGE_ROWS):
+                if not batch.num_rows:
+                    continue
+                sink = pa.BufferOutputStream()
+                with ipc.new_stream(sink, batch.schema, options=_PAGE_IPC) as writer:
+                    writer.write_batch(batch)
+                with engine.begin() as conn:
+                    conn.execute(text(
+                        "INSERT INTO recipient_pages (message_pk, generation, page, rows, data)"
+                        " VALUES (:pk, :g, :page, :rows, :data)"),
+                        {"pk": message_pk, "g": generation, "page": count,
+                         "rows": batch.num_rows, "data": sink.getvalue().to_pybytes()})
+                count += 1
+        finally:
+            con.close()
+    with engine.begin() as conn:
+        # Published only if every page is there (a concurrent build may have deleted
+        # some) and nothing newer was published meanwhile.
+        mine = conn.execute(text("SELECT count(*) FROM recipient_pages"
+                                 " WHERE message_pk = :pk AND generation = :g"),
+                            {"pk": message_pk, "g": generation}).scalar_one()
+        done = mine == count and conn.execute(text(
+            "UPDATE messages SET pages_generation = :g, pages_upto = :upto"
+            " WHERE id = :pk AND (pages_upto IS NULL OR pages_upto < :upto)"),
+            {"g": generation, "upto": upto, "pk": message_pk}).rowcount == 1
+        kept = generation if done else conn.execute(text(
+            "SELECT pages_generation FROM messages WHERE id = :pk"),
+            {"pk": message_pk}).scalar()
+        conn.execute(text("DELETE FROM recipient_pages WHERE message_pk = :pk"
+                          " AND generation <> :g"), {"pk": message_pk, "g": kept or 0})
+    return done
+
+
+def current_pages(raw: Any, message_pk: int) -> int | None:
+    """The generation of the message's pages if they hold every event the snapshot
+    sees, else None."""
+    cursor = raw.cursor()
+    try:
+        row = cursor.execute(
+            "SELECT next_batch, pages_upto, pages_generation FROM messages"
+            f" WHERE id = {activity.placeholder(cursor)}", (message_pk,)).fetchone()
+    finally:
+        cursor.close()
+    return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
+
+
+def page_lines(raw: Any, message_pk: int, generation: int, events: list[str],
+               raw_cells: bool) -> Iterator[tuple[bytes, int]]:
+    """(lines, count) per stored page, in subscription order: the recipients with one
+    of `events` (or all), their raw lines if `raw_cells`."""
+    cursor = raw.cursor()
+    param = activity.placeholder(cursor)
+    try:
+        pages = [r[0] for r in cursor.execute(
+            f"SELECT page FROM recipient_pages WHERE message_pk = {param}"
+            f" AND generation = {param} ORDER BY page", (message_pk, generation)).fetchall()]
+        for page in pages:
+            data = cursor.execute(
+                f"SELECT data FROM recipient_pages WHERE message_pk = {param}"
+                f" AND generation = {param} AND page = {param}",
+                (message_pk, generation, page)).fetchone()[0]
+            table = ipc.open_stream(pa.py_buffer(bytes(data))).read_all()
+            if events:
+                keep = pc.is_valid(table.column(events[0]))
+                for e in events[1:]:
+                    keep = pc.or_(keep, pc.is_valid(table.column(e)))
+                table = table.filter(keep)
+            if not table.num_rows:
+                continue
+            column = table.column("line")
+            if raw_cells:
+                column = pc.coalesce(table.column("raw_line"), column)
+            yield _joined(column.combine_chunks()), table.num_rows
+    finally:
+        cursor.close()
+

@@ -74,6 +74,10 @@ messages = Table(
     Column("pending_since", BigInteger, nullable=True),
     # The last ingest batch number handed out (see activity.append).
     Column("next_batch", Integer, nullable=False, server_default="0"),
+    # The published generation of the message's recipient_pages, and the last batch
+    # they hold (see recipients.build_pages).
+    Column("pages_generation", BigInteger, nullable=True),
+    Column("pages_upto", Integer, nullable=True),
     # Set once the activity retention window has passed and the activity was deleted.
     Column("purged_at", BigInteger, nullable=True),
     Index("ix_messages_app_created", "app_pk", "created_at"),
@@ -93,6 +97,18 @@ activity_segments = Table(
     Column("events", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Index("ix_activity_segments_message", "message_pk", "id"),
+)
+
+# A message's recipients, pivoted, as sorted pages of CSV lines (Arrow IPC): derived
+# from activity_segments, so that exports of messages gone quiet need no pivot.
+recipient_pages = Table(
+    "recipient_pages",
+    metadata,
+    Column("message_pk", Integer, primary_key=True),
+    Column("generation", BigInteger, primary_key=True),
+    Column("page", Integer, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Active states: at most one job of an account may be in one of them at a time.

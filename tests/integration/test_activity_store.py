@@ -8,13 +8,21 @@ import threading
 import time
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from msgtrail import activity, recipients
 from msgtrail.channels import EVENT_CODE
+from msgtrail.db.engine import make_engine
 from tests.integration.conftest import InProcess
 
 RECIPIENTS = 500
+
+
+@pytest.fixture(autouse=True)
+def _no_background_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process worker builds pages once events pause; these tests build them."""
+    monkeypatch.setattr(activity, "QUIET_SECONDS", 3600)
 
 
 def _pk(api: InProcess, message_id: str) -> int:
@@ -139,3 +147,75 @@ def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
     clicked = report.audience(api.engine, pk, "push", "clicked")
     assert [r["subscription_id"] for r in clicked] == subs[:3]
     assert clicked[0]["clicked"] == now - 1800 and clicked[0]["sent"] == now - 3600
+
+
+def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(
+        api: InProcess) -> None:
+    """Once built, an export reads the pages: the same rows for every filter and for raw
+    cells; an event accepted after them makes exports pivot again, and a rebuild
+    publishes new pages and deletes the old."""
+    message_id = api.create_message()
+    now = int(time.time())
+    subs = [str(uuid.uuid4()) for _ in range(30)]
+    events = [{"subscription_id": s, "event": "sent", "timestamp": now - 60,
+               "external_id": "=1+1" if i == 0 else f"u{i}"} for i, s in enumerate(subs)]
+    events += [{"subscription_id": s, "event": "clicked", "timestamp": now - 30}
+               for s in subs[:4]]
+    assert api.send(message_id, events).status_code == 200
+    pk = _pk(api, message_id)
+    variants = [{}, {"events": "clicked"}, {"csv_raw": "true"}]
+    pivoted = [api.export(message_id, **v) for v in variants]
+    assert recipients.build_pages(api.engine, pk)
+    assert not recipients.build_pages(api.engine, pk)  # current: nothing to do
+    with activity.snapshot(api.engine) as raw:
+        assert recipients.current_pages(raw, pk) is not None
+    assert [api.export(message_id, **v) for v in variants] == pivoted
+    assert len(pivoted[1]) == 4
+    late = str(uuid.uuid4())
+    assert api.send(message_id, [{"subscription_id": late, "event": "sent",
+                                  "timestamp": now}]).status_code == 200
+    with activity.snapshot(api.engine) as raw:
+        assert recipients.current_pages(raw, pk) is None
+    assert late in {r["subscription_id"] for r in api.export(message_id)}
+    assert recipients.build_pages(api.engine, pk)
+    with api.engine.connect() as conn:
+        generations = conn.execute(text(
+            "SELECT count(DISTINCT generation), sum(rows) FROM recipient_pages"
+            " WHERE message_pk = :pk"), {"pk": pk}).one()
+    assert tuple(generations) == (1, 31)
+
+
+def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,
+                                                         monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A build killed after writing its pages, before publishing them, leaves them
+    unpublished: exports pivot, and the next build deletes them."""
+    pk, subs = _seeded(api)
+    engine = make_engine(api.settings.resolved_database_url())  # not the worker's
+    calls = {"n": 0}
+    real = engine.begin
+
+    def dying_begin():  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the one page, at publishing
+            raise SystemExit("killed")
+        return real()
+
+    monkeypatch.setattr(engine, "begin", dying_begin)
+    with pytest.raises(SystemExit):
+        recipients.build_pages(engine, pk)
+    monkeypatch.setattr(engine, "begin", real)
+    engine.dispose()
+    with activity.snapshot(api.engine) as raw:
+        assert recipients.current_pages(raw, pk) is None
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM recipient_pages")).scalar_one() == 1
+    assert recipients.build_pages(api.engine, pk)
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*), sum(rows) FROM recipient_pages")
+                            ).one() == (1, RECIPIENTS)
+    chunks = []
+    with activity.snapshot(api.engine) as raw:
+        generation = recipients.current_pages(raw, pk)
+        assert generation is not None
+        chunks = list(recipients.page_lines(raw, pk, generation, [], False))
+    assert _subs(b"".join(d for d, _ in chunks)) == subs

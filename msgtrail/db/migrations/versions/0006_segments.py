@@ -1,4 +1,5 @@
-"""Activity as columnar segments: the log and the folded recipients become segments.
+"""Activity as columnar segments: the log and the folded recipients become segments;
+recipient pages, derived from them, for exports of messages gone quiet.
 
 Revision ID: 0006
 Revises: 0005
@@ -47,6 +48,17 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_activity_segments_message", "activity_segments", ["message_pk", "id"])
+    op.create_table(
+        "recipient_pages",
+        sa.Column("message_pk", sa.Integer, primary_key=True),
+        sa.Column("generation", sa.BigInteger, primary_key=True),
+        sa.Column("page", sa.Integer, primary_key=True),
+        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("pages_generation", sa.BigInteger, nullable=True))
+        batch.add_column(sa.Column("pages_upto", sa.Integer, nullable=True))
     conn = op.get_bind()
 
     def store(pk: int, first: int, last: int, rows: list[tuple]) -> None:

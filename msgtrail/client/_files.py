@@ -92,7 +92,7 @@ def to_parquet(csv_path: Path, out: Path) -> None:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
     except ImportError:
-        raise ClientError("Parquet output needs pyarrow: pip install 'msgtrail[parquet]'") from None
+        raise ClientError("Parquet output needs pyarrow: pip install pyarrow") from None
     with _open_csv(csv_path) as raw:
         header = next(csv.reader([raw.readline().decode()]))
     when = pa.timestamp("s", tz="UTC")

@@ -59,6 +59,7 @@ def main() -> None:
             accepted = sum(pool.map(send, payloads))
         last_accepted = time.perf_counter()
         assert accepted == events, accepted
+        ingest_rss = peak_rss_mb(server.process.pid)
 
         r = client.post(f"/notifications/{message_id}/export_events", params=params)
         r.raise_for_status()
@@ -84,7 +85,7 @@ def main() -> None:
             "fresh_export_s": round(fresh, 2),
             "fresh_export_records_per_s": round(args.recipients / fresh),
             "sustained_events_per_s": round(events / (ready - started)),
-            "serve_peak_rss_mb": round(rss)}))
+            "serve_peak_rss_mb": round(rss), "serve_peak_rss_ingest_mb": round(ingest_rss)}))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -38,16 +39,15 @@ from msgtrail.db.dialect import DUCKDB
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
 # growing the process (the serve process stays under 300 MB; README, benchmarks).
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "128MB"
 THREADS = 2
 CHUNK_ROWS = 50_000
 
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB for one read."""
-    spill = os.path.join(tempfile.gettempdir(), "msgtrail-duckdb")
     return duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
-                                  "temp_directory": spill,
+                                  "temp_directory": _spill_dir(),
                                   "preserve_insertion_order": False})
 
 
@@ -72,26 +72,96 @@ def export_line(channel: str, raw: bool) -> str:
     return csv_schema.line_sql(channel, lambda c: c, DUCKDB, safe=not raw)
 
 
+# Events per pass: the message's events are split by subscription-id range into passes
+# of about this many, each pivoted on its own, so that DuckDB holds one pass (README,
+# "How activity is stored": one pass over 2,000,000 events took the process 300-425 MB
+# above its base; sixteen, ~190 MB, in the same time).
+PASS_EVENTS = 200_000
+_HEX = pa.array(list("0123456789abcdef"))
+
+
+@contextmanager
+def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
+    """The message's events split by subscription-id range into temporary Arrow files,
+    in key order: its segments are read once and split by the ids' first hex digit."""
+    cursor = raw.cursor()
+    try:
+        total = cursor.execute(
+            "SELECT coalesce(sum(events), 0) FROM activity_segments"
+            f" WHERE message_pk = {activity.placeholder(cursor)}", (message_pk,)).fetchone()[0]
+    finally:
+        cursor.close()
+    parts = 1
+    while parts < 16 and int(total) > parts * PASS_EVENTS:
+        parts *= 2
+    os.makedirs(_spill_dir(), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
+        paths = [os.path.join(tmp, str(k)) for k in range(parts)]
+        sinks = [ipc.new_stream(pa.OSFile(p, "wb"), activity.SCHEMA) for p in paths]
+        try:
+            for data in activity.segments(raw, message_pk):
+                for batch in activity.decode(data):
+                    if parts == 1:
+                        sinks[0].write_batch(batch)
+                        continue
+                    digit = pc.index_in(pc.utf8_slice_codeunits(batch.column(0), 0, 1), _HEX)
+                    part = pc.divide(digit, 16 // parts)
+                    for k, sink in enumerate(sinks):
+                        chosen = batch.filter(pc.equal(part, k))
+                        if chosen.num_rows:
+                            sink.write_batch(chosen)
+        finally:
+            for sink in sinks:
+                sink.close()
+        yield paths
+
+
+@contextmanager
+def events_of(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection with one split file's events as `events`."""
+    con = connect()
+    try:
+        with pa.OSFile(path) as source:
+            con.register("events", ipc.open_stream(source))
+            yield con
+    finally:
+        con.close()
+
+
+def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB connection per subscription-id range, in key order (see split)."""
+    with split(raw, message_pk) as paths:
+        for path in paths:
+            with events_of(path) as con:
+                yield con
+
+
+def _spill_dir() -> str:
+    return os.path.join(tempfile.gettempdir(), "msgtrail-duckdb")
+
+
 def lines(raw: Any, message_pk: int, channel: str, line: str, events: list[str],
           on_total: Callable[[int], None] | None = None) -> Iterator[tuple[bytes, int]]:
     """(lines, count) chunks of the message's recipients (those with one of `events`,
     or all), ordered by subscription id, each line built by the SQL `line`; on_total
-    hears how many there are before the first chunk (a window count: ~10% of the read,
-    for a job's progress)."""
-    con = connect()
-    try:
-        con.register("events", activity.reader(raw, message_pk))
-        result = con.sql(f"SELECT ({line}) || chr(10) AS line, count(*) OVER () AS total"
-                         f" FROM ({pivot_sql(channel)}) WHERE {where_any(events)}"
-                         " ORDER BY subscription_id")
-        for batch in result.to_arrow_reader(CHUNK_ROWS):
-            if batch.num_rows:
-                if on_total is not None:
-                    on_total(batch.column(1)[0].as_py())
-                    on_total = None
-                yield _joined(batch.column(0)), batch.num_rows
-    finally:
-        con.close()
+    hears how many there are before the first chunk (for a job's progress)."""
+    sql = (f"SELECT ({line}) || chr(10) AS line FROM ({pivot_sql(channel)})"
+           f" WHERE {where_any(events)} ORDER BY subscription_id")
+    codes = ", ".join(str(EVENT_CODE[e]) for e in events)
+    count = ("SELECT count(DISTINCT subscription_id) FROM events"
+             + (f" WHERE event IN ({codes})" if events else ""))
+    with split(raw, message_pk) as paths:
+        if on_total is not None:
+            total = 0
+            for path in paths:
+                with events_of(path) as con:
+                    total += int(con.sql(count).fetchall()[0][0])
+            on_total(total)
+        for path in paths:
+            with events_of(path) as con:
+                for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
+                    if batch.num_rows:
+                        yield _joined(batch.column(0)), batch.num_rows
 
 
 def _joined(column: pa.Array) -> bytes:
@@ -111,58 +181,80 @@ def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
                          if e in CHANNEL_EVENTS[channel]) or "false"
     per_event = ", ".join(f"count({e})" if e in CHANNEL_EVENTS[channel] else "0"
                           for e in EVENTS)
-    return _query(raw, message_pk,
-                  f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
-                  f" {per_event} FROM ({pivot_sql(channel)}) GROUP BY device_type")
+    sql = (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
+           f" {per_event} FROM ({pivot_sql(channel)}) GROUP BY device_type")
+    summed: dict[Any, list[int]] = {}
+    for con in passes(raw, message_pk):
+        for device_type, *values in con.sql(sql).fetchall():
+            slot = summed.setdefault(device_type, [0] * len(values))
+            for i, value in enumerate(values):
+                slot[i] += int(value)
+    return [(device_type, *values) for device_type, values in summed.items()]
+
+
+# The timeline's finest bucket; every coarser one is a multiple of it.
+MINUTE = 60
 
 
 def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
              bucket_for: Callable[[int, int], int]) -> tuple[int, list[tuple[str, int, int]]]:
     """Recipients per event of `series` and time bucket (of the width bucket_for(first,
-    last) gives), for the chart: (bucket width, [(event, bucket start, recipients)]);
-    width 0 when there is nothing to draw."""
+    last) gives, a multiple of a minute), for the chart: (bucket width, [(event, bucket
+    start, recipients)]); width 0 when there is nothing to draw."""
     known = [e for e in series if e in CHANNEL_EVENTS[channel]]
     if not known:
         return 0, []
-    con = connect()
-    try:
-        con.register("events", activity.reader(raw, message_pk))
-        con.execute(f"CREATE TEMP TABLE r AS SELECT {', '.join(known)}"
-                    f" FROM ({pivot_sql(channel)})")
-        lows = ", ".join(f"min({e})" for e in known)
-        highs = ", ".join(f"max({e})" for e in known)
-        bounds = con.execute(f"SELECT least({lows}), greatest({highs}) FROM r").fetchall()[0]
-        if bounds[0] is None:
-            return 0, []
-        width = bucket_for(int(bounds[0]), int(bounds[1]))
-        rows = con.sql(" UNION ALL ".join(
-            f"(SELECT '{e}', ({e} // {width}) * {width} AS bucket, count(*) FROM r"
-            f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)).fetchall()
-    finally:
-        con.close()
-    return width, [(str(e), int(at), int(n)) for e, at, n in rows]
+    per_minute: dict[tuple[str, int], int] = {}
+    sql = " UNION ALL ".join(
+        f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM p"
+        f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)
+    def add(con: duckdb.DuckDBPyConnection) -> None:
+        for event, at, n in con.sql(sql).fetchall():
+            per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
+
+    generation = current_pages(raw, message_pk)
+    if generation is not None:
+        for page in _pages(raw, message_pk, generation):
+            con = connect()
+            try:
+                con.register("p", page)
+                add(con)
+            finally:
+                con.close()
+    else:
+        for con in passes(raw, message_pk):
+            con.execute(f"CREATE TEMP TABLE p AS SELECT {', '.join(known)}"
+                        f" FROM ({pivot_sql(channel)})")
+            add(con)
+    if not per_minute:
+        return 0, []
+    minutes = [at for _, at in per_minute]
+    width = bucket_for(min(minutes), max(minutes) + MINUTE - 1)
+    buckets: dict[tuple[str, int], int] = {}
+    for (event, at), n in per_minute.items():
+        key = (event, at // width * width)
+        buckets[key] = buckets.get(key, 0) + n
+    return width, [(e, at, n) for (e, at), n in buckets.items()]
 
 
 def sample(raw: Any, message_pk: int, channel: str, events: list[str],
            limit: int) -> list[dict[str, Any]]:
     """The first recipients by subscription id, those with one of `events` if given."""
-    con = connect()
-    try:
-        con.register("events", activity.reader(raw, message_pk))
-        table = con.sql(f"SELECT * FROM ({pivot_sql(channel)}) WHERE {where_any(events)}"
-                        f" ORDER BY subscription_id LIMIT {int(limit)}").to_arrow_table()
-    finally:
-        con.close()
-    return table.to_pylist()
-
-
-def _query(raw: Any, message_pk: int, sql: str) -> list[tuple[Any, ...]]:
-    con = connect()
-    try:
-        con.register("events", activity.reader(raw, message_pk))
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
+    found: list[dict[str, Any]] = []
+    generation = current_pages(raw, message_pk)
+    if generation is not None:
+        for page in _pages(raw, message_pk, generation, events):
+            found += page.drop_columns(["line", "raw_line"]).slice(
+                0, limit - len(found)).to_pylist()
+            if len(found) >= limit:
+                break
+        return found
+    for con in passes(raw, message_pk):
+        if len(found) < limit:
+            found += con.sql(f"SELECT * FROM ({pivot_sql(channel)}) WHERE {where_any(events)}"
+                             f" ORDER BY subscription_id LIMIT {int(limit - len(found))}"
+                             ).to_arrow_table().to_pylist()
+    return found
 
 
 PAGE_ROWS = 65_536
@@ -170,10 +262,11 @@ _PAGE_IPC = ipc.IpcWriteOptions(compression="lz4")
 
 
 def pages_sql(channel: str) -> str:
-    """What a page holds: each recipient's event times (for filters), its line and, only
+    """What a page holds: each recipient's row as the pivot gives it, its line and, only
     where it differs (a formula cell), its raw line."""
     safe, raw = export_line(channel, False), export_line(channel, True)
-    return (f"SELECT subscription_id, {', '.join(CHANNEL_EVENTS[channel])},"
+    return (f"SELECT subscription_id, {', '.join(ATTRIBUTES)},"
+            f" {', '.join(CHANNEL_EVENTS[channel])},"
             f" ({safe}) || chr(10) AS line,"
             f" CASE WHEN ({raw}) <> ({safe}) THEN ({raw}) || chr(10) END AS raw_line"
             f" FROM ({pivot_sql(channel)}) ORDER BY subscription_id")
@@ -196,9 +289,7 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
             return False
         generation = secrets.randbits(62)
         count = 0
-        con = connect()
-        try:
-            con.register("events", activity.reader(raw, message_pk))
+        for con in passes(raw, message_pk):
             for batch in con.sql(pages_sql(str(channel))).to_arrow_reader(PAGE_ROWS):
                 if not batch.num_rows:
                     continue
@@ -212,8 +303,6 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
                         {"pk": message_pk, "g": generation, "page": count,
                          "rows": batch.num_rows, "data": sink.getvalue().to_pybytes()})
                 count += 1
-        finally:
-            con.close()
     with engine.begin() as conn:
         # Published only if every page is there (a concurrent build may have deleted
         # some) and nothing newer was published meanwhile.
@@ -245,10 +334,10 @@ def current_pages(raw: Any, message_pk: int) -> int | None:
     return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
 
 
-def page_lines(raw: Any, message_pk: int, generation: int, events: list[str],
-               raw_cells: bool) -> Iterator[tuple[bytes, int]]:
-    """(lines, count) per stored page, in subscription order: the recipients with one
-    of `events` (or all), their raw lines if `raw_cells`."""
+def _pages(raw: Any, message_pk: int, generation: int,
+           events: list[str] | None = None) -> Iterator[pa.Table]:
+    """The message's stored pages in key order, only recipients with one of `events`
+    if given."""
     cursor = raw.cursor()
     param = activity.placeholder(cursor)
     try:
@@ -266,12 +355,18 @@ def page_lines(raw: Any, message_pk: int, generation: int, events: list[str],
                 for e in events[1:]:
                     keep = pc.or_(keep, pc.is_valid(table.column(e)))
                 table = table.filter(keep)
-            if not table.num_rows:
-                continue
-            column = table.column("line")
-            if raw_cells:
-                column = pc.coalesce(table.column("raw_line"), column)
-            yield _joined(column.combine_chunks()), table.num_rows
+            if table.num_rows:
+                yield table
     finally:
         cursor.close()
 
+
+def page_lines(raw: Any, message_pk: int, generation: int, events: list[str],
+               raw_cells: bool) -> Iterator[tuple[bytes, int]]:
+    """(lines, count) per stored page, in subscription order: the recipients with one
+    of `events` (or all), their raw lines if `raw_cells`."""
+    for table in _pages(raw, message_pk, generation, events):
+        column = table.column("line")
+        if raw_cells:
+            column = pc.coalesce(table.column("raw_line"), column)
+        yield _joined(column.combine_chunks()), table.num_rows

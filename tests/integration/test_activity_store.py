@@ -166,7 +166,9 @@ def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(
     pk = _pk(api, message_id)
     variants = [{}, {"events": "clicked"}, {"csv_raw": "true"}]
     pivoted = [api.export(message_id, **v) for v in variants]
+    views = _dashboard_reads(api, pk)
     assert recipients.build_pages(api.engine, pk)
+    assert _dashboard_reads(api, pk) == views  # now from the pages
     assert not recipients.build_pages(api.engine, pk)  # current: nothing to do
     with activity.snapshot(api.engine) as raw:
         assert recipients.current_pages(raw, pk) is not None
@@ -184,6 +186,14 @@ def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(
             "SELECT count(DISTINCT generation), sum(rows) FROM recipient_pages"
             " WHERE message_pk = :pk"), {"pk": pk}).one()
     assert tuple(generations) == (1, 31)
+
+
+def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:
+    from msgtrail.dashboard import report
+
+    return (report.activity_timeline(api.engine, pk, "push"),
+            report.audience(api.engine, pk, "push", None),
+            report.audience(api.engine, pk, "push", "clicked"))
 
 
 def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,

@@ -200,10 +200,13 @@ def compact_next(engine: Engine, now: int) -> bool:
     waited too long, refresh its counters and store its recipients' pages; False when
     nothing is due."""
     with engine.connect() as conn:
+        # Pages count too: a worker killed between the counters and the pages left
+        # counters current and pages stale (the crash test found it).
         message_pk = conn.execute(text(
-            "SELECT id FROM messages WHERE pending_since IS NOT NULL"
+            "SELECT id FROM messages WHERE last_ingest_at IS NOT NULL AND purged_at IS NULL"
+            " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
             " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
-            " ORDER BY pending_since LIMIT 1"),
+            " ORDER BY last_ingest_at LIMIT 1"),
             {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
         many = message_pk is not None and conn.execute(text(
             "SELECT count(*) FROM activity_segments WHERE message_pk = :pk"

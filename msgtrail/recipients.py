@@ -77,13 +77,15 @@ def export_line(channel: str, raw: bool) -> str:
 # "How activity is stored": one pass over 2,000,000 events took the process 300-425 MB
 # above its base; sixteen, ~190 MB, in the same time).
 PASS_EVENTS = 200_000
-_HEX = pa.array(list("0123456789abcdef"))
+# Ranges are cut on the ids' first two hex digits: at most 256 passes.
+_PREFIXES = pa.array([f"{i:02x}" for i in range(256)])
 
 
 @contextmanager
 def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
     """The message's events split by subscription-id range into temporary Arrow files,
-    in key order: its segments are read once and split by the ids' first hex digit."""
+    in key order: its segments are read once and split by the ids' first two hex
+    digits, into as many ranges (a power of two) as keep each near PASS_EVENTS."""
     cursor = raw.cursor()
     try:
         total = cursor.execute(
@@ -92,7 +94,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
     finally:
         cursor.close()
     parts = 1
-    while parts < 16 and int(total) > parts * PASS_EVENTS:
+    while parts < len(_PREFIXES) and int(total) > parts * PASS_EVENTS:
         parts *= 2
     os.makedirs(_spill_dir(), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
@@ -104,8 +106,8 @@ def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
                     if parts == 1:
                         sinks[0].write_batch(batch)
                         continue
-                    digit = pc.index_in(pc.utf8_slice_codeunits(batch.column(0), 0, 1), _HEX)
-                    part = pc.divide(digit, 16 // parts)
+                    prefix = pc.utf8_slice_codeunits(batch.column(0), 0, 2)
+                    part = pc.divide(pc.index_in(prefix, _PREFIXES), len(_PREFIXES) // parts)
                     for k, sink in enumerate(sinks):
                         chosen = batch.filter(pc.equal(part, k))
                         if chosen.num_rows:
@@ -257,7 +259,7 @@ def sample(raw: Any, message_pk: int, channel: str, events: list[str],
     return found
 
 
-PAGE_ROWS = 65_536
+PAGE_ROWS = 16_384
 _PAGE_IPC = ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -349,7 +351,7 @@ def _pages(raw: Any, message_pk: int, generation: int,
                 f"SELECT data FROM recipient_pages WHERE message_pk = {param}"
                 f" AND generation = {param} AND page = {param}",
                 (message_pk, generation, page)).fetchone()[0]
-            table = ipc.open_stream(pa.py_buffer(bytes(data))).read_all()
+            table = ipc.open_stream(pa.py_buffer(data)).read_all()
             if events:
                 keep = pc.is_valid(table.column(events[0]))
                 for e in events[1:]:

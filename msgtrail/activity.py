@@ -5,7 +5,7 @@ row of `activity_segments`, written in the request's transaction. Nothing is eve
 updated in place, so ingestion pays one sequential write per batch instead of one
 B-tree insert per event, and a reader (`msgtrail.recipients`) pivots a message's
 segments into per-recipient rows in DuckDB when it asks: there is no fold to wait
-for (DESIGN.md, "The activity store, measured").
+for (README, "How activity is stored").
 
 Every event carries `rec`, its place in the order msgtrail accepted the message's
 events: the batch number, handed out under the message row's lock (so batches of one

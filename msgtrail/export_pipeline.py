@@ -100,7 +100,7 @@ class _Prefetch:
 
 
 def rows_from_totals(totals: dict[str, int], events: list[str]) -> int | None:
-    """Rows an export of these events writes, from the fold's per-event counters; None
+    """Rows an export of these events writes, from the message's per-event counters; None
     when it cannot tell (several events: recipients may have more than one)."""
     if len(events) > 1:
         return None

@@ -8,10 +8,6 @@ POSTGRES = "postgresql"
 # Readers pivot activity in DuckDB (msgtrail.recipients), with the same CSV expressions.
 DUCKDB = "duckdb"
 
-# PostgreSQL keeps recipients in one partition per day of the message's creation, so
-# that retention drops whole partitions; SQLite keeps one table.
-PARTITION_SECONDS = 86_400
-
 
 def name(conn: Connection) -> str:
     return conn.dialect.name
@@ -43,44 +39,8 @@ def formula_start(value: str, dialect: str) -> str:
     return f"substr({value}, 1, 1) IN ('=', '+', '-', '@', {char}(9), {char}(13))"
 
 
-def recipients_key(dialect: str) -> str:
-    """The unique key a fold's upsert conflicts on (the partition key is part of it
-    on PostgreSQL)."""
-    return ("message_pk, subscription_id, msg_day" if dialect == POSTGRES
-            else "message_pk, subscription_id")
-
-
 def lock_message(conn: Connection, message_pk: int) -> None:
-    """Serialize folds of one message across processes (SQLite's write lock already
-    does), until the transaction ends."""
+    """Serialize compactions of one message across processes (SQLite's write lock
+    already does), until the transaction ends."""
     if name(conn) == POSTGRES:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": message_pk})
-
-
-def partition(day: int) -> str:
-    return f"recipients_d{day}"
-
-
-def ensure_partition(conn: Connection, day: int) -> None:
-    """Create the day's recipients partition on PostgreSQL if it is missing."""
-    if name(conn) != POSTGRES:
-        return
-    exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": partition(day)}).scalar()
-    if exists:
-        return
-    # Another process may create it at the same moment: a savepoint absorbs that.
-    try:
-        with conn.begin_nested():
-            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {partition(day)} PARTITION OF "
-                              f"recipients FOR VALUES FROM ({day}) TO ({day + 1})"))
-    except Exception:
-        if not conn.execute(text("SELECT to_regclass(:t)"), {"t": partition(day)}).scalar():
-            raise
-
-
-def partitions(conn: Connection) -> list[int]:
-    """Days that have a recipients partition (PostgreSQL)."""
-    rows = conn.execute(text(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'recipients'")).scalars()
-    return sorted(int(r.removeprefix("recipients_d")) for r in rows)

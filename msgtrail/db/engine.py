@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-# Connections for API requests and short tasks (folds, claims), with as many again
+# Connections for API requests and short tasks (compactions, claims), with as many again
 # opened on demand under load.
 BASE_CONNECTIONS = 8
 
@@ -48,7 +48,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=60000")
         # Every pooled connection keeps its own page cache and temp B-trees: 256 MiB
         # caches and in-memory sorts took `serve` to 627-769 MB peak in bench/e2e.py;
-        # 32 MiB and sorts spilling to temp files, 247-249 MB, and the fold was faster.
+        # 32 MiB and sorts spilling to temp files, 247-249 MB.
         cur.execute("PRAGMA cache_size=-32768")  # 32 MiB
         cur.execute("PRAGMA temp_store=FILE")
         cur.close()

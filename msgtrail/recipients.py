@@ -44,11 +44,19 @@ THREADS = 2
 CHUNK_ROWS = 50_000
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for one read."""
-    return duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
-                                  "temp_directory": _spill_dir(),
-                                  "preserve_insertion_order": False})
+@contextmanager
+def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB for one read, spilling into a directory of its own (readers
+    in other threads and processes spill at the same time), removed afterwards."""
+    os.makedirs(_spill_dir(), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=_spill_dir()) as spill:
+        con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT,
+                                     "temp_directory": spill,
+                                     "preserve_insertion_order": False})
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def pivot_sql(channel: str) -> str:
@@ -121,13 +129,9 @@ def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
 @contextmanager
 def events_of(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with one split file's events as `events`."""
-    con = connect()
-    try:
-        with pa.OSFile(path) as source:
-            con.register("events", ipc.open_stream(source))
-            yield con
-    finally:
-        con.close()
+    with connect() as con, pa.OSFile(path) as source:
+        con.register("events", ipc.open_stream(source))
+        yield con
 
 
 def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -217,12 +221,9 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
     generation = current_pages(raw, message_pk)
     if generation is not None:
         for page in _pages(raw, message_pk, generation):
-            con = connect()
-            try:
+            with connect() as con:
                 con.register("p", page)
                 add(con)
-            finally:
-                con.close()
     else:
         for con in passes(raw, message_pk):
             con.execute(f"CREATE TEMP TABLE p AS SELECT {', '.join(known)}"

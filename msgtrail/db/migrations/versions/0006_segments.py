@@ -48,6 +48,10 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_activity_segments_message", "activity_segments", ["message_pk", "id"])
+    if op.get_bind().dialect.name == "postgresql":
+        # Segments are Arrow IPC, stored uncompressed on purpose (reads decode them
+        # zero-copy): TOAST's pglz would compress each on insert and inflate it on read.
+        op.execute("ALTER TABLE activity_segments ALTER COLUMN data SET STORAGE EXTERNAL")
     op.create_table(
         "recipient_pages",
         sa.Column("message_pk", sa.Integer, primary_key=True),

@@ -145,12 +145,6 @@ def segments(raw: Any, message_pk: int) -> Iterator[bytes]:
         cursor.close()
 
 
-def reader(raw: Any, message_pk: int) -> pa.RecordBatchReader:
-    """The message's events, streamed segment by segment (memory holds one segment)."""
-    return pa.RecordBatchReader.from_batches(
-        SCHEMA, (b for data in segments(raw, message_pk) for b in decode(data)))
-
-
 def compact(engine: Engine, message_pk: int) -> bool:
     """Merge a message's small segments into one, sorted by subscription (then `rec`), in one
     transaction; False when there was nothing to merge. Exact repeats of an earlier row

@@ -7,16 +7,12 @@ from __future__ import annotations
 import gzip
 import random
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
 from msgtrail.db.engine import make_engine
-from msgtrail.testing.service import Server, start_server, stop_server
 from tests.helpers import (
     create_message,
     download_when_ready,
@@ -24,24 +20,12 @@ from tests.helpers import (
     export,
     send_events,
     send_ndjson,
-    stop_processes,
     wait_for,
     worker_process,
 )
 
 BIG = 150_000  # recipients sent in 10,000-event batches: large segments, passes, pages
 SMALL = 100  # one-event requests, as webhooks send them: small segments to compact
-
-
-@pytest.fixture
-def api_only(tmp_path, backend) -> Iterator[tuple[Server, list[subprocess.Popen]]]:  # type: ignore[no-untyped-def]
-    srv = start_server(tmp_path, "--workers", "0", backend=backend)
-    workers: list[subprocess.Popen] = []
-    try:
-        yield srv, workers
-    finally:
-        stop_processes(workers)
-        stop_server(srv)
 
 
 def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> None:  # type: ignore[no-untyped-def]

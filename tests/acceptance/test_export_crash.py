@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import gzip
 import signal
-import subprocess
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from msgtrail.testing.service import Server, start_server, stop_server
 from tests.helpers import (
     FileWatch,
     create_message,
@@ -21,26 +17,12 @@ from tests.helpers import (
     export,
     export_status,
     send_ndjson,
-    stop_processes,
     wait_for,
     wait_until_ready,
     worker_process,
 )
 
 RECIPIENTS = 120_000  # three chunks of the pipeline
-
-
-@pytest.fixture
-def api_only(tmp_path, backend) -> Iterator[tuple[Server, list[subprocess.Popen]]]:  # type: ignore[no-untyped-def]
-    """An API process without in-process workers, and the list of `msgtrail worker`
-    processes the test starts beside it; all stopped afterwards."""
-    srv = start_server(tmp_path, "--workers", "0", backend=backend)
-    workers: list[subprocess.Popen] = []
-    try:
-        yield srv, workers
-    finally:
-        stop_processes(workers)
-        stop_server(srv)
 
 
 def test_kill_9_mid_export_then_another_worker_finishes(api_only, tmp_path, backend) -> None:

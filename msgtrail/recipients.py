@@ -126,20 +126,27 @@ def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
         yield paths
 
 
-@contextmanager
-def events_of(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection with one split file's events as `events`."""
-    with connect() as con, pa.OSFile(path) as source:
-        con.register("events", ipc.open_stream(source))
-        yield con
+def _events(path: str) -> pa.Table:
+    """One split file's events, memory-mapped: nothing is copied until DuckDB reads it."""
+    return ipc.open_stream(pa.memory_map(path)).read_all()
 
 
 def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One DuckDB connection per subscription-id range, in key order (see split)."""
+    """One DuckDB connection that sees each subscription-id range in turn as `events`,
+    in key order (see split): one connection per read, not per range (setting one up
+    and its spill directory cost ~0.4 s per 1,000,000 recipients over 16 ranges)."""
     with split(raw, message_pk) as paths:
+        yield from _each(paths)
+
+
+def _each(paths: list[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    with connect() as con:
         for path in paths:
-            with events_of(path) as con:
+            con.register("events", _events(path))
+            try:
                 yield con
+            finally:
+                con.unregister("events")
 
 
 def _spill_dir() -> str:
@@ -153,21 +160,22 @@ def lines(raw: Any, message_pk: int, channel: str, line: str, events: list[str],
     hears how many there are before the first chunk (for a job's progress)."""
     sql = (f"SELECT ({line}) || chr(10) AS line FROM ({pivot_sql(channel)})"
            f" WHERE {where_any(events)} ORDER BY subscription_id")
-    codes = ", ".join(str(EVENT_CODE[e]) for e in events)
-    count = ("SELECT count(DISTINCT subscription_id) FROM events"
-             + (f" WHERE event IN ({codes})" if events else ""))
     with split(raw, message_pk) as paths:
         if on_total is not None:
+            # Counted by Arrow over the mapped files: a third of DuckDB's distinct count.
             total = 0
+            codes = pa.array([EVENT_CODE[e] for e in events], pa.int8())
             for path in paths:
-                with events_of(path) as con:
-                    total += int(con.sql(count).fetchall()[0][0])
+                table = _events(path)
+                subs = table.column("subscription_id")
+                if events:
+                    subs = subs.filter(pc.is_in(table.column("event"), codes))
+                total += pc.count_distinct(subs).as_py()
             on_total(total)
-        for path in paths:
-            with events_of(path) as con:
-                for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
-                    if batch.num_rows:
-                        yield _joined(batch.column(0)), batch.num_rows
+        for con in _each(paths):
+            for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
+                if batch.num_rows:
+                    yield _joined(batch.column(0)), batch.num_rows
 
 
 def _joined(column: pa.Array) -> bytes:
@@ -220,13 +228,14 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
 
     generation = current_pages(raw, message_pk)
     if generation is not None:
-        for page in _pages(raw, message_pk, generation):
-            with connect() as con:
+        with connect() as con:
+            for page in _pages(raw, message_pk, generation):
                 con.register("p", page)
                 add(con)
+                con.unregister("p")
     else:
         for con in passes(raw, message_pk):
-            con.execute(f"CREATE TEMP TABLE p AS SELECT {', '.join(known)}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE p AS SELECT {', '.join(known)}"
                         f" FROM ({pivot_sql(channel)})")
             add(con)
     if not per_minute:

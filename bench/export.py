@@ -55,9 +55,8 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         rows = _activity("push", min(CHUNK, recipients - done), start, rng)
         for i in range(0, len(rows), 10_000):
             with engine.begin() as conn:
-                activity.append(conn, message.pk,
-                                [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])],
-                                now())
+                activity.append(conn, message.pk, activity.prepare(
+                    [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]), now())
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t = time.perf_counter()

@@ -167,14 +167,14 @@ def import_file(engine: Engine, app: App, path: Path, message_id: str | None,
             for row in _rows(reader, header, message.target_channel, now, errors, counts):
                 pending.append((len(pending), *row))
                 if len(pending) == BATCH:
-                    activity.append(conn, message.pk, pending, now)  # type: ignore[arg-type]
+                    activity.append(conn, message.pk, activity.prepare(pending), now)  # type: ignore[arg-type]
                     counts["events"] += len(pending)
                     pending = []
             if errors:
                 # Raising rolls the whole import back: nothing of a bad file is kept.
                 raise BadRequest(*errors[:MAX_ERRORS])
             if pending:
-                activity.append(conn, message.pk, pending, now)  # type: ignore[arg-type]
+                activity.append(conn, message.pk, activity.prepare(pending), now)  # type: ignore[arg-type]
                 counts["events"] += len(pending)
     return Imported(wanted, message.target_channel, created, counts["recipients"],
                     counts["events"], counts["without_events"])

@@ -173,7 +173,8 @@ def record(engine: Engine, deliveries: list[Delivery]) -> list[Outcome]:
         outcomes = [_attribute(conn, d, cache, rows, rejections) for d in deliveries]
         at = max(d.now for d in deliveries)
         for message_pk, events in rows.items():
-            activity.append(conn, message_pk, [(i, *e) for i, e in enumerate(events)], at)
+            activity.append(conn, message_pk,
+                            activity.prepare([(i, *e) for i, e in enumerate(events)]), at)
         if rejections:
             conn.execute(_INSERT_REJECTION, rejections)
     return outcomes

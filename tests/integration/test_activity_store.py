@@ -72,9 +72,9 @@ def test_a_reader_sees_one_snapshot(api: InProcess) -> None:
         chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
         first = next(chunks)
         with api.engine.begin() as conn:
-            activity.append(conn, pk, [(0, "ffffffff-ffff-4fff-bfff-ffffffffffff",
-                                        EVENT_CODE["sent"], int(time.time()), None, None,
-                                        None, None)], int(time.time()))
+            activity.append(conn, pk, activity.prepare(
+                [(0, "ffffffff-ffff-4fff-bfff-ffffffffffff", EVENT_CODE["sent"],
+                  int(time.time()), None, None, None, None)]), int(time.time()))
         rest = list(chunks)
     assert _subs(b"".join(d for d, _ in [first, *rest])) == subs
     assert len(_subs(b"".join(d for d, _ in _lines(api, pk)))) == RECIPIENTS + 1

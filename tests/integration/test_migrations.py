@@ -52,8 +52,8 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
             "clicked": now + 9, "failed": None, "unsubscribed": None}
         assert (rows[1]["sent"], rows[1]["external_id"]) == (now - 1, "l")
         with engine.begin() as conn:  # the next batch numbers on from the old ones
-            activity.append(conn, message.pk, [(0, logged, 1, now + 1, None, "new", None, None)],
-                            now)
+            activity.append(conn, message.pk, activity.prepare(
+                [(0, logged, 1, now + 1, None, "new", None, None)]), now)
         with activity.snapshot(engine) as raw:
             rows = recipients.sample(raw, message.pk, "push", ["delivered"], 10)
         assert [(r["subscription_id"], r["external_id"]) for r in rows] == [

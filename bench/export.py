@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from isal import igzip
 
-from msgtrail import activity, apps, messages
+from msgtrail import activity, apps, event_batch, messages
 from msgtrail import recipients as readers
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
@@ -55,7 +55,7 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         rows = _activity("push", min(CHUNK, recipients - done), start, rng)
         for i in range(0, len(rows), 10_000):
             with engine.begin() as conn:
-                activity.append(conn, message.pk, activity.prepare(
+                activity.append(conn, message.pk, event_batch.columns(
                     [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]), now())
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

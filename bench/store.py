@@ -14,7 +14,7 @@ import uuid
 
 import psycopg
 
-from msgtrail import activity, apps, messages, recipients
+from msgtrail import activity, apps, event_batch, messages, recipients
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.demo import _activity
@@ -38,7 +38,7 @@ batches = [[(s, *r) for s, r in enumerate(rows[i:i + 10_000])] for i in range(0,
 started = time.perf_counter()
 for batch in batches:
     with engine.begin() as conn:
-        activity.append(conn, m.pk, activity.prepare(batch), now())
+        activity.append(conn, m.pk, event_batch.columns(batch), now())
 el = time.perf_counter() - started
 print(f"{db} append {len(rows):,} events: {el:.2f} s = {len(rows) / el:,.0f} events/s")
 line = recipients.export_line("push", False)

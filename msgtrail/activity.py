@@ -21,7 +21,7 @@ rows that repeat an earlier row exactly, and refreshes the message's counters.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,20 +32,8 @@ from sqlalchemy import Connection, Engine, text
 
 from msgtrail.channels import EVENTS, platform_key
 from msgtrail.db import dialect
-from msgtrail.event_batch import Row
+from msgtrail.event_batch import REC_BITS, SCHEMA
 
-# A batch holds fewer events than this; `rec` is (batch << REC_BITS) | position.
-REC_BITS = 24
-SCHEMA = pa.schema([
-    ("subscription_id", pa.string()),
-    ("event", pa.int8()),
-    ("ts", pa.int64()),
-    ("onesignal_id", pa.string()),
-    ("external_id", pa.string()),
-    ("device_type", pa.string()),
-    ("failure_message", pa.string()),
-    ("rec", pa.int64()),
-])
 REC = SCHEMA.get_field_index("rec")
 # Uncompressed: LZ4 saved 20% of the bytes (2,000,000 events: 212 MB against 264 MB)
 # and cost every read 0.68 s to decode them (uncompressed, decoding is zero-copy), and
@@ -63,23 +51,6 @@ QUIET_SECONDS = 2
 MAX_LAG_SECONDS = 60
 
 
-def prepare(rows: Sequence[Row]) -> pa.RecordBatch:
-    """The rows, in the order given, as a segment's columns, `rec` holding each row's
-    position until `append` adds the batch number: built before the write transaction,
-    so that the write lock is held only to number and store the batch (two senders'
-    requests then build their columns while the other writes)."""
-    if not rows:
-        return pa.RecordBatch.from_pylist([], SCHEMA)
-    index, subs, events, ts, onesignal, external, device, failure = zip(*rows, strict=True)
-    if max(index) >= 1 << REC_BITS:
-        raise ValueError("a batch holds too many events")
-    columns = [pa.array(subs, pa.string()), pa.array(events, pa.int8()),
-               pa.array(ts, pa.int64()), pa.array(onesignal, pa.string()),
-               pa.array(external, pa.string()), pa.array(device, pa.string()),
-               pa.array(failure, pa.string()), pa.array(index, pa.int64())]
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
-
-
 def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, SCHEMA, options=_IPC) as writer:
@@ -92,8 +63,9 @@ def decode(data: bytes) -> Iterator[pa.RecordBatch]:
 
 
 def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -> None:
-    """Store validated events of one message (`prepare`d) as its next batch, in the
-    caller's write transaction."""
+    """Store validated events of one message (`event_batch.columns`) as its next batch,
+    in the caller's write transaction: it only numbers and stores them, so that the
+    write lock is held briefly (two senders' requests build their columns meanwhile)."""
     if not events.num_rows:
         return
     # Numbering under the message row's lock: concurrent appends never share a batch,

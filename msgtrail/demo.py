@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import Engine
 
-from msgtrail import activity, apps, messages
+from msgtrail import activity, apps, event_batch, messages
 from msgtrail.channels import EVENT_CODE
 from msgtrail.clock import now
 
@@ -85,7 +85,7 @@ def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, ob
         for i in range(0, len(rows), 10_000):
             batch = [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]
             with engine.begin() as conn:
-                activity.append(conn, message.pk, activity.prepare(batch), now())
+                activity.append(conn, message.pk, event_batch.columns(batch), now())
         activity.refresh_stats(engine, message.pk)
         created.append((channel, message.message_id, int(recipients * share)))
     return {"app_id": app.app_id, "api_key": key, "account": "demo", "messages": created}

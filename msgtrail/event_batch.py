@@ -1,17 +1,29 @@
-"""Parse and validate a batch of activity events (pure logic, no I/O).
+"""Parse and validate a batch of activity events (pure logic, no I/O) into the columns
+the activity store keeps.
 
 A batch is accepted whole or rejected whole: every bad event is named by index and
-field. The typed msgspec decoder is the fast path; only a batch it rejects is walked
-again field by field, to report every error rather than the first.
+field. Three paths, each taken only when the one before cannot vouch for the batch:
+- the common batch (NDJSON, integer times, no repeats) is parsed and checked by Arrow's
+  JSON reader and compute kernels, which release the GIL, so two senders' requests are
+  parsed on both cores (`bench/e2e.py`: serve used one core while ingesting before);
+- anything else (ISO times, repeats, blank lines, a JSON object body) goes through the
+  typed msgspec decoder and a Python loop;
+- only a batch that one rejects is walked again field by field, to report every error
+  rather than the first.
 """
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
 from msgtrail.errors import BadRequest, PayloadTooLarge
@@ -48,10 +60,41 @@ _batch_decoder = msgspec.json.Decoder(BatchIn)
 _list_decoder = msgspec.json.Decoder(list[EventIn])
 
 
+# The columns of stored events. `rec` is the event's place in the order msgtrail
+# accepted the message's events: its position in the batch here, then (batch <<
+# REC_BITS) | position once the store numbers the batch (`activity.append`).
+SCHEMA = pa.schema([
+    ("subscription_id", pa.string()),
+    ("event", pa.int8()),
+    ("ts", pa.int64()),
+    ("onesignal_id", pa.string()),
+    ("external_id", pa.string()),
+    ("device_type", pa.string()),
+    ("failure_message", pa.string()),
+    ("rec", pa.int64()),
+])
+# A batch holds fewer events than this.
+REC_BITS = 24
+
+
 @dataclass
 class ParsedBatch:
-    rows: list[Row]
+    events: pa.RecordBatch  # SCHEMA
     duplicates: int
+
+
+def columns(rows: Sequence[Row]) -> pa.RecordBatch:
+    """Validated rows, in the order given, as stored events' columns."""
+    if not rows:
+        return pa.RecordBatch.from_pylist([], SCHEMA)
+    index, subs, events, ts, onesignal, external, device, failure = zip(*rows, strict=True)
+    if max(index) >= 1 << REC_BITS:
+        raise ValueError("a batch holds too many events")
+    return pa.RecordBatch.from_arrays(
+        [pa.array(subs, pa.string()), pa.array(events, pa.int8()), pa.array(ts, pa.int64()),
+         pa.array(onesignal, pa.string()), pa.array(external, pa.string()),
+         pa.array(device, pa.string()), pa.array(failure, pa.string()),
+         pa.array(index, pa.int64())], schema=SCHEMA)
 
 
 def _canonical_uuids(values: list[str]) -> list[str] | None:
@@ -61,24 +104,102 @@ def _canonical_uuids(values: list[str]) -> list[str] | None:
     joined = "\n".join(values).lower()
     if _UUID_LINES.fullmatch(joined) is None:
         return None
-    return joined.split("\n")
+    found = joined.split("\n")
+    # An id holding a newline between two UUIDs matches too, and would shift every
+    # later id onto the wrong event.
+    return found if len(found) == len(values) else None
 
 
 def parse_batch(body: bytes, ndjson: bool, channel: str, now: int, max_events: int) -> ParsedBatch:
     """Decode, validate and de-duplicate one request body, or raise BadRequest/413."""
+    common = _common_batch(body, channel, now, max_events) if ndjson else None
+    if common is not None:
+        return ParsedBatch(common, 0)
+    return _parse_exactly(body, ndjson, channel, now, max_events)
+
+
+_JSON_FIELDS = pa.schema([
+    ("subscription_id", pa.string()), ("event", pa.string()), ("timestamp", pa.int64()),
+    ("onesignal_id", pa.string()), ("external_id", pa.string()),
+    ("device_type", pa.string()), ("failure_message", pa.string())])
+_JSON_READ = pj.ReadOptions(use_threads=False, block_size=1 << 30)
+# Arrow refuses a value of another JSON type than the field's (a number for a string,
+# a float or a string for the time, an object, a repeated key), as msgspec does.
+_JSON_PARSE = pj.ParseOptions(explicit_schema=_JSON_FIELDS, unexpected_field_behavior="ignore")
+_UUID_RE2 = f"^{_UUID}$"
+
+
+def _common_batch(body: bytes, channel: str, now: int, max_events: int) -> pa.RecordBatch | None:
+    """The NDJSON batch's columns if it is the common kind (one valid event per line,
+    integer times, no (subscription, event) twice), checked in Arrow; None for
+    anything else, which the exact path decides."""
+    try:
+        table = pj.read_json(io.BytesIO(body), read_options=_JSON_READ,
+                             parse_options=_JSON_PARSE)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    n = table.num_rows
+    # Arrow reads two objects on one line as two events, and skips blank lines: only a
+    # body of exactly one object per line is the common kind.
+    if not 0 < n <= min(max_events, 1 << REC_BITS) or n != body.count(b"\n") + (
+            not body.endswith(b"\n")):
+        return None
+    table = table.combine_chunks()
+    try:
+        table.validate(full=True)  # Arrow's reader lets invalid UTF-8 through
+    except pa.ArrowInvalid:
+        return None
+    subs = pc.utf8_lower(table.column("subscription_id"))
+    osids = pc.utf8_lower(table.column("onesignal_id"))
+    names = CHANNEL_EVENTS[channel]
+    picked = pc.index_in(table.column("event"), value_set=pa.array(names))
+    ts = pc.fill_null(table.column("timestamp"), now)
+    texts = [table.column(f) for f in MAX_TEXT]
+    if not (_every(pc.match_substring_regex(subs, _UUID_RE2))
+            and _every(pc.or_kleene(pc.is_null(osids),
+                                    pc.match_substring_regex(osids, _UUID_RE2)))
+            and _every(pc.is_valid(picked))
+            and _every(pc.and_(pc.greater_equal(ts, MIN_TIMESTAMP),
+                               pc.less_equal(ts, now + FUTURE_SLACK)))
+            and all(_text_fits(col, MAX_TEXT[f]) for f, col in zip(MAX_TEXT, texts,
+                                                                     strict=True))):
+        return None
+    codes = pc.take(pa.array([EVENT_CODE[e] for e in names], pa.int8()), picked)
+    keys = pc.binary_join_element_wise(subs, pc.cast(codes, pa.string()), "/")
+    if pc.count_distinct(keys).as_py() != n:
+        return None
+    return pa.RecordBatch.from_arrays(
+        [subs.chunk(0), codes.chunk(0), ts.chunk(0), osids.chunk(0),
+         *(col.chunk(0) for col in texts), pa.array(range(n), pa.int64())], schema=SCHEMA)
+
+
+def _text_fits(column: pa.ChunkedArray, size: int) -> bool:
+    """Every value is null, or at most `size` characters without NUL."""
+    return _every(pc.or_kleene(pc.is_null(column), pc.and_(
+        pc.less_equal(pc.utf8_length(column), size),
+        pc.invert(pc.match_substring(column, "\x00")))))
+
+
+def _every(mask: pa.ChunkedArray) -> bool:
+    """True only if every value is true (a null is not)."""
+    return pc.all(mask, skip_nulls=False).as_py() is True
+
+
+def _parse_exactly(body: bytes, ndjson: bool, channel: str, now: int,
+                   max_events: int) -> ParsedBatch:
     if ndjson:
         lines = [line for line in body.split(b"\n") if line.strip()]
         _check_count(len(lines), max_events)
         slow = lambda: _ndjson_errors(lines, channel, now)  # noqa: E731
         try:
             events = _list_decoder.decode(b"[" + b",".join(lines) + b"]")
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise BadRequest(*slow()) from None
     else:
         slow = lambda: _json_errors(body, channel, now, max_events)  # noqa: E731
         try:
             events = _batch_decoder.decode(body).events
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise BadRequest(*slow()) from None
         _check_count(len(events), max_events)
     if not events:
@@ -132,7 +253,7 @@ def _dedupe(rows: list[Row]) -> ParsedBatch:
             continue
         attrs = tuple(a if a is not None else b for a, b in zip(seen[4:], row[4:], strict=False))
         best[key] = (seen[0], seen[1], seen[2], min(seen[3], row[3]), *attrs)  # type: ignore[assignment]
-    return ParsedBatch(list(best.values()), len(rows) - len(best))
+    return ParsedBatch(columns(list(best.values())), len(rows) - len(best))
 
 
 def _convert(i, sub, event, ts, osid, ext, dev, fm, allowed, now, errors) -> Row | None:  # type: ignore[no-untyped-def]
@@ -175,7 +296,7 @@ def _parse_iso(text: str) -> int | None:
 def _json_errors(body: bytes, channel: str, now: int, max_events: int) -> list[str]:
     try:
         doc = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return [f"body: not valid JSON ({exc})"]
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         return ['body: expected an object {"events": [...]}']
@@ -191,7 +312,7 @@ def _ndjson_errors(lines: list[bytes], channel: str, now: int) -> list[str]:
     for i, line in enumerate(lines):
         try:
             obj = msgspec.json.decode(line)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             errors.append(f"events[{i}]: line {i + 1} is not valid JSON ({exc})")
             continue
         _loose_event(i, obj, channel, now, errors)

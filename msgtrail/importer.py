@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from msgtrail import activity, messages
+from msgtrail import activity, event_batch, messages
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS, CHANNELS, EVENT_CODE
 from msgtrail.connectors.base import canonical_uuid, unix_seconds
@@ -167,14 +167,14 @@ def import_file(engine: Engine, app: App, path: Path, message_id: str | None,
             for row in _rows(reader, header, message.target_channel, now, errors, counts):
                 pending.append((len(pending), *row))
                 if len(pending) == BATCH:
-                    activity.append(conn, message.pk, activity.prepare(pending), now)  # type: ignore[arg-type]
+                    activity.append(conn, message.pk, event_batch.columns(pending), now)  # type: ignore[arg-type]
                     counts["events"] += len(pending)
                     pending = []
             if errors:
                 # Raising rolls the whole import back: nothing of a bad file is kept.
                 raise BadRequest(*errors[:MAX_ERRORS])
             if pending:
-                activity.append(conn, message.pk, activity.prepare(pending), now)  # type: ignore[arg-type]
+                activity.append(conn, message.pk, event_batch.columns(pending), now)  # type: ignore[arg-type]
                 counts["events"] += len(pending)
     return Imported(wanted, message.target_channel, created, counts["recipients"],
                     counts["events"], counts["without_events"])

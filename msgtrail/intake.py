@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
-from msgtrail import activity
+from msgtrail import activity, event_batch
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
 from msgtrail.connectors.base import Incoming, canonical_uuid
@@ -174,7 +174,7 @@ def record(engine: Engine, deliveries: list[Delivery]) -> list[Outcome]:
         at = max(d.now for d in deliveries)
         for message_pk, events in rows.items():
             activity.append(conn, message_pk,
-                            activity.prepare([(i, *e) for i, e in enumerate(events)]), at)
+                            event_batch.columns([(i, *e) for i, e in enumerate(events)]), at)
         if rejections:
             conn.execute(_INSERT_REJECTION, rejections)
     return outcomes

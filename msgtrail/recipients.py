@@ -35,6 +35,7 @@ from sqlalchemy import Engine, text
 from msgtrail import activity, csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS
 from msgtrail.db.dialect import DUCKDB
+from msgtrail.event_batch import SCHEMA
 
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
@@ -107,7 +108,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
     os.makedirs(_spill_dir(), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
         paths = [os.path.join(tmp, str(k)) for k in range(parts)]
-        sinks = [ipc.new_stream(pa.OSFile(p, "wb"), activity.SCHEMA) for p in paths]
+        sinks = [ipc.new_stream(pa.OSFile(p, "wb"), SCHEMA) for p in paths]
         try:
             for data in activity.segments(raw, message_pk):
                 for batch in activity.decode(data):

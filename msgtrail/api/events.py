@@ -75,7 +75,6 @@ def _ingest(request: Request, message_id: str, app_id: str | None, body: bytes,
         conn.rollback()
     batch = parse_batch(body, ndjson, message.target_channel, now(),
                         settings.max_events_per_request)
-    events = activity.prepare(batch.rows)
     with engine.begin() as conn:
-        activity.append(conn, message.pk, events, now())
-    return {"accepted": len(batch.rows), "duplicates": batch.duplicates}
+        activity.append(conn, message.pk, batch.events, now())
+    return {"accepted": batch.events.num_rows, "duplicates": batch.duplicates}

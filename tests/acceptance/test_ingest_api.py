@@ -49,6 +49,19 @@ def test_a_bad_event_rejects_the_whole_batch(server, app_creds) -> None:
         assert _counters(client, app_creds, message_id) == (0, 0, 0, 0)
 
 
+def test_a_body_that_is_not_utf8_is_400_in_both_forms(server, app_creds) -> None:
+    with server.client(app_creds) as client:
+        message_id = create_message(client, app_creds)
+        line = json.dumps(event() | {"external_id": "X"}).encode().replace(b'"X"', b'"\xff"')
+        for content, kind in ((line + b"\n", "application/x-ndjson"),
+                              (b'{"events": [' + line + b"]}", "application/json")):
+            r = client.post(f"/notifications/{message_id}/events",
+                            params={"app_id": app_creds.app_id}, content=content,
+                            headers={"content-type": kind})
+            assert r.status_code == 400 and "utf-8" in r.json()["errors"][0], r.text
+        assert _counters(client, app_creds, message_id) == (0, 0, 0, 0)
+
+
 def test_size_limits_are_413(server, app_creds) -> None:
     with server.client(app_creds) as client:
         message_id = create_message(client, app_creds)

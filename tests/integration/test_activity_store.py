@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from msgtrail import activity, recipients
+from msgtrail import activity, event_batch, recipients
 from msgtrail.channels import EVENT_CODE
 from msgtrail.db.engine import make_engine
 from tests.integration.conftest import InProcess
@@ -72,7 +72,7 @@ def test_a_reader_sees_one_snapshot(api: InProcess) -> None:
         chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
         first = next(chunks)
         with api.engine.begin() as conn:
-            activity.append(conn, pk, activity.prepare(
+            activity.append(conn, pk, event_batch.columns(
                 [(0, "ffffffff-ffff-4fff-bfff-ffffffffffff", EVENT_CODE["sent"],
                   int(time.time()), None, None, None, None)]), int(time.time()))
         rest = list(chunks)

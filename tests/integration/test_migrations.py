@@ -8,7 +8,7 @@ import uuid
 
 from sqlalchemy import text
 
-from msgtrail import activity, apps, messages, recipients
+from msgtrail import activity, apps, event_batch, messages, recipients
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.testing.backends import Embedded, Scale
 
@@ -52,7 +52,7 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
             "clicked": now + 9, "failed": None, "unsubscribed": None}
         assert (rows[1]["sent"], rows[1]["external_id"]) == (now - 1, "l")
         with engine.begin() as conn:  # the next batch numbers on from the old ones
-            activity.append(conn, message.pk, activity.prepare(
+            activity.append(conn, message.pk, event_batch.columns(
                 [(0, logged, 1, now + 1, None, "new", None, None)]), now)
         with activity.snapshot(engine) as raw:
             rows = recipients.sample(raw, message.pk, "push", ["delivered"], 10)

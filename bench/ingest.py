@@ -64,7 +64,7 @@ def main() -> None:
               f"{accepted / ingest_s:,.0f} events/s "
               f"({args.batch:,} per request, {args.connections} connections)")
         print(f"read back: all {recipients:,} recipients and {accepted:,} events visible "
-              f"after {read_s:.2f} s (includes folding what the worker had not yet folded)")
+              f"after {read_s:.2f} s (the counters, computed from the segments)")
         if size:
             print(f"database on disk: {size / 1e6:,.0f} MB")
         database = server.env.get("MSGTRAIL_DATABASE_URL", "sqlite").split("://")[0]

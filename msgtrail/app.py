@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from msgtrail import __version__
+from msgtrail import __version__, allocators
 from msgtrail.api import (
     events,
     exports,
@@ -45,6 +45,7 @@ def app_from_env() -> ASGIApp:
     when `msgtrail serve --processes N` runs several."""
     from msgtrail.db.engine import make_engine
 
+    allocators.bound()
     settings = Settings()
     return served(create_app(settings, make_engine(settings.resolved_database_url(),
                                                    settings.workers)))

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import click
 import uvicorn
 
+from msgtrail import allocators, connections, intake
 from msgtrail import apps as apps_mod
-from msgtrail import connections, intake
 from msgtrail.client._cli import export_command
 from msgtrail.clock import now
 from msgtrail.connectors import SOURCES
@@ -57,6 +57,7 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    allocators.bound()
 
 
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:

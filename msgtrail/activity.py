@@ -108,14 +108,17 @@ def placeholder(cursor: Any) -> str:
     return "%s" if type(cursor).__module__.startswith("psycopg") else "?"
 
 
-def segments(raw: Any, message_pk: int) -> Iterator[bytes]:
-    """The message's segments, one at a time, from the snapshot's connection."""
+def segments(raw: Any, message_pk: int, after_batch: int = -1) -> Iterator[bytes]:
+    """The message's segments holding events of batches after `after_batch` (all by
+    default: batch 0 holds recipients folded before segments existed), one at a time,
+    from the snapshot's connection. A compacted segment may also hold earlier
+    batches' events."""
     cursor = raw.cursor()
     try:
         param = placeholder(cursor)
         ids = [r[0] for r in cursor.execute(
-            f"SELECT id FROM activity_segments WHERE message_pk = {param} ORDER BY id",
-            (message_pk,)).fetchall()]
+            f"SELECT id FROM activity_segments WHERE message_pk = {param}"
+            f" AND last_batch > {param} ORDER BY id", (message_pk, after_batch)).fetchall()]
         for segment_id in ids:
             row = cursor.execute(f"SELECT data FROM activity_segments WHERE id = {param}",
                                  (segment_id,)).fetchone()

@@ -152,12 +152,14 @@ def report_for(job: Job, channel: str) -> Report:
 
 def _chunks(raw: object, job: Job, channel: str, report: Report,
             progress: Progress) -> Iterator[tuple[bytes, int]]:
-    """An export reads the message's pages if they hold everything the snapshot sees;
-    anything else pivots."""
-    pages = recipients.current_pages(raw, job.message_pk) if job.kind == "export" else None
+    """An export reads the message's pages if they hold everything the snapshot sees
+    or are behind by a few events (its total then stays unknown until the end); anything
+    else pivots."""
+    pages = (recipients.recipient_pages(raw, job.message_pk, channel)
+             if job.kind == "export" else None)
     if pages is not None:
-        return recipients.page_lines(raw, job.message_pk, pages, report.events,
-                                     bool(job.params.get("csv_raw")))
+        return recipients.page_lines(pages, report.events, bool(job.params.get("csv_raw")))
+
     def counted(total: int) -> None:
         progress.total = total
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 import duckdb
@@ -35,7 +35,7 @@ from sqlalchemy import Engine, text
 from msgtrail import activity, csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS
 from msgtrail.db.dialect import DUCKDB
-from msgtrail.event_batch import SCHEMA
+from msgtrail.event_batch import REC_BITS, SCHEMA
 
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
@@ -227,10 +227,10 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
         for event, at, n in con.sql(sql).fetchall():
             per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
 
-    generation = current_pages(raw, message_pk)
-    if generation is not None:
+    pages = recipient_pages(raw, message_pk, channel)
+    if pages is not None:
         with connect() as con:
-            for page in _pages(raw, message_pk, generation):
+            for page in pages:
                 con.register("p", page)
                 add(con)
                 con.unregister("p")
@@ -254,13 +254,14 @@ def sample(raw: Any, message_pk: int, channel: str, events: list[str],
            limit: int) -> list[dict[str, Any]]:
     """The first recipients by subscription id, those with one of `events` if given."""
     found: list[dict[str, Any]] = []
-    generation = current_pages(raw, message_pk)
-    if generation is not None:
-        for page in _pages(raw, message_pk, generation, events):
-            found += page.drop_columns(["line", "raw_line"]).slice(
-                0, limit - len(found)).to_pylist()
-            if len(found) >= limit:
-                break
+    pages = recipient_pages(raw, message_pk, channel)
+    if pages is not None:
+        with closing(pages):
+            for page in pages:
+                found += _with_any(page, events).drop_columns(["line", "raw_line"]).slice(
+                    0, limit - len(found)).to_pylist()
+                if len(found) >= limit:
+                    break
         return found
     for con in passes(raw, message_pk):
         if len(found) < limit:
@@ -334,6 +335,100 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
     return done
 
 
+# An export of a message with pages merges at most this many newer events into them
+# as it reads them; with more, it pivots everything.
+MERGE_EVENTS = PASS_EVENTS
+
+
+def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
+    """(generation, last batch they hold) of the message's pages if they are behind by
+    no more than MERGE_EVENTS events, else None."""
+    cursor = raw.cursor()
+    param = activity.placeholder(cursor)
+    try:
+        row = cursor.execute(
+            "SELECT pages_upto, pages_generation FROM messages"
+            f" WHERE id = {param}", (message_pk,)).fetchone()
+        if row is None or row[0] is None or row[1] is None or cursor.execute(
+                f"SELECT count(*) FROM recipient_pages WHERE message_pk = {param}"
+                f" AND generation = {param}", (message_pk, row[1])).fetchone()[0] == 0:
+            return None
+        newer = cursor.execute(
+            "SELECT coalesce(sum(events), 0) FROM activity_segments"
+            f" WHERE message_pk = {param} AND last_batch > {param}",
+            (message_pk, row[0])).fetchone()[0]
+    finally:
+        cursor.close()
+    return (int(row[1]), int(row[0])) if int(newer) <= MERGE_EVENTS else None
+
+
+def recipient_pages(raw: Any, message_pk: int,
+                    channel: str) -> Generator[pa.Table, None, None] | None:
+    """The message's recipients as page tables (the columns of `pages_sql`) in key
+    order, holding every event the snapshot sees: its stored pages, merged with the
+    events newer than them if those are few; None if neither (the caller pivots)."""
+    generation = current_pages(raw, message_pk)
+    if generation is not None:
+        return _pages(raw, message_pk, generation)
+    behind = mergeable_pages(raw, message_pk)
+    if behind is not None:
+        return _merged_pages(raw, message_pk, channel, *behind)
+    return None
+
+
+def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int,
+                  upto: int) -> Generator[pa.Table, None, None]:
+    """The stored pages merged with the events recorded after them (batches after
+    `upto`), as the pivot of all of them would give: every page event precedes every
+    newer one in `rec`, so an attribute is the page's if it has one, else the newer
+    events' first; each time is the earlier. Only recipients with newer events get
+    their lines built again."""
+    newer = [b.filter(pc.greater(pc.shift_right(b.column("rec"), REC_BITS), upto))
+             for data in activity.segments(raw, message_pk, after_batch=upto)
+             for b in activity.decode(data)]
+    times = CHANNEL_EVENTS[channel]
+    merged = ("SELECT coalesce(p.subscription_id, d.subscription_id) AS subscription_id, "
+              + ", ".join(f"coalesce(p.{a}, d.{a}) AS {a}" for a in ATTRIBUTES) + ", "
+              + ", ".join(f"least(p.{e}, d.{e}) AS {e}" for e in times)
+              + ", d.subscription_id IS NULL AS kept, p.line AS kept_line,"
+              " p.raw_line AS kept_raw_line"
+              " FROM p FULL OUTER JOIN d ON p.subscription_id = d.subscription_id")
+    safe, unsafe = export_line(channel, False), export_line(channel, True)
+    sql = (f"SELECT subscription_id, {', '.join(ATTRIBUTES)}, {', '.join(times)},"
+           f" CASE WHEN kept THEN kept_line ELSE ({safe}) || chr(10) END AS line,"
+           f" CASE WHEN kept THEN kept_raw_line WHEN ({unsafe}) <> ({safe})"
+           f" THEN ({unsafe}) || chr(10) END AS raw_line"
+           f" FROM ({merged}) ORDER BY subscription_id")
+    with connect() as con:
+        con.register("events", pa.Table.from_batches(newer, SCHEMA))
+        delta = con.sql(f"SELECT * FROM ({pivot_sql(channel)}) ORDER BY subscription_id"
+                        ).to_arrow_table()
+        con.unregister("events")
+        subs = delta.column("subscription_id")
+        start, last = 0, None
+        for page in _pages(raw, message_pk, generation):
+            # The page's newer recipients: those up to its last one (both are sorted).
+            bound = page.column("subscription_id")[-1]
+            end = start + (pc.sum(pc.less_equal(subs.slice(start), bound)).as_py() or 0)
+            yield _merged_page(con, sql, page, delta.slice(start, end - start))
+            start, last = end, page
+        if last is not None and start < delta.num_rows:  # newer ones after the last page
+            yield _merged_page(con, sql, last.slice(0, 0), delta.slice(start))
+
+
+def _merged_page(con: duckdb.DuckDBPyConnection, sql: str, page: pa.Table,
+                 delta: pa.Table) -> pa.Table:
+    if not delta.num_rows:
+        return page
+    con.register("p", page)
+    con.register("d", delta)
+    try:
+        return con.sql(sql).to_arrow_table().cast(page.schema)
+    finally:
+        con.unregister("p")
+        con.unregister("d")
+
+
 def current_pages(raw: Any, message_pk: int) -> int | None:
     """The generation of the message's pages if they hold every event the snapshot
     sees, else None."""
@@ -347,10 +442,8 @@ def current_pages(raw: Any, message_pk: int) -> int | None:
     return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
 
 
-def _pages(raw: Any, message_pk: int, generation: int,
-           events: list[str] | None = None) -> Iterator[pa.Table]:
-    """The message's stored pages in key order, only recipients with one of `events`
-    if given."""
+def _pages(raw: Any, message_pk: int, generation: int) -> Generator[pa.Table, None, None]:
+    """The message's stored pages of that generation, in key order."""
     cursor = raw.cursor()
     param = activity.placeholder(cursor)
     try:
@@ -362,23 +455,29 @@ def _pages(raw: Any, message_pk: int, generation: int,
                 f"SELECT data FROM recipient_pages WHERE message_pk = {param}"
                 f" AND generation = {param} AND page = {param}",
                 (message_pk, generation, page)).fetchone()[0]
-            table = ipc.open_stream(pa.py_buffer(data)).read_all()
-            if events:
-                keep = pc.is_valid(table.column(events[0]))
-                for e in events[1:]:
-                    keep = pc.or_(keep, pc.is_valid(table.column(e)))
-                table = table.filter(keep)
-            if table.num_rows:
-                yield table
+            yield ipc.open_stream(pa.py_buffer(data)).read_all()
     finally:
         cursor.close()
 
 
-def page_lines(raw: Any, message_pk: int, generation: int, events: list[str],
+def _with_any(table: pa.Table, events: list[str]) -> pa.Table:
+    """Only the page's recipients with one of `events` (all if none are given)."""
+    if not events:
+        return table
+    keep = pc.is_valid(table.column(events[0]))
+    for e in events[1:]:
+        keep = pc.or_(keep, pc.is_valid(table.column(e)))
+    return table.filter(keep)
+
+
+def page_lines(pages: Iterable[pa.Table], events: list[str],
                raw_cells: bool) -> Iterator[tuple[bytes, int]]:
-    """(lines, count) per stored page, in subscription order: the recipients with one
-    of `events` (or all), their raw lines if `raw_cells`."""
-    for table in _pages(raw, message_pk, generation, events):
+    """(lines, count) per page, in subscription order: the recipients with one of
+    `events` (or all), their raw lines if `raw_cells`."""
+    for page in pages:
+        table = _with_any(page, events)
+        if not table.num_rows:
+            continue
         column = table.column("line")
         if raw_cells:
             column = pc.coalesce(table.column("raw_line"), column)

@@ -188,6 +188,68 @@ def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(
     assert tuple(generations) == (1, 31)
 
 
+def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
+        api: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export of a message whose pages are a few events behind merges those events
+    into the pages as it reads them: byte for byte the pivot's lines, for every filter
+    and raw cells, whether a newer recipient sorts before, between or after the pages,
+    and with an attribute known first in the pages kept over a newer one."""
+    monkeypatch.setattr(recipients, "PAGE_ROWS", 8)  # several pages
+    message_id = api.create_message()
+    now = int(time.time())
+    subs = sorted(str(uuid.uuid4()) for _ in range(40))
+    first = [{"subscription_id": s, "event": "sent", "timestamp": now - 600,
+              **({"external_id": f"u{i}"} if i % 2 else {})} for i, s in enumerate(subs)]
+    first[4]["external_id"] = "=1+1"  # a raw line of its own, in a page left as it is
+    first += [{"subscription_id": s, "event": "clicked", "timestamp": now - 500}
+              for s in subs[:3]]
+    assert api.send(message_id, first).status_code == 200
+    pk = _pk(api, message_id)
+    assert recipients.build_pages(api.engine, pk)
+    with activity.snapshot(api.engine) as raw:  # the last recipient of the first page
+        page = next(recipients._pages(raw, pk, recipients.current_pages(raw, pk) or 0))
+        boundary = page.column("subscription_id")[-1].as_py()
+    newer = [
+        {"subscription_id": "00000000-0000-4000-8000-000000000000", "event": "sent",
+         "timestamp": now, "external_id": "=before"},
+        {"subscription_id": "ffffffff-ffff-4fff-bfff-ffffffffffff", "event": "clicked",
+         "timestamp": now},
+        {"subscription_id": str(uuid.uuid4()), "event": "delivered", "timestamp": now},
+        {"subscription_id": subs[1], "event": "clicked", "timestamp": now,
+         "external_id": "not-the-first", "device_type": "iOS"},  # u1 stays, iOS is new
+        {"subscription_id": subs[2], "event": "sent", "timestamp": now - 900,
+         "external_id": "+late"},  # earlier time wins; first external_id now known
+        {"subscription_id": subs[20], "event": "delivered", "timestamp": now},
+        {"subscription_id": boundary, "event": "delivered", "timestamp": now},
+    ]
+    assert api.send(message_id, newer).status_code == 200
+    with monkeypatch.context() as pivot_only:
+        pivot_only.setattr(recipients, "MERGE_EVENTS", 0)
+        views = _dashboard_reads(api, pk)  # from the pivot
+    with activity.snapshot(api.engine) as raw:
+        assert recipients.current_pages(raw, pk) is None
+        assert recipients.mergeable_pages(raw, pk) is not None
+        for events, raw_cells in (([], False), (["clicked"], False), (["delivered"], False),
+                                  ([], True), (["sent", "clicked"], True)):
+            merged = list(recipients.page_lines(recipients.recipient_pages(raw, pk, "push")
+                                                or [], events, raw_cells))
+            pivoted = list(recipients.lines(
+                raw, pk, "push", recipients.export_line("push", raw_cells), events))
+            assert b"".join(d for d, _ in merged) == b"".join(d for d, _ in pivoted)
+            assert sum(n for _, n in merged) == sum(n for _, n in pivoted)
+    assert _dashboard_reads(api, pk) == views  # merged as well
+    rows = {r["subscription_id"]: r for r in api.export(message_id, csv_raw="true")}
+    assert len(rows) == 43
+    assert (rows[subs[1]]["external_user_id"], rows[subs[1]]["device_type"]) == ("u1", "iOS")
+    assert rows[subs[2]]["external_user_id"] == "+late"
+    assert rows["00000000-0000-4000-8000-000000000000"]["external_user_id"] == "=before"
+    assert rows[subs[4]]["external_user_id"] == "=1+1"
+    monkeypatch.setattr(recipients, "MERGE_EVENTS", len(newer) - 1)
+    with activity.snapshot(api.engine) as raw:  # too far behind: the pivot reads
+        assert recipients.recipient_pages(raw, pk, "push") is None
+        assert recipients.mergeable_pages(raw, pk) is None
+
+
 def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:
     from msgtrail.dashboard import report
 
@@ -228,7 +290,7 @@ def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,
     with activity.snapshot(api.engine) as raw:
         generation = recipients.current_pages(raw, pk)
         assert generation is not None
-        chunks = list(recipients.page_lines(raw, pk, generation, [], False))
+        chunks = list(recipients.page_lines(recipients._pages(raw, pk, generation), [], False))
     assert _subs(b"".join(d for d, _ in chunks)) == subs
 
 

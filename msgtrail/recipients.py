@@ -190,6 +190,27 @@ def _joined(column: pa.Array) -> bytes:
     return b"" if data is None else data[start:end].to_pybytes()
 
 
+def _recipients(raw: Any, message_pk: int,
+                channel: str) -> Generator[duckdb.DuckDBPyConnection, None, None]:
+    """One DuckDB connection that sees each part of the message's recipients in turn,
+    in key order, as `r` (at least the pivot's columns): its pages when they hold
+    every event or are a few behind (`recipient_pages`), else the pivot's passes."""
+    pages = recipient_pages(raw, message_pk, channel)
+    if pages is None:
+        for con in passes(raw, message_pk):
+            # A table, not a view: a query may read `r` more than once.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE r AS {pivot_sql(channel)}")
+            yield con
+        return
+    with connect() as con, closing(pages):
+        for page in pages:
+            con.register("r", page)
+            try:
+                yield con
+            finally:
+                con.unregister("r")
+
+
 def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
     """(device_type, recipients, failed, count per event of EVENTS) per device type."""
     failed = " OR ".join(f"{e} IS NOT NULL" for e in FAILURE_EVENTS
@@ -197,9 +218,9 @@ def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
     per_event = ", ".join(f"count({e})" if e in CHANNEL_EVENTS[channel] else "0"
                           for e in EVENTS)
     sql = (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
-           f" {per_event} FROM ({pivot_sql(channel)}) GROUP BY device_type")
+           f" {per_event} FROM r GROUP BY device_type")
     summed: dict[Any, list[int]] = {}
-    for con in passes(raw, message_pk):
+    for con in _recipients(raw, message_pk, channel):
         for device_type, *values in con.sql(sql).fetchall():
             slot = summed.setdefault(device_type, [0] * len(values))
             for i, value in enumerate(values):
@@ -221,24 +242,11 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
         return 0, []
     per_minute: dict[tuple[str, int], int] = {}
     sql = " UNION ALL ".join(
-        f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM p"
+        f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM r"
         f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)
-    def add(con: duckdb.DuckDBPyConnection) -> None:
+    for con in _recipients(raw, message_pk, channel):
         for event, at, n in con.sql(sql).fetchall():
             per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
-
-    pages = recipient_pages(raw, message_pk, channel)
-    if pages is not None:
-        with connect() as con:
-            for page in pages:
-                con.register("p", page)
-                add(con)
-                con.unregister("p")
-    else:
-        for con in passes(raw, message_pk):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE p AS SELECT {', '.join(known)}"
-                        f" FROM ({pivot_sql(channel)})")
-            add(con)
     if not per_minute:
         return 0, []
     minutes = [at for _, at in per_minute]
@@ -254,20 +262,14 @@ def sample(raw: Any, message_pk: int, channel: str, events: list[str],
            limit: int) -> list[dict[str, Any]]:
     """The first recipients by subscription id, those with one of `events` if given."""
     found: list[dict[str, Any]] = []
-    pages = recipient_pages(raw, message_pk, channel)
-    if pages is not None:
-        with closing(pages):
-            for page in pages:
-                found += _with_any(page, events).drop_columns(["line", "raw_line"]).slice(
-                    0, limit - len(found)).to_pylist()
-                if len(found) >= limit:
-                    break
-        return found
-    for con in passes(raw, message_pk):
-        if len(found) < limit:
-            found += con.sql(f"SELECT * FROM ({pivot_sql(channel)}) WHERE {where_any(events)}"
+    columns = ", ".join(("subscription_id", *ATTRIBUTES, *CHANNEL_EVENTS[channel]))
+    with closing(_recipients(raw, message_pk, channel)) as parts:
+        for con in parts:
+            found += con.sql(f"SELECT {columns} FROM r WHERE {where_any(events)}"
                              f" ORDER BY subscription_id LIMIT {int(limit - len(found))}"
                              ).to_arrow_table().to_pylist()
+            if len(found) >= limit:
+                break
     return found
 
 

@@ -226,6 +226,7 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
     with monkeypatch.context() as pivot_only:
         pivot_only.setattr(recipients, "MERGE_EVENTS", 0)
         views = _dashboard_reads(api, pk)  # from the pivot
+        counted = sorted(_counts(api, pk), key=str)
     with activity.snapshot(api.engine) as raw:
         assert recipients.current_pages(raw, pk) is None
         assert recipients.mergeable_pages(raw, pk) is not None
@@ -238,6 +239,7 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
             assert b"".join(d for d, _ in merged) == b"".join(d for d, _ in pivoted)
             assert sum(n for _, n in merged) == sum(n for _, n in pivoted)
     assert _dashboard_reads(api, pk) == views  # merged as well
+    assert sorted(_counts(api, pk), key=str) == counted
     rows = {r["subscription_id"]: r for r in api.export(message_id, csv_raw="true")}
     assert len(rows) == 43
     assert (rows[subs[1]]["external_user_id"], rows[subs[1]]["device_type"]) == ("u1", "iOS")

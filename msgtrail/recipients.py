@@ -305,20 +305,22 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
             return False
         generation = secrets.randbits(62)
         count = 0
-        for con in passes(raw, message_pk):
-            for batch in con.sql(pages_sql(str(channel))).to_arrow_reader(PAGE_ROWS):
-                if not batch.num_rows:
-                    continue
-                sink = pa.BufferOutputStream()
-                with ipc.new_stream(sink, batch.schema, options=_PAGE_IPC) as writer:
-                    writer.write_batch(batch)
-                with engine.begin() as conn:
-                    conn.execute(text(
-                        "INSERT INTO recipient_pages (message_pk, generation, page, rows, data)"
-                        " VALUES (:pk, :g, :page, :rows, :data)"),
-                        {"pk": message_pk, "g": generation, "page": count,
-                         "rows": batch.num_rows, "data": sink.getvalue().to_pybytes()})
-                count += 1
+        # Pages a few events behind are merged with them (only the recipients with newer
+        # events are built again); anything else is pivoted whole.
+        behind = mergeable_pages(raw, message_pk)
+        tables = (_merged_pages(raw, message_pk, str(channel), *behind) if behind is not None
+                  else _pivoted_pages(raw, message_pk, str(channel)))
+        for table in _resliced(tables, PAGE_ROWS):
+            sink = pa.BufferOutputStream()
+            with ipc.new_stream(sink, table.schema, options=_PAGE_IPC) as writer:
+                writer.write_table(table)
+            with engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO recipient_pages (message_pk, generation, page, rows, data)"
+                    " VALUES (:pk, :g, :page, :rows, :data)"),
+                    {"pk": message_pk, "g": generation, "page": count,
+                     "rows": table.num_rows, "data": sink.getvalue().to_pybytes()})
+            count += 1
     with engine.begin() as conn:
         # Published only if every page is there (a concurrent build may have deleted
         # some) and nothing newer was published meanwhile.
@@ -335,6 +337,27 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
         conn.execute(text("DELETE FROM recipient_pages WHERE message_pk = :pk"
                           " AND generation <> :g"), {"pk": message_pk, "g": kept or 0})
     return done
+
+
+def _pivoted_pages(raw: Any, message_pk: int, channel: str) -> Iterator[pa.Table]:
+    for con in passes(raw, message_pk):
+        for batch in con.sql(pages_sql(channel)).to_arrow_reader(PAGE_ROWS):
+            yield pa.Table.from_batches([batch])
+
+
+def _resliced(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The tables' rows, in order, in tables of `rows` (the last may hold fewer)."""
+    pending: list[pa.Table] = []
+    held = 0
+    for table in tables:
+        pending.append(table)
+        held += table.num_rows
+        while held >= rows:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, rows)
+            pending, held = [whole.slice(rows)], held - rows
+    if held:
+        yield pa.concat_tables(pending)
 
 
 # An export of a message with pages merges at most this many newer events into them

@@ -246,10 +246,21 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
     assert rows[subs[2]]["external_user_id"] == "+late"
     assert rows["00000000-0000-4000-8000-000000000000"]["external_user_id"] == "=before"
     assert rows[subs[4]]["external_user_id"] == "=1+1"
-    monkeypatch.setattr(recipients, "MERGE_EVENTS", len(newer) - 1)
-    with activity.snapshot(api.engine) as raw:  # too far behind: the pivot reads
-        assert recipients.recipient_pages(raw, pk, "push") is None
-        assert recipients.mergeable_pages(raw, pk) is None
+    with monkeypatch.context() as behind:
+        behind.setattr(recipients, "MERGE_EVENTS", len(newer) - 1)
+        with activity.snapshot(api.engine) as raw:  # too far behind: the pivot reads
+            assert recipients.mergeable_pages(raw, pk) is None
+            assert recipients.recipient_pages(raw, pk, "push") is None
+    pivoted = api.export(message_id, csv_raw="true")
+    with monkeypatch.context() as merging_only:
+        merging_only.setattr(recipients, "_pivoted_pages", None)  # not called
+        assert recipients.build_pages(api.engine, pk)  # by merging, then current
+    with activity.snapshot(api.engine) as raw:
+        generation = recipients.current_pages(raw, pk)
+        assert generation is not None
+        sizes = [page.num_rows for page in recipients._pages(raw, pk, generation)]
+    assert sizes == [8] * 5 + [3] and api.export(message_id, csv_raw="true") == pivoted
+    assert _dashboard_reads(api, pk) == views
 
 
 def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:

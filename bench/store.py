@@ -90,6 +90,10 @@ for newer in (1_000, 10_000, 100_000):
         recipients.recipient_pages(raw, m.pk, "push") or [], [], False))
     timed(f"pivot of everything ({added:,} newer)",
           lambda raw: recipients.lines(raw, m.pk, "push", line, []))
+started = time.perf_counter()
+recipients.build_pages(engine, m.pk)
+print(f"{db} build pages by merging the {added:,} newer events: "
+      f"{time.perf_counter() - started:.2f} s")
 print(f"peak RSS: {peak_rss_mb(os.getpid()):.0f} MB")
 engine.dispose()
 if db == "pg":

@@ -476,10 +476,9 @@ def _pages(raw: Any, message_pk: int, generation: int) -> Generator[pa.Table, No
             f"SELECT page FROM recipient_pages WHERE message_pk = {param}"
             f" AND generation = {param} ORDER BY page", (message_pk, generation)).fetchall()]
         for page in pages:
-            data = cursor.execute(
-                f"SELECT data FROM recipient_pages WHERE message_pk = {param}"
-                f" AND generation = {param} AND page = {param}",
-                (message_pk, generation, page)).fetchone()[0]
+            [(data,)] = activity.fetch(
+                cursor, f"SELECT data FROM recipient_pages WHERE message_pk = {param}"
+                f" AND generation = {param} AND page = {param}", (message_pk, generation, page))
             yield ipc.open_stream(pa.py_buffer(data)).read_all()
     finally:
         cursor.close()

@@ -61,3 +61,26 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
     finally:
         engine.dispose()
         backend.release(env)
+
+
+def test_postgresql_stores_blobs_as_they_are(tmp_path, backend: Embedded | Scale) -> None:  # type: ignore[no-untyped-def]
+    """Segments are uncompressed on purpose and pages are LZ4 already: TOAST's pglz
+    must not compress either again (storage EXTERNAL); SQLite has no such setting."""
+    env = backend.provision(tmp_path)
+    url = env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")
+                                ).scalar_one() == "0007"
+            if engine.dialect.name != "postgresql":
+                return
+            storage = dict(conn.execute(text(
+                "SELECT attrelid::regclass::text, attstorage FROM pg_attribute"
+                " WHERE attname = 'data' AND attrelid IN"
+                " ('activity_segments'::regclass, 'recipient_pages'::regclass)")).all())
+        assert storage == {"activity_segments": "e", "recipient_pages": "e"}
+    finally:
+        engine.dispose()
+        backend.release(env)

@@ -12,9 +12,11 @@ on both cores, spilling to disk beyond `MEMORY_LIMIT`. One pivot, one place:
 
 The pivot costs ~2 s per 1,000,000 recipients. So once a message's events pause, the
 worker stores its pivot as pages (`recipient_pages`, Arrow IPC, each recipient's CSV
-line built), and an export of a message that has had no event since reads the pages
-instead, at the speed of reading and compressing lines (README, benchmarks). The pages
-are derived data: an export of a message with events newer than its pages pivots.
+line built), and a read of a message that has had no event since reads the pages
+instead, at the speed of reading and compressing lines (README, benchmarks). Pages a
+few events behind are merged with the newer events as they are read, and the next
+build merges them the same way; with more newer events than MERGE_EVENTS, a read
+pivots everything. The pages are derived data: deleting them loses nothing.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _each(paths: list[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection that sees each split file in turn as `events`."""
     with connect() as con:
         for path in paths:
             con.register("events", _events(path))

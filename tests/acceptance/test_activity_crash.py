@@ -26,6 +26,7 @@ from tests.helpers import (
 
 BIG = 150_000  # recipients sent in 10,000-event batches: large segments, passes, pages
 SMALL = 100  # one-event requests, as webhooks send them: small segments to compact
+NEWER = 2_000  # clicks and new recipients after the pages: merged into them
 
 
 def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +68,31 @@ def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> Non
         assert (stored, paged) == (BIG + SMALL, BIG + SMALL)
         data = download_when_ready(export(client, creds, message_id).json()["csv_file_url"],
                                    timeout=120)
-    lines = gzip.decompress(data).decode().splitlines()
-    assert [line.split(",")[1] for line in lines[1:]] == sorted(subs)
+        lines = gzip.decompress(data).decode().splitlines()
+        assert [line.split(",")[1] for line in lines[1:]] == sorted(subs)
+
+        # Newer events, a few next to the pages: the next builds merge them into the
+        # pages, and are killed as well.
+        clicked = rng.sample(subs, NEWER)
+        late = [str(uuid.uuid4()) for _ in range(NEWER)]
+        send_ndjson(client, creds, message_id, [event(s, "clicked") for s in clicked]
+                    + [event(s, "sent") for s in late])
+        time.sleep(2.5)
+        for i in range(4):
+            workers.append(worker_process(srv, f"worker-merge-{i}"))
+            time.sleep(rng.uniform(0.2, 1.5))
+            workers[-1].send_signal(signal.SIGKILL)
+            workers[-1].wait()
+        workers.append(worker_process(srv, "worker-merge-last"))
+        wait_for(settled, timeout=120, interval=0.5)
+        with engine.connect() as conn:
+            paged = conn.execute(text("SELECT sum(rows) FROM recipient_pages")).scalar_one()
+        assert paged == BIG + SMALL + NEWER
+        data = download_when_ready(export(client, creds, message_id).json()["csv_file_url"],
+                                   timeout=120)
+        doc = client.get(f"/notifications/{message_id}", params={"app_id": creds.app_id}).json()
+    rows = [line.split(",") for line in gzip.decompress(data).decode().splitlines()[1:]]
+    assert [r[1] for r in rows] == sorted(subs + late)
+    assert sorted(r[1] for r in rows if r[5]) == sorted(clicked)  # column 6: clicked
+    assert (doc["successful"], doc["converted"]) == (BIG + SMALL + NEWER, NEWER)
     engine.dispose()

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from isal import igzip
 
-from msgtrail import activity, apps, event_batch, messages
+from msgtrail import activity, apps, event_batch, messages, upkeep
 from msgtrail import recipients as readers
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
@@ -60,7 +60,7 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t = time.perf_counter()
-    activity.refresh_stats(engine, message.pk)
+    upkeep.refresh_stats(engine, message.pk)
     readers.build_pages(engine, message.pk)
     fold_s = time.perf_counter() - t
     engine.dispose()

@@ -13,15 +13,14 @@ message are numbered in commit order, on both databases), and its position in th
 batch. Repeats of one (message, subscription, event) collapse when read: the earliest
 time wins, attributes keep their first known value by `rec`.
 
-In the background, `compact_next` merges a message's many small segments into one
-sorted segment (single-event webhooks write one segment per request), dropping only
-rows that repeat an earlier row exactly, and refreshes the message's counters.
+In the background (`msgtrail.upkeep`), `compact` merges a message's many small
+segments into one sorted segment (single-event webhooks write one segment per request),
+dropping only rows that repeat an earlier row exactly.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,7 +29,6 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from sqlalchemy import Connection, Engine, text
 
-from msgtrail.channels import EVENTS, platform_key
 from msgtrail.db import dialect
 from msgtrail.event_batch import REC_BITS, SCHEMA
 
@@ -40,15 +38,10 @@ REC = SCHEMA.get_field_index("rec")
 # every small (webhook) segment 170 µs to set up against 51 µs for the whole encode.
 _IPC = ipc.IpcWriteOptions()
 
-# A message with this many small segments (fewer events each than SMALL_SEGMENT) has
-# them merged in the background, at most MAX_MERGED at a time (memory holds them)...
-COMPACT_SEGMENTS = 64
+# Small segments (fewer events each than SMALL_SEGMENT) are merged at most MAX_MERGED
+# at a time (memory holds them); `msgtrail.upkeep` decides when.
 SMALL_SEGMENT = 1_000
 MAX_MERGED = 256
-# ...once its events have paused this long, so as not to take SQLite's write lock from
-# a pipeline in full flow, or anyway once they have waited this long.
-QUIET_SECONDS = 2
-MAX_LAG_SECONDS = 60
 
 
 def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
@@ -181,77 +174,6 @@ def _merged(raw: Any, message_pk: int) -> tuple[pa.Table, list[int], int, int] |
         [("subscription_id", "ascending"), ("rec", "ascending")])
     return (table.select(SCHEMA.names), [r[0] for r in rows],
             min(r[1] for r in rows), max(r[2] for r in rows))
-
-
-def compact_next(engine: Engine, now: int) -> bool:
-    """Compact the message whose events have waited longest, once they have paused or
-    waited too long, refresh its counters and store its recipients' pages; False when
-    nothing is due."""
-    with engine.connect() as conn:
-        # Pages count too: a worker killed between the counters and the pages left
-        # counters current and pages stale (the crash test found it).
-        message_pk = conn.execute(text(
-            "SELECT id FROM messages WHERE last_ingest_at IS NOT NULL AND purged_at IS NULL"
-            " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
-            " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
-            " ORDER BY last_ingest_at LIMIT 1"),
-            {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
-        many = message_pk is not None and conn.execute(text(
-            "SELECT count(*) FROM activity_segments WHERE message_pk = :pk"
-            f" AND events < {SMALL_SEGMENT}"),
-            {"pk": message_pk}).scalar_one() >= COMPACT_SEGMENTS
-        conn.rollback()
-    if message_pk is None:
-        return False
-    from msgtrail import recipients  # the reader side; imports this module
-
-    if many:
-        compact(engine, message_pk)
-    refresh_stats(engine, message_pk)
-    recipients.build_pages(engine, message_pk)
-    return True
-
-
-def refresh_stats(engine: Engine, message_pk: int) -> None:
-    """Recompute a message's delivery counters if events arrived since they were
-    last computed; they then reflect every event committed before this call."""
-    from msgtrail import recipients  # the reader side; imports this module
-
-    with engine.connect() as conn:
-        seen = conn.execute(text(
-            "SELECT next_batch FROM messages WHERE id = :pk AND pending_since IS NOT NULL"),
-            {"pk": message_pk}).scalar()
-        channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
-                               {"pk": message_pk}).scalar()
-        conn.rollback()
-    if seen is None:
-        return
-    with snapshot(engine) as raw:
-        counts = recipients.counts(raw, message_pk, str(channel))
-    with engine.begin() as conn:
-        # Only if no append began since we looked (PostgreSQL rechecks on the row
-        # version it waited for): a later append leaves the counters pending.
-        conn.execute(text("UPDATE messages SET stats = :stats, pending_since = CASE"
-                          " WHEN next_batch = :seen THEN NULL ELSE pending_since END"
-                          " WHERE id = :pk"),
-                     {"stats": json.dumps(_stats(counts, str(channel))), "pk": message_pk,
-                      "seen": seen})
-
-
-def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
-    """Totals and per-platform counters from (device_type, recipients, failed,
-    *per-event counts) rows."""
-    totals = {"recipients": 0, "failed": 0, **{e: 0 for e in EVENTS}}
-    platforms: dict[str, dict[str, int]] = {}
-    for device_type, n, n_failed, *per_event in counts:
-        part = {"recipients": int(n), "failed": int(n_failed),
-                **{e: int(v) for e, v in zip(EVENTS, per_event, strict=True)}}
-        slot = platforms.setdefault(platform_key(device_type, channel or "push"),
-                                    {k: 0 for k in part})
-        for key, value in part.items():
-            totals[key] += value
-            slot[key] += value
-    return {"totals": totals, "platforms": platforms}
 
 
 def purge(conn: Connection, message_pk: int) -> None:

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import Engine
 
-from msgtrail import activity, apps, event_batch, messages
+from msgtrail import activity, apps, event_batch, messages, upkeep
 from msgtrail.channels import EVENT_CODE
 from msgtrail.clock import now
 
@@ -86,6 +86,6 @@ def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, ob
             batch = [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]
             with engine.begin() as conn:
                 activity.append(conn, message.pk, event_batch.columns(batch), now())
-        activity.refresh_stats(engine, message.pk)
+        upkeep.refresh_stats(engine, message.pk)
         created.append((channel, message.message_id, int(recipients * share)))
     return {"app_id": app.app_id, "api_key": key, "account": "demo", "messages": created}

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from msgtrail import activity
+from msgtrail import upkeep
 from msgtrail.apps import App
 from msgtrail.channels import CHANNELS
 from msgtrail.clock import now
@@ -90,7 +90,7 @@ def find(conn: Connection, app: App, message_id: str) -> Message:
 
 def fresh(engine: Engine, message: Message) -> Message:
     """The message re-read with its counters current (recomputed if events arrived)."""
-    activity.refresh_stats(engine, message.pk)
+    upkeep.refresh_stats(engine, message.pk)
     with engine.connect() as conn:
         row = conn.execute(select(messages).where(messages.c.id == message.pk)).first()
         conn.rollback()

@@ -17,7 +17,7 @@ import uuid
 
 from sqlalchemy import Engine, select
 
-from msgtrail import activity, jobs, mailer, retention
+from msgtrail import jobs, mailer, retention, upkeep
 from msgtrail.clock import now
 from msgtrail.db.schema import messages
 from msgtrail.export_pipeline import LeaseLost, Progress, run_job
@@ -57,7 +57,7 @@ class Worker:
         if job is not None:
             self.send_email(job)
             return True
-        return activity.compact_next(self.engine, now())
+        return upkeep.compact_next(self.engine, now())
 
     def send_email(self, job: jobs.Job) -> None:
         """Mail the report's link; a failure is recorded on the job and tried again."""

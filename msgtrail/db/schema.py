@@ -67,7 +67,7 @@ messages = Table(
     # The create body as sent, JSON: msgtrail records messages, it does not deliver them.
     Column("body", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    # Delivery counters as JSON, recomputed after events arrive (activity.refresh_stats).
+    # Delivery counters as JSON, recomputed after events arrive (upkeep.refresh_stats).
     Column("stats", Text, nullable=True),
     # When events last arrived, and since when the counters have not counted some.
     Column("last_ingest_at", BigInteger, nullable=True),

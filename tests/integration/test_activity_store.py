@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from msgtrail import activity, event_batch, recipients
+from msgtrail import activity, event_batch, recipients, upkeep
 from msgtrail.channels import EVENT_CODE
 from msgtrail.db.engine import make_engine
 from tests.integration.conftest import InProcess
@@ -22,7 +22,7 @@ RECIPIENTS = 500
 @pytest.fixture(autouse=True)
 def _no_background_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process worker builds pages once events pause; these tests build them."""
-    monkeypatch.setattr(activity, "QUIET_SECONDS", 3600)
+    monkeypatch.setattr(upkeep, "QUIET_SECONDS", 3600)
 
 
 def _pk(api: InProcess, message_id: str) -> int:
@@ -93,7 +93,7 @@ def test_compaction_changes_nothing_a_reader_sees(api: InProcess) -> None:
          "external_id": "first"},
         {"subscription_id": sub, "event": "sent", "timestamp": now - 55, "external_id": "later"},
         *[{"subscription_id": str(uuid.uuid4()), "event": "sent", "timestamp": now - 30}
-          for _ in range(activity.COMPACT_SEGMENTS)],
+          for _ in range(upkeep.COMPACT_SEGMENTS)],
     ]
     for e in sends:
         assert api.send(message_id, [e]).status_code == 200

@@ -42,12 +42,7 @@ def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> Non
         for s in subs[BIG:]:
             assert send_events(client, creds, message_id, [event(s, "sent")]).status_code == 200
         time.sleep(2.5)  # the events pause: workers now compact and build pages
-        for i in range(6):
-            workers.append(worker_process(srv, f"worker-{i}"))
-            time.sleep(rng.uniform(0.5, 3.0))
-            workers[-1].send_signal(signal.SIGKILL)
-            workers[-1].wait()
-        workers.append(worker_process(srv, "worker-last"))
+        _kill_workers(srv, workers, rng, "worker", 6, (0.5, 3.0))
 
         def settled() -> bool:
             with engine.connect() as conn:
@@ -78,12 +73,7 @@ def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> Non
         send_ndjson(client, creds, message_id, [event(s, "clicked") for s in clicked]
                     + [event(s, "sent") for s in late])
         time.sleep(2.5)
-        for i in range(4):
-            workers.append(worker_process(srv, f"worker-merge-{i}"))
-            time.sleep(rng.uniform(0.2, 1.5))
-            workers[-1].send_signal(signal.SIGKILL)
-            workers[-1].wait()
-        workers.append(worker_process(srv, "worker-merge-last"))
+        _kill_workers(srv, workers, rng, "worker-merge", 4, (0.2, 1.5))
         wait_for(settled, timeout=120, interval=0.5)
         with engine.connect() as conn:
             paged = conn.execute(text("SELECT sum(rows) FROM recipient_pages")).scalar_one()
@@ -96,3 +86,15 @@ def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> Non
     assert sorted(r[1] for r in rows if r[5]) == sorted(clicked)  # column 6: clicked
     assert (doc["successful"], doc["converted"]) == (BIG + SMALL + NEWER, NEWER)
     engine.dispose()
+
+
+def _kill_workers(srv, workers, rng: random.Random, name: str, kills: int,  # type: ignore[no-untyped-def]
+                  after: tuple[float, float]) -> None:
+    """Start a worker and kill -9 it after a random while, `kills` times; then start
+    one that is left to finish."""
+    for i in range(kills):
+        workers.append(worker_process(srv, f"{name}-{i}"))
+        time.sleep(rng.uniform(*after))
+        workers[-1].send_signal(signal.SIGKILL)
+        workers[-1].wait()
+    workers.append(worker_process(srv, f"{name}-last"))

@@ -2,14 +2,18 @@
 
 Columns follow OneSignal's documentation for push; email and SMS add their own events
 after them. An event column holds that event's time (ISO 8601, UTC) or is empty.
+
+Lines are built by Arrow compute kernels from a table of recipients (the pivot's
+columns), a column at a time: for 1,000,000 recipients, 0.29 s against 0.7 s more for
+the same line as a DuckDB expression (README, "How activity is stored").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from msgtrail.channels import CHANNEL_EVENTS
-from msgtrail.db.dialect import formula_start, iso_utc, needs_csv_quotes
 
 PUSH_COLUMNS = ("external_user_id", "subscription_id", "device_type", "sent", "delivered",
                 "clicked", "onesignal_id", "failed", "unsubscribed", "failure_message")
@@ -24,7 +28,13 @@ EXTRA_COLUMNS = {
 # CSV column -> recipients column, where the names differ.
 _SOURCE = {"external_user_id": "external_id"}
 _TEXT = ("external_user_id", "device_type", "failure_message")
-_IDS = ("subscription_id", "onesignal_id")
+
+# OWASP, "CSV Injection": a cell that a spreadsheet would run as a formula begins with
+# = + - @, a tab or a carriage return. RFC 4180: a field holding a comma, a quote or a
+# line break is quoted.
+FORMULA_START = r"^[=+@\t\r-]"
+NEEDS_QUOTES = r"[\",\r\n]"
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def columns(channel: str) -> tuple[str, ...]:
@@ -39,38 +49,56 @@ def event_columns(channel: str) -> tuple[str, ...]:
     return tuple(c for c in columns(channel) if c in CHANNEL_EVENTS[channel])
 
 
-def line_sql(channel: str, ref: Callable[[str], str], dialect: str, safe: bool = True) -> str:
-    """An SQL expression for one CSV line (without newline) of a recipient, where
-    ref(name) is the SQL that yields recipients column `name`; `safe` neutralises
-    formula cells (see `neutralised`).
-
-    Readers build it in DuckDB (msgtrail.recipients), and recipient pages store it, so
-    that an export of a quiet message only concatenates lines."""
-    parts = []
+def lines(table: pa.Table | pa.RecordBatch, channel: str, safe: bool = True) -> pa.Array:
+    """Each recipient's CSV line, newline included, from a table with the recipients'
+    columns; `safe` neutralises formula cells (see `neutralised`)."""
+    cells = []
     for column in columns(channel):
-        value = ref(_SOURCE.get(column, column))
-        if column in _IDS:
-            parts.append(f"coalesce({value}, '')")
-        elif column in _TEXT:
-            parts.append(_quoted(neutralised(value, dialect) if safe else value, dialect))
-        else:
-            parts.append(iso_utc(value, dialect))
-    return " || ',' || ".join(parts)
+        value = _array(table.column(_SOURCE.get(column, column)))
+        if column in _TEXT:
+            cells.append(quoted(neutralised(value) if safe else value))
+        elif column in CHANNEL_EVENTS[channel]:
+            cells.append(iso_utc(value))
+        else:  # ids, validated on the way in: nothing to quote
+            cells.append(value)
+    return ended(pc.binary_join_element_wise(*cells, ",", null_handling="replace"))
 
 
-def has_formula_sql(ref: Callable[[str], str], dialect: str) -> str:
-    """True when a recipient's safe and raw lines differ: a text cell starts a formula."""
-    return " OR ".join(f"({formula_start(ref(_SOURCE.get(c, c)), dialect)})" for c in _TEXT)
+def ended(line: pa.Array) -> pa.Array:
+    """The lines, each with its newline."""
+    return pc.binary_join_element_wise(line, "\n", "")
 
 
-def neutralised(value: str, dialect: str) -> str:
-    """OWASP's defence against CSV injection: a cell that a spreadsheet would run as a
-    formula (it begins with = + - @, a tab or a carriage return) gets a leading single
-    quote, which spreadsheets show as text and do not evaluate."""
-    return f"(CASE WHEN {formula_start(value, dialect)} THEN '''' || {value} ELSE {value} END)"
+def neutralised(value: pa.Array) -> pa.Array:
+    """A formula cell gets a leading single quote, which spreadsheets show as text and
+    do not evaluate; nulls stay null."""
+    formula = pc.match_substring_regex(value, FORMULA_START)
+    if not pc.any(formula).as_py():
+        return value
+    return pc.if_else(formula, pc.binary_join_element_wise("'", value, ""), value)
 
 
-def _quoted(value: str, dialect: str) -> str:
-    """RFC 4180: quote a field only when it holds a comma, quote or line break."""
-    return (f"CASE WHEN {value} IS NULL THEN '' WHEN {needs_csv_quotes(value, dialect)}"
-            f" THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END")
+def quoted(value: pa.Array) -> pa.Array:
+    """RFC 4180: a field is quoted only when it holds a comma, quote or line break."""
+    needs = pc.match_substring_regex(value, NEEDS_QUOTES)
+    if not pc.any(needs).as_py():
+        return value
+    return pc.if_else(needs, pc.binary_join_element_wise(
+        '"', pc.replace_substring(value, '"', '""'), '"', ""), value)
+
+
+def iso_utc(seconds: pa.Array) -> pa.Array:
+    """Unix seconds as `2026-11-23T10:00:00Z`; nulls stay null. Each distinct time is
+    formatted once: a message's recipients share few seconds."""
+    encoded = pc.dictionary_encode(seconds)
+    text = pc.strftime(encoded.dictionary.cast(pa.timestamp("s")), _ISO)
+    return pc.take(text, encoded.indices)
+
+
+def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array, as text if it holds text (DuckDB hands strings over as views)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_string_view(column.type) or pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    return column

@@ -20,7 +20,6 @@ from isal import igzip_threaded
 from sqlalchemy import Engine, text
 
 from msgtrail import activity, csv_schema, history_csv, recipients
-from msgtrail.db import dialect
 from msgtrail.jobs import Job
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
@@ -125,7 +124,7 @@ class Report:
     """What a job writes: which recipients, each as which line, under which header."""
 
     header: bytes
-    line: str  # SQL expression (DuckDB) of one recipient's line
+    line: recipients.LineBuilder
     events: list[str]  # only recipients with one of these events; empty: all
     gzip: bool
 
@@ -145,7 +144,7 @@ def report_for(job: Job, channel: str) -> Report:
                       events, True)
     if job.kind == "history":
         return Report(history_csv.HEADER,
-                      history_csv.line_sql(channel, events[0], dialect.DUCKDB, raw),
+                      lambda table: history_csv.lines(table, channel, events[0], raw),
                       events, False)
     raise ValueError(f"unknown job kind {job.kind!r}")
 

@@ -6,21 +6,30 @@ filled only for clicked.
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from msgtrail import csv_schema
 
 HEADER = b"player_id,onesignal_id,external_id,target_channel,timestamp\n"
 EVENTS = ("sent", "clicked")
 
 
-def line_sql(channel: str, event: str, dialect: str, raw: bool = False) -> str:
-    """An SQL expression (of `dialect`) for one report line (without newline)
-    of a recipient; unless `raw`, an external id that starts a formula is neutralised
-    (quoting a cell does not stop a spreadsheet from running it)."""
+def lines(table: pa.Table | pa.RecordBatch, channel: str, event: str,
+          raw: bool = False) -> pa.Array:
+    """Each recipient's report line, newline included, from a table with the recipients'
+    columns; unless `raw`, an external id that starts a formula is neutralised (quoting
+    a cell does not stop a spreadsheet from running it)."""
     if channel not in ("push", "email", "sms") or event not in EVENTS:
         raise ValueError(f"no history report for {channel}/{event}")
-    timestamp = "coalesce(CAST(clicked AS TEXT), '')" if event == "clicked" else "''"
-    external = "coalesce(external_id, '')" if raw else (
-        f"coalesce({csv_schema.neutralised('external_id', dialect)}, '')")
-    return ("'\"' || subscription_id || '\",\"' || coalesce(onesignal_id, '') || '\",\"'"
-            f" || replace({external}, '\"', '\"\"')"
-            f" || '\",\"{channel}\",\"' || {timestamp} || '\"'")
+    external = csv_schema._array(table.column("external_id"))
+    if not raw:
+        external = csv_schema.neutralised(external)
+    n = table.num_rows
+    timestamp = (csv_schema._array(table.column("clicked")).cast(pa.string())
+                 if event == "clicked" else pa.nulls(n, pa.string()))
+    cells = [csv_schema._array(table.column("subscription_id")),
+             csv_schema._array(table.column("onesignal_id")),
+             pc.replace_substring(external, '"', '""'), pa.scalar(channel), timestamp]
+    inner = pc.binary_join_element_wise(*cells, '","', null_handling="replace")
+    return pc.binary_join_element_wise('"', inner, '"\n', "")

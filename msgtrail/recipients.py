@@ -36,7 +36,6 @@ from sqlalchemy import Engine, text
 
 from msgtrail import activity, csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS
-from msgtrail.db.dialect import DUCKDB
 from msgtrail.event_batch import REC_BITS, SCHEMA
 
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
@@ -77,10 +76,14 @@ def where_any(events: list[str]) -> str:
     return " OR ".join(f"{e} IS NOT NULL" for e in events) if events else "true"
 
 
-def export_line(channel: str, raw: bool) -> str:
+# Builds each recipient's line from a table of recipients (the pivot's columns).
+LineBuilder = Callable[[pa.RecordBatch], pa.Array]
+
+
+def export_line(channel: str, raw: bool) -> LineBuilder:
     """A recipient's audience-activity CSV line; unless `raw`, formula cells are
     neutralised."""
-    return csv_schema.line_sql(channel, lambda c: c, DUCKDB, safe=not raw)
+    return lambda table: csv_schema.lines(table, channel, safe=not raw)
 
 
 # Events per pass: the message's events are split by subscription-id range into passes
@@ -157,12 +160,12 @@ def _spill_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "msgtrail-duckdb")
 
 
-def lines(raw: Any, message_pk: int, channel: str, line: str, events: list[str],
+def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: list[str],
           on_total: Callable[[int], None] | None = None) -> Iterator[tuple[bytes, int]]:
     """(lines, count) chunks of the message's recipients (those with one of `events`,
-    or all), ordered by subscription id, each line built by the SQL `line`; on_total
-    hears how many there are before the first chunk (for a job's progress)."""
-    sql = (f"SELECT ({line}) || chr(10) AS line FROM ({pivot_sql(channel)})"
+    or all), ordered by subscription id, each line built by `line`; on_total hears
+    how many there are before the first chunk (for a job's progress)."""
+    sql = (f"SELECT * FROM ({pivot_sql(channel)})"
            f" WHERE {where_any(events)} ORDER BY subscription_id")
     with split(raw, message_pk) as paths:
         if on_total is not None:
@@ -179,7 +182,7 @@ def lines(raw: Any, message_pk: int, channel: str, line: str, events: list[str],
         for con in _each(paths):
             for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
                 if batch.num_rows:
-                    yield _joined(batch.column(0)), batch.num_rows
+                    yield _joined(line(batch)), batch.num_rows
 
 
 def _joined(column: pa.Array) -> bytes:
@@ -281,15 +284,21 @@ _PAGE_IPC = ipc.IpcWriteOptions(compression="lz4")
 
 
 def pages_sql(channel: str, source: str | None = None) -> str:
-    """What a page holds: each recipient's row as the pivot (or `source`, of the same
-    columns) gives it, its line and, only where it differs (a formula cell), its raw
-    line; in key order."""
-    safe, raw = export_line(channel, False), export_line(channel, True)
+    """What a page holds, before its lines (`with_lines`): each recipient's row as the
+    pivot (or `source`, of the same columns) gives it, in key order."""
     return (f"SELECT subscription_id, {', '.join(ATTRIBUTES)},"
-            f" {', '.join(CHANNEL_EVENTS[channel])},"
-            f" ({safe}) || chr(10) AS line,"
-            f" CASE WHEN ({raw}) <> ({safe}) THEN ({raw}) || chr(10) END AS raw_line"
+            f" {', '.join(CHANNEL_EVENTS[channel])}"
             f" FROM ({source or pivot_sql(channel)}) ORDER BY subscription_id")
+
+
+def with_lines(table: pa.Table, channel: str) -> pa.Table:
+    """The page's rows with each recipient's line and, only where it differs (a
+    formula cell), its raw line."""
+    safe = csv_schema.lines(table, channel)
+    raw = csv_schema.lines(table, channel, safe=False)
+    differs = pc.not_equal(raw, safe)
+    return table.append_column("line", safe).append_column(
+        "raw_line", pc.if_else(differs, raw, pa.nulls(len(raw), pa.string())))
 
 
 def build_pages(engine: Engine, message_pk: int) -> bool:
@@ -346,7 +355,7 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
 def _pivoted_pages(raw: Any, message_pk: int, channel: str) -> Iterator[pa.Table]:
     for con in passes(raw, message_pk):
         for batch in con.sql(pages_sql(channel)).to_arrow_reader(PAGE_ROWS):
-            yield pa.Table.from_batches([batch])
+            yield with_lines(pa.Table.from_batches([batch]), channel)
 
 
 def _resliced(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
@@ -393,7 +402,7 @@ def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
 
 def recipient_pages(raw: Any, message_pk: int,
                     channel: str) -> Generator[pa.Table, None, None] | None:
-    """The message's recipients as page tables (the columns of `pages_sql`) in key
+    """The message's recipients as page tables (the columns of `pages_sql` and `with_lines`) in key
     order, holding every event the snapshot sees: its stored pages, merged with the
     events newer than them if those are few; None if neither (the caller pivots)."""
     generation = current_pages(raw, message_pk)
@@ -433,7 +442,8 @@ def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int,
                                         value_set=newer_subs))
                    for page in _pages(raw, message_pk, generation)]
         con.register("p", pa.concat_tables(touched))
-        changed = con.sql(merged).to_arrow_table().cast(touched[0].schema)
+        changed = with_lines(con.sql(merged).to_arrow_table(), channel).cast(
+            touched[0].schema)
     subs = changed.column("subscription_id")
     start = 0
     for page in _pages(raw, message_pk, generation):

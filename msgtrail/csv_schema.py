@@ -96,9 +96,11 @@ def iso_utc(seconds: pa.Array) -> pa.Array:
 
 
 def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One array, as text if it holds text (DuckDB hands strings over as views)."""
+    """One array, as text if it holds text (DuckDB hands strings over as views) or
+    nothing at all."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if pa.types.is_string_view(column.type) or pa.types.is_large_string(column.type):
+    if (pa.types.is_string_view(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_null(column.type)):
         column = column.cast(pa.string())
     return column

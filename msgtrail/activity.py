@@ -7,6 +7,10 @@ B-tree insert per event, and a reader (`msgtrail.recipients`) pivots a message's
 segments into per-recipient rows in DuckDB when it asks: there is no fold to wait
 for (README, "How activity is stored").
 
+A batch is stored as up to PARTS segments, one per first hex digit of its events'
+subscription ids (the ids are random), so that a reader takes a range of ids at a time
+straight from the store, without reading every segment to split it (README).
+
 Every event carries `rec`, its place in the order msgtrail accepted the message's
 events: the batch number, handed out under the message row's lock (so batches of one
 message are numbered in commit order, on both databases), and its position in the
@@ -43,6 +47,9 @@ _IPC = ipc.IpcWriteOptions()
 SMALL_SEGMENT = 1_000
 MAX_MERGED = 256
 
+PARTS = 16
+_DIGITS = pa.array(list("0123456789abcdef"))
+
 
 def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
@@ -69,10 +76,28 @@ def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -
         {"at": at, "pk": message_pk}).scalar_one()
     rec = pc.bit_wise_or(events.column(REC), pa.scalar(batch << REC_BITS, pa.int64()))
     conn.execute(text(
-        "INSERT INTO activity_segments (message_pk, first_batch, last_batch, events, data)"
-        " VALUES (:pk, :batch, :batch, :n, :data)"),
-        {"pk": message_pk, "batch": batch, "n": events.num_rows,
-         "data": _ipc_bytes(events.set_column(REC, "rec", rec))})
+        "INSERT INTO activity_segments"
+        " (message_pk, first_batch, last_batch, events, data, part)"
+        " VALUES (:pk, :batch, :batch, :n, :data, :part)"),
+        [{"pk": message_pk, "batch": batch, "n": part.num_rows, "data": _ipc_bytes(part),
+          "part": k} for k, part in by_part(events.set_column(REC, "rec", rec))])
+
+
+def by_part(events: pa.RecordBatch) -> list[tuple[int | None, pa.RecordBatch]]:
+    """The events grouped by the first hex digit of their subscription ids, as (digit,
+    events) in digit order; (None, events) if an id is not in canonical form."""
+    digit = pc.index_in(pc.utf8_slice_codeunits(events.column(0), 0, 1), _DIGITS)
+    if digit.null_count:
+        return [(None, events)]
+    # One take groups the rows; each digit's rows are then a slice.
+    events = events.take(pc.sort_indices(digit))
+    found = pc.value_counts(digit)
+    start, parts = 0, []
+    for k, n in sorted(zip(found.field(0).to_pylist(), found.field(1).to_pylist(),
+                           strict=True)):
+        parts.append((k, events.slice(start, n)))
+        start += n
+    return parts
 
 
 @contextmanager
@@ -130,15 +155,29 @@ def segments(raw: Any, message_pk: int, after_batch: int = -1) -> Iterator[bytes
 
 
 def compact(engine: Engine, message_pk: int) -> bool:
-    """Merge a message's small segments into one, sorted by subscription (then `rec`), in one
-    transaction; False when there was nothing to merge. Exact repeats of an earlier row
-    (a retried request) are dropped; the earliest `rec` of each is kept, so neither the
-    first-known rule nor "when first recorded" changes."""
+    """Merge a message's small segments of each part into one, sorted by subscription
+    (then `rec`), a transaction per part; False when there was nothing to merge. Exact
+    repeats of an earlier row (a retried request) are dropped; the earliest `rec` of
+    each is kept, so neither the first-known rule nor "when first recorded" changes."""
     with snapshot(engine) as raw:
-        merged = _merged(raw, message_pk)
-    if merged is None:
+        cursor = raw.cursor()
+        parts = [r[0] for r in cursor.execute(
+            "SELECT part FROM activity_segments"
+            f" WHERE message_pk = {placeholder(cursor)} AND events < {SMALL_SEGMENT}"
+            " GROUP BY part HAVING count(*) > 1", (message_pk,)).fetchall()]
+        cursor.close()
+    merged = False
+    for part in parts:
+        merged = _compact_part(engine, message_pk, part) or merged
+    return merged
+
+
+def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
+    with snapshot(engine) as raw:
+        found = _merged(raw, message_pk, part)
+    if found is None:
         return False
-    table, ids, first, last = merged
+    table, ids, first, last = found
     with engine.begin() as conn:
         dialect.lock_message(conn, message_pk)
         # Only the segments read are replaced; any appended since stay as they are.
@@ -149,20 +188,23 @@ def compact(engine: Engine, message_pk: int) -> bool:
             return False
         batches = table.combine_chunks().to_batches() or [pa.RecordBatch.from_pylist([], SCHEMA)]
         conn.execute(text(
-            "INSERT INTO activity_segments (message_pk, first_batch, last_batch, events, data)"
-            " VALUES (:pk, :first, :last, :n, :data)"),
+            "INSERT INTO activity_segments"
+            " (message_pk, first_batch, last_batch, events, data, part)"
+            " VALUES (:pk, :first, :last, :n, :data, :part)"),
             {"pk": message_pk, "first": first, "last": last, "n": table.num_rows,
-             "data": _ipc_bytes(batches[0])})
+             "data": _ipc_bytes(batches[0]), "part": part})
     return True
 
 
-def _merged(raw: Any, message_pk: int) -> tuple[pa.Table, list[int], int, int] | None:
+def _merged(raw: Any, message_pk: int,
+            part: int | None) -> tuple[pa.Table, list[int], int, int] | None:
     cursor = raw.cursor()
     param = placeholder(cursor)
+    which = "part IS NULL" if part is None else f"part = {int(part)}"
     rows = fetch(cursor,
                  "SELECT id, first_batch, last_batch, data FROM activity_segments"
-                 f" WHERE message_pk = {param} AND events < {SMALL_SEGMENT} ORDER BY id"
-                 f" LIMIT {MAX_MERGED}", (message_pk,))
+                 f" WHERE message_pk = {param} AND {which} AND events < {SMALL_SEGMENT}"
+                 f" ORDER BY id LIMIT {MAX_MERGED}", (message_pk,))
     cursor.close()
     if len(rows) < 2:
         return None

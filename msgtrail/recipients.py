@@ -3,14 +3,15 @@ and kept as sorted pages of finished CSV lines once its events go quiet.
 
 Every reader (exports, history reports, counters, the dashboard) asks here, and the
 answer reflects every event committed before it asked: the store keeps events as they
-came (`msgtrail.activity`), and DuckDB groups them by subscription as they stream in,
-on both cores, spilling to disk beyond `MEMORY_LIMIT`. One pivot, one place:
+came (`msgtrail.activity`), and DuckDB groups them by subscription a range of ids at a
+time, spilling to disk beyond `MEMORY_LIMIT`, while Arrow builds the lines of the range
+before. One pivot, one place:
 
 - each event's time is the earliest of its repeats;
 - each attribute is its first known value, in the order msgtrail accepted the events
   (`rec`), whichever event carried it.
 
-The pivot costs ~2 s per 1,000,000 recipients. So once a message's events pause, the
+The pivot and its lines cost ~1.5 s per 1,000,000 recipients. So once a message's events pause, the
 worker stores its pivot as pages (`recipient_pages`, Arrow IPC, each recipient's CSV
 line built), and a read of a message that has had no event since reads the pages
 instead, at the speed of reading and compressing lines (README, benchmarks). Pages a
@@ -21,6 +22,7 @@ pivots everything. The pages are derived data: deleting them loses nothing.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import tempfile
@@ -40,9 +42,11 @@ from msgtrail.event_batch import REC_BITS, SCHEMA
 
 ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
-# growing the process (the serve process stays under 300 MB; README, benchmarks).
+# growing the process (README, benchmarks).
 MEMORY_LIMIT = "128MB"
-THREADS = 2
+# One thread: the reader's other core builds lines and compresses them. A second
+# DuckDB thread cost ~30 MB more and saved nothing measurable end to end.
+THREADS = 1
 CHUNK_ROWS = 50_000
 
 
@@ -86,46 +90,84 @@ def export_line(channel: str, raw: bool) -> LineBuilder:
     return lambda table: csv_schema.lines(table, channel, safe=not raw)
 
 
-# Events per pass: the message's events are split by subscription-id range into passes
-# of about this many, each pivoted on its own, so that DuckDB holds one pass (README,
-# "How activity is stored": one pass over 2,000,000 events took the process 300-425 MB
-# above its base; sixteen, ~190 MB, in the same time).
+# Events per pass: the message's events are read a subscription-id range at a time, in
+# ranges of about this many, each pivoted on its own, so that DuckDB holds one range
+# (README, "How activity is stored": one pass over 2,000,000 events took the process
+# 300-425 MB above its base; sixteen, ~190 MB, in the same time).
 PASS_EVENTS = 200_000
 # Ranges are cut on the ids' first two hex digits: at most 256 passes.
 _PREFIXES = pa.array([f"{i:02x}" for i in range(256)])
 
+# A pass's events, read when the pass begins.
+Source = Callable[[], pa.Table]
+
 
 @contextmanager
-def split(raw: Any, message_pk: int) -> Iterator[list[str]]:
-    """The message's events split by subscription-id range into temporary Arrow files,
-    in key order: its segments are read once and split by the ids' first two hex
-    digits, into as many ranges (a power of two) as keep each near PASS_EVENTS."""
+def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
+    """The message's events as subscription-id ranges in key order, each near
+    PASS_EVENTS: straight from the store's parts (`activity.PARTS`, a power of two of
+    them to a range) when every segment has one and the ranges need be no finer;
+    else its segments are read once and split into temporary Arrow files by the ids'
+    first two hex digits."""
     cursor = raw.cursor()
     try:
-        total = cursor.execute(
-            "SELECT coalesce(sum(events), 0) FROM activity_segments"
-            f" WHERE message_pk = {activity.placeholder(cursor)}", (message_pk,)).fetchone()[0]
+        total, mixed = cursor.execute(
+            "SELECT coalesce(sum(events), 0),"
+            " coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
+            f" FROM activity_segments WHERE message_pk = {activity.placeholder(cursor)}",
+            (message_pk,)).fetchone()
     finally:
         cursor.close()
-    parts = 1
-    while parts < len(_PREFIXES) and int(total) > parts * PASS_EVENTS:
-        parts *= 2
+    ranges = 1
+    while ranges < len(_PREFIXES) and int(total) > ranges * PASS_EVENTS:
+        ranges *= 2
+    if not mixed and ranges <= activity.PARTS:
+        width = activity.PARTS // ranges
+        yield [functools.partial(_part_events, raw, message_pk, k * width, (k + 1) * width - 1)
+               for k in range(ranges)]
+        return
+    with _split_files(raw, message_pk, ranges) as paths:
+        yield [functools.partial(_events, path) for path in paths]
+
+
+def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
+    """The events of the message's parts first..last, as the snapshot sees them."""
+    cursor = raw.cursor()
+    try:
+        param = activity.placeholder(cursor)
+        rows = activity.fetch(
+            cursor, f"SELECT data FROM activity_segments WHERE message_pk = {param}"
+            f" AND part BETWEEN {param} AND {param} ORDER BY id", (message_pk, first, last))
+    finally:
+        cursor.close()
+    return pa.Table.from_batches([b for (data,) in rows for b in activity.decode(bytes(data))],
+                                 SCHEMA)
+
+
+@contextmanager
+def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
+    """The message's segments read once and split into `ranges` temporary Arrow files
+    by their ids' first two hex digits."""
     os.makedirs(_spill_dir(), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
-        paths = [os.path.join(tmp, str(k)) for k in range(parts)]
+        paths = [os.path.join(tmp, str(k)) for k in range(ranges)]
         sinks = [ipc.new_stream(pa.OSFile(p, "wb"), SCHEMA) for p in paths]
         try:
             for data in activity.segments(raw, message_pk):
                 for batch in activity.decode(data):
-                    if parts == 1:
+                    if ranges == 1:
                         sinks[0].write_batch(batch)
                         continue
                     prefix = pc.utf8_slice_codeunits(batch.column(0), 0, 2)
-                    part = pc.divide(pc.index_in(prefix, _PREFIXES), len(_PREFIXES) // parts)
-                    for k, sink in enumerate(sinks):
-                        chosen = batch.filter(pc.equal(part, k))
-                        if chosen.num_rows:
-                            sink.write_batch(chosen)
+                    part = pc.divide(pc.index_in(prefix, _PREFIXES), len(_PREFIXES) // ranges)
+                    # One take groups the rows by range; each range is then a slice.
+                    batch = batch.take(pc.sort_indices(part))
+                    sizes = pc.value_counts(part)
+                    start = 0
+                    for k, n in sorted(zip(sizes.field(0).to_pylist(),
+                                           sizes.field(1).to_pylist(), strict=True)):
+                        sinks[k].write_batch(batch.slice(start, n))
+                        start += n
         finally:
             for sink in sinks:
                 sink.close()
@@ -141,15 +183,15 @@ def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB connection that sees each subscription-id range in turn as `events`,
     in key order (see split): one connection per read, not per range (setting one up
     and its spill directory cost ~0.4 s per 1,000,000 recipients over 16 ranges)."""
-    with split(raw, message_pk) as paths:
-        yield from _each(paths)
+    with split(raw, message_pk) as sources:
+        yield from _each(sources)
 
 
-def _each(paths: list[str]) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One connection that sees each split file in turn as `events`."""
+def _each(sources: list[Source]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection that sees each range's events in turn as `events`."""
     with connect() as con:
-        for path in paths:
-            con.register("events", _events(path))
+        for source in sources:
+            con.register("events", source())
             try:
                 yield con
             finally:
@@ -167,19 +209,19 @@ def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: li
     how many there are before the first chunk (for a job's progress)."""
     sql = (f"SELECT * FROM ({pivot_sql(channel)})"
            f" WHERE {where_any(events)} ORDER BY subscription_id")
-    with split(raw, message_pk) as paths:
+    with split(raw, message_pk) as sources:
         if on_total is not None:
-            # Counted by Arrow over the mapped files: a third of DuckDB's distinct count.
+            # Counted by Arrow, a range at a time: a third of DuckDB's distinct count.
             total = 0
             codes = pa.array([EVENT_CODE[e] for e in events], pa.int8())
-            for path in paths:
-                table = _events(path)
+            for source in sources:
+                table = source()
                 subs = table.column("subscription_id")
                 if events:
                     subs = subs.filter(pc.is_in(table.column("event"), codes))
                 total += pc.count_distinct(subs).as_py()
             on_total(total)
-        for con in _each(paths):
+        for con in _each(sources):
             for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
                 if batch.num_rows:
                     yield _joined(line(batch)), batch.num_rows

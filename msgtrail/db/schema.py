@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -96,7 +97,11 @@ activity_segments = Table(
     Column("last_batch", Integer, nullable=False),
     Column("events", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # The first hex digit of every subscription id in the segment (activity.PARTS);
+    # NULL: any (segments written before parts).
+    Column("part", SmallInteger, nullable=True),
     Index("ix_activity_segments_message", "message_pk", "id"),
+    Index("ix_activity_segments_part", "message_pk", "part", "id"),
 )
 
 # A message's recipients, pivoted, as sorted pages of CSV lines (Arrow IPC): derived

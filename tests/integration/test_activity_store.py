@@ -4,6 +4,7 @@ reader sees; a reader stopped midway leaves nothing open."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -101,10 +102,16 @@ def test_compaction_changes_nothing_a_reader_sees(api: InProcess) -> None:
     before = b"".join(d for d, _ in _lines(api, pk))
     assert activity.compact(api.engine, pk)
     with api.engine.connect() as conn:
-        segments, events = conn.execute(text(
-            "SELECT count(*), sum(events) FROM activity_segments WHERE message_pk = :pk"),
-            {"pk": pk}).one()
-    assert (segments, events) == (1, len(sends) - 1)
+        stored = conn.execute(text(
+            "SELECT part, events, data FROM activity_segments WHERE message_pk = :pk"),
+            {"pk": pk}).all()
+    # One segment per part (first hex digit of the ids), each holding only its part's.
+    assert sorted(r.part for r in stored) == sorted({int(e["subscription_id"][0], 16)
+                                                     for e in sends})
+    for r in stored:
+        ids = {s for b in activity.decode(r.data) for s in b.column(0).to_pylist()}
+        assert {int(s[0], 16) for s in ids} == {r.part}
+    assert sum(r.events for r in stored) == len(sends) - 1
     after = b"".join(d for d, _ in _lines(api, pk))
     assert after == before
     row = next(r for r in api.export(message_id) if r["subscription_id"] == sub)
@@ -307,17 +314,32 @@ def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,
     assert _subs(b"".join(d for d, _ in chunks)) == subs
 
 
-def test_many_passes_read_exactly_what_one_pass_reads(api: InProcess,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A message read in key-range passes (forced small here: 500 events, eight
-    ranges) gives the same lines, counters, timeline and sample as one pass."""
+@pytest.mark.parametrize(("pass_events", "ranges", "mixed"), [
+    (64, 8, False),  # two of the store's parts per range
+    (16, 32, False),  # finer than the parts: split into files
+    (64, 8, True),  # segments written before parts: split into files
+])
+def test_many_passes_read_exactly_what_one_pass_reads(
+        api: InProcess, monkeypatch: pytest.MonkeyPatch, pass_events: int, ranges: int,
+        mixed: bool) -> None:
+    """A message read in key-range passes (forced small here: 500 events) gives the
+    same lines, counters, timeline and sample as one pass, whether its ranges are
+    read from the store's parts or split from its segments."""
     from msgtrail.dashboard import report
 
     pk, subs = _seeded(api)
     one = (b"".join(d for d, _ in _lines(api, pk)), _counts(api, pk), _dashboard_reads(api, pk))
-    monkeypatch.setattr(recipients, "PASS_EVENTS", 64)
-    with activity.snapshot(api.engine) as raw, recipients.split(raw, pk) as paths:
-        assert len(paths) == 8
+    if mixed:
+        with api.engine.begin() as conn:
+            conn.execute(text("UPDATE activity_segments SET part = NULL WHERE id IN"
+                              " (SELECT min(id) FROM activity_segments WHERE message_pk = :pk)"),
+                         {"pk": pk})
+    monkeypatch.setattr(recipients, "PASS_EVENTS", pass_events)
+    with activity.snapshot(api.engine) as raw, recipients.split(raw, pk) as sources:
+        assert len(sources) == ranges
+        from_files = any(isinstance(s, functools.partial) and s.func is recipients._events
+                         for s in sources)
+        assert from_files == (mixed or ranges > activity.PARTS)
     many = (b"".join(d for d, _ in _lines(api, pk)), _counts(api, pk), _dashboard_reads(api, pk))
     assert many == one
     assert _subs(many[0]) == subs

@@ -10,7 +10,6 @@ no compression.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
@@ -20,6 +19,7 @@ from isal import igzip_threaded
 from sqlalchemy import Engine, text
 
 from msgtrail import activity, csv_schema, history_csv, recipients
+from msgtrail.ahead import Ahead
 from msgtrail.jobs import Job
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
@@ -42,60 +42,6 @@ class Progress:
     lost: threading.Event = field(default_factory=threading.Event)
     # Set when the attempt has ended, whichever way.
     done: threading.Event = field(default_factory=threading.Event)
-
-
-class _Prefetch:
-    """Runs `source` on its own thread, from creation on, a few chunks ahead of the
-    consumer; close() stops it (and the source's cleanup runs on that thread)."""
-
-    _DONE = object()
-
-    def __init__(self, source: Iterator[tuple[bytes, int]], depth: int = 3) -> None:
-        self._source = source
-        self._slots: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._produce, name="export-reader",
-                                        daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        try:
-            for item in self._source:
-                while not self._stop.is_set():
-                    try:
-                        self._slots.put(item, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._slots.put(self._DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            self._slots.put(exc)
-        finally:
-            close = getattr(self._source, "close", None)
-            if close:  # a generator's own cleanup (its connection)
-                close()
-
-    def __iter__(self) -> _Prefetch:
-        return self
-
-    def __next__(self) -> tuple[bytes, int]:
-        if self._finished:
-            raise StopIteration
-        item = self._slots.get()
-        if item is self._DONE:
-            self._finished = True
-            raise StopIteration
-        if isinstance(item, BaseException):
-            self._finished = True
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
 
 def rows_from_totals(totals: dict[str, int], events: list[str]) -> int | None:
@@ -177,7 +123,8 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
     with (activity.snapshot(engine) as raw,
-          closing(_Prefetch(_chunks(raw, job, channel, report, progress))) as chunks,
+          closing(Ahead(_chunks(raw, job, channel, report, progress),
+                        name="export-reader")) as chunks,
           store.writer(job.file_key) as out_raw):
         sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
                                     threads=COMPRESS_THREADS)

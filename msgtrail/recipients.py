@@ -189,10 +189,12 @@ def passes(raw: Any, message_pk: int) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _each(sources: list[Source]) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One connection that sees each range's events in turn as `events`."""
-    with connect() as con:
-        for source in sources:
-            con.register("events", source())
+    """One connection that sees each range's events in turn as `events`; the next
+    range is read from the store on a thread of its own meanwhile."""
+    tables = Ahead((source() for source in sources), depth=1, name="range-reader")
+    with connect() as con, closing(tables):
+        for table in tables:
+            con.register("events", table)
             try:
                 yield con
             finally:

@@ -138,7 +138,10 @@ def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
         param = activity.placeholder(cursor)
         rows = activity.fetch(
             cursor, f"SELECT data FROM activity_segments WHERE message_pk = {param}"
-            f" AND part BETWEEN {param} AND {param} ORDER BY id", (message_pk, first, last))
+            # In the index's order: sorting by id alone put every blob through a
+            # temporary B-tree (0.36 s against 0.09 s per 2,000,000 events on SQLite).
+            f" AND part BETWEEN {param} AND {param} ORDER BY part, id",
+            (message_pk, first, last))
     finally:
         cursor.close()
     return pa.Table.from_batches([b for (data,) in rows for b in activity.decode(bytes(data))],

@@ -1,13 +1,17 @@
 """How a long-running msgtrail process allocates memory.
 
-Both settings keep the memory a process holds after a burst close to what it uses
+These settings keep the memory a process holds after a burst close to what it uses
 (`bench/e2e.py`, 1,000,000 recipients: `serve`'s peak 425-433 MB with the defaults,
-381-391 MB with these, at the same speed; 196-201 MB after ingestion instead of
-230-233):
+381-391 MB with the first two, at the same speed; 196-201 MB after ingestion instead
+of 230-233):
 - Arrow allocates from the system's allocator: its default (mimalloc) kept the memory
   of every request's parsed columns and every read's buffers for reuse.
 - glibc keeps two malloc arenas instead of one per thread (the API's thread pool and
   DuckDB's threads each grew their own).
+- glibc maps allocations of 1 MiB and more on their own and unmaps them when freed
+  (by default the threshold rises with every large block freed, and the heap keeps
+  them): `bench/e2e.py` peak 350-357 -> 330-332 MB at the same speed, `bench/soak.py`
+  508-530 -> 491 MB.
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ import ctypes.util
 
 import pyarrow as pa
 
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def bound() -> None:
-    """Apply both, before the process starts its threads."""
+    """Apply them, before the process starts its threads."""
     pa.set_memory_pool(pa.system_memory_pool())
     libc_name = ctypes.util.find_library("c")
     if libc_name:
         libc = ctypes.CDLL(libc_name)
         if hasattr(libc, "mallopt"):  # glibc only
             libc.mallopt(_M_ARENA_MAX, 2)
+            libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+            libc.mallopt(_M_TRIM_THRESHOLD, 4 << 20)

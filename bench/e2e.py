@@ -66,7 +66,7 @@ def main() -> None:
         status_url = f"/notifications/{message_id}/export_events/{r.json()['export_id']}"
         while (state := client.get(status_url, params=params).json())["state"] != "ready":
             assert state["state"] in ("queued", "running"), state
-            time.sleep(0.1)
+            time.sleep(0.02)  # the wait measured is the service's, to within 20 ms
         ready = time.perf_counter()
         rss = peak_rss_mb(server.process.pid)
 

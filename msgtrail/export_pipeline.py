@@ -1,10 +1,11 @@
 """The export pipeline: a message's recipients, streamed as CSV into the store.
 
-DuckDB pivots the message's events and builds each recipient's line
-(`msgtrail.recipients`) on its own thread, in chunks, while ISA-L gzip compresses on
-others (both release the GIL): both cores work, and memory stays within DuckDB's limit
-whatever the audience size. A history report is the same read with its own line and
-no compression.
+The message's recipients are read a range of ids at a time (`msgtrail.recipients`:
+the next range read from the store, the current one pivoted by DuckDB, the one before
+turned into lines by Arrow, each on its own thread), while ISA-L gzip compresses on two
+others: all release the GIL, so both cores work, and memory stays within a few ranges
+and DuckDB's limit whatever the audience size. A history report is the same read with
+its own line and no compression.
 """
 
 from __future__ import annotations

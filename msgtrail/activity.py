@@ -47,6 +47,7 @@ _IPC = ipc.IpcWriteOptions()
 SMALL_SEGMENT = 1_000
 MAX_MERGED = 256
 
+# Segments per batch at most: one per first hex digit of the subscription ids.
 PARTS = 16
 _DIGITS = pa.array(list("0123456789abcdef"))
 
@@ -64,8 +65,9 @@ def decode(data: bytes) -> Iterator[pa.RecordBatch]:
 
 def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -> None:
     """Store validated events of one message (`event_batch.columns`) as its next batch,
-    in the caller's write transaction: it only numbers and stores them, so that the
-    write lock is held briefly (two senders' requests build their columns meanwhile)."""
+    in the caller's write transaction: it only numbers them, groups them by part (one
+    Arrow take, ~0.5 ms per 10,000 events) and stores them, so that the write lock is
+    held briefly (two senders' requests build their columns meanwhile)."""
     if not events.num_rows:
         return
     # Numbering under the message row's lock: concurrent appends never share a batch,

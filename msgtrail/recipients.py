@@ -144,8 +144,10 @@ def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
             (message_pk, first, last))
     finally:
         cursor.close()
+    # One chunk: DuckDB's scan pays per chunk, and single-event webhooks write a
+    # segment each (20,000 of them: counters 1.19 s as chunks, see README).
     return pa.Table.from_batches([b for (data,) in rows for b in activity.decode(bytes(data))],
-                                 SCHEMA)
+                                 SCHEMA).combine_chunks()
 
 
 @contextmanager

@@ -91,15 +91,20 @@ def by_part(events: pa.RecordBatch) -> list[tuple[int | None, pa.RecordBatch]]:
     digit = pc.index_in(pc.utf8_slice_codeunits(events.column(0), 0, 1), _DIGITS)
     if digit.null_count:
         return [(None, events)]
-    # One take groups the rows; each digit's rows are then a slice.
-    events = events.take(pc.sort_indices(digit))
-    found = pc.value_counts(digit)
-    start, parts = 0, []
+    return list(grouped(events, digit))
+
+
+def grouped(events: pa.RecordBatch, key: pa.Array) -> list[tuple[int, pa.RecordBatch]]:
+    """The rows grouped by an integer key, as (key, rows) in key order: one take
+    groups them, and each key's rows are then a slice."""
+    events = events.take(pc.sort_indices(key))
+    found = pc.value_counts(key)
+    start, groups = 0, []
     for k, n in sorted(zip(found.field(0).to_pylist(), found.field(1).to_pylist(),
                            strict=True)):
-        parts.append((k, events.slice(start, n)))
+        groups.append((k, events.slice(start, n)))
         start += n
-    return parts
+    return groups
 
 
 @contextmanager

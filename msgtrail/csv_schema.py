@@ -54,7 +54,7 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, safe: bool = True) -> 
     columns; `safe` neutralises formula cells (see `neutralised`)."""
     cells = []
     for column in columns(channel):
-        value = _array(table.column(_SOURCE.get(column, column)))
+        value = one_array(table.column(_SOURCE.get(column, column)))
         if column in _TEXT:
             cells.append(quoted(neutralised(value) if safe else value))
         elif column in CHANNEL_EVENTS[channel]:
@@ -95,7 +95,7 @@ def iso_utc(seconds: pa.Array) -> pa.Array:
     return pc.take(text, encoded.indices)
 
 
-def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """One array, as text if it holds text (DuckDB hands strings over as views) or
     nothing at all."""
     if isinstance(column, pa.ChunkedArray):

@@ -22,14 +22,14 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, event: str,
     a cell does not stop a spreadsheet from running it)."""
     if channel not in ("push", "email", "sms") or event not in EVENTS:
         raise ValueError(f"no history report for {channel}/{event}")
-    external = csv_schema._array(table.column("external_id"))
+    external = csv_schema.one_array(table.column("external_id"))
     if not raw:
         external = csv_schema.neutralised(external)
     n = table.num_rows
-    timestamp = (csv_schema._array(table.column("clicked")).cast(pa.string())
+    timestamp = (csv_schema.one_array(table.column("clicked")).cast(pa.string())
                  if event == "clicked" else pa.nulls(n, pa.string()))
-    cells = [csv_schema._array(table.column("subscription_id")),
-             csv_schema._array(table.column("onesignal_id")),
+    cells = [csv_schema.one_array(table.column("subscription_id")),
+             csv_schema.one_array(table.column("onesignal_id")),
              pc.replace_substring(external, '"', '""'), pa.scalar(channel), timestamp]
     inner = pc.binary_join_element_wise(*cells, '","', null_handling="replace")
     return pc.binary_join_element_wise('"', inner, '"\n', "")

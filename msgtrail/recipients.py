@@ -166,14 +166,8 @@ def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
                         continue
                     prefix = pc.utf8_slice_codeunits(batch.column(0), 0, 2)
                     part = pc.divide(pc.index_in(prefix, _PREFIXES), len(_PREFIXES) // ranges)
-                    # One take groups the rows by range; each range is then a slice.
-                    batch = batch.take(pc.sort_indices(part))
-                    sizes = pc.value_counts(part)
-                    start = 0
-                    for k, n in sorted(zip(sizes.field(0).to_pylist(),
-                                           sizes.field(1).to_pylist(), strict=True)):
-                        sinks[k].write_batch(batch.slice(start, n))
-                        start += n
+                    for k, rows in activity.grouped(batch, part):
+                        sinks[k].write_batch(rows)
         finally:
             for sink in sinks:
                 sink.close()

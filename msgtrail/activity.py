@@ -49,7 +49,12 @@ MAX_MERGED = 256
 
 # Segments per batch at most: one per first hex digit of the subscription ids.
 PARTS = 16
-_DIGITS = pa.array(list("0123456789abcdef"))
+# A smaller batch (a group of webhooks) is stored as one segment of any part (NULL):
+# split, most parts would hold an event or two, and 50,000 webhooks took ~25% longer
+# to store (bench/webhooks.py). Compaction splits them into parts.
+PART_MIN_EVENTS = 64
+_HEX = "0123456789abcdef"
+_DIGITS = pa.array(list(_HEX))
 
 
 def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
@@ -77,17 +82,25 @@ def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -
         " pending_since = coalesce(pending_since, :at) WHERE id = :pk RETURNING next_batch"),
         {"at": at, "pk": message_pk}).scalar_one()
     rec = pc.bit_wise_or(events.column(REC), pa.scalar(batch << REC_BITS, pa.int64()))
+    events = events.set_column(REC, "rec", rec)
+    groups = by_part(events) if events.num_rows >= PART_MIN_EVENTS else [(None, events)]
+    rows = [{"pk": message_pk, "batch": batch, "n": part.num_rows, "data": _ipc_bytes(part),
+             "part": k} for k, part in groups]
+    # One row as one execute: executemany costs ~20 µs more, and a single-event
+    # webhook holds the write lock for little else.
     conn.execute(text(
         "INSERT INTO activity_segments"
         " (message_pk, first_batch, last_batch, events, data, part)"
-        " VALUES (:pk, :batch, :batch, :n, :data, :part)"),
-        [{"pk": message_pk, "batch": batch, "n": part.num_rows, "data": _ipc_bytes(part),
-          "part": k} for k, part in by_part(events.set_column(REC, "rec", rec))])
+        " VALUES (:pk, :batch, :batch, :n, :data, :part)"), rows[0] if len(rows) == 1 else rows)
 
 
 def by_part(events: pa.RecordBatch) -> list[tuple[int | None, pa.RecordBatch]]:
     """The events grouped by the first hex digit of their subscription ids, as (digit,
     events) in digit order; (None, events) if an id is not in canonical form."""
+    if events.num_rows == 1:
+        # Every single-event webhook: in Python, ~45 µs less per request than kernels.
+        first = str(events.column(0)[0].as_py())[:1]
+        return [(_HEX.index(first) if first and first in _HEX else None, events)]
     digit = pc.index_in(pc.utf8_slice_codeunits(events.column(0), 0, 1), _DIGITS)
     if digit.null_count:
         return [(None, events)]
@@ -163,20 +176,33 @@ def segments(raw: Any, message_pk: int, after_batch: int = -1) -> Iterator[bytes
 
 def compact(engine: Engine, message_pk: int) -> bool:
     """Merge a message's small segments of each part into one, sorted by subscription
-    (then `rec`), a transaction per part; False when there was nothing to merge. Exact
+    (then `rec`), MAX_MERGED at a time, a transaction each; small segments of any part
+    (NULL) are stored by part once merged. False when there was nothing to merge. Exact
     repeats of an earlier row (a retried request) are dropped; the earliest `rec` of
     each is kept, so neither the first-known rule nor "when first recorded" changes."""
+    merged = False
+    # Merging segments of no part writes segments of parts, due for merging in turn.
+    while parts := _small_parts(engine, message_pk):
+        progressed = False
+        for part in parts:
+            # Each round merges at least two segments into one, or splits a NULL one.
+            while _compact_part(engine, message_pk, part):
+                progressed = merged = True
+        if not progressed:
+            break
+    return merged
+
+
+def _small_parts(engine: Engine, message_pk: int) -> list[int | None]:
+    """The message's parts holding small segments to merge, NULL (no part) first."""
     with snapshot(engine) as raw:
         cursor = raw.cursor()
         parts = [r[0] for r in cursor.execute(
             "SELECT part FROM activity_segments"
             f" WHERE message_pk = {placeholder(cursor)} AND events < {SMALL_SEGMENT}"
-            " GROUP BY part HAVING count(*) > 1", (message_pk,)).fetchall()]
+            " GROUP BY part HAVING count(*) > 1 OR part IS NULL", (message_pk,)).fetchall()]
         cursor.close()
-    merged = False
-    for part in parts:
-        merged = _compact_part(engine, message_pk, part) or merged
-    return merged
+    return sorted(parts, key=lambda p: -1 if p is None else p)
 
 
 def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
@@ -185,6 +211,10 @@ def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
     if found is None:
         return False
     table, ids, first, last = found
+    rows = (table.combine_chunks().to_batches() or [pa.RecordBatch.from_pylist([], SCHEMA)])[0]
+    groups = [(part, rows)] if part is not None else by_part(rows)
+    if len(ids) < 2 and groups[0][0] is None:  # one segment that has no part: as it is
+        return False
     with engine.begin() as conn:
         dialect.lock_message(conn, message_pk)
         # Only the segments read are replaced; any appended since stay as they are.
@@ -193,13 +223,12 @@ def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
         if gone != len(ids):  # another compaction got there first
             conn.rollback()
             return False
-        batches = table.combine_chunks().to_batches() or [pa.RecordBatch.from_pylist([], SCHEMA)]
         conn.execute(text(
             "INSERT INTO activity_segments"
             " (message_pk, first_batch, last_batch, events, data, part)"
             " VALUES (:pk, :first, :last, :n, :data, :part)"),
-            {"pk": message_pk, "first": first, "last": last, "n": table.num_rows,
-             "data": _ipc_bytes(batches[0]), "part": part})
+            [{"pk": message_pk, "first": first, "last": last, "n": group.num_rows,
+              "data": _ipc_bytes(group), "part": k} for k, group in groups])
     return True
 
 
@@ -213,7 +242,7 @@ def _merged(raw: Any, message_pk: int,
                  f" WHERE message_pk = {param} AND {which} AND events < {SMALL_SEGMENT}"
                  f" ORDER BY id LIMIT {MAX_MERGED}", (message_pk,))
     cursor.close()
-    if len(rows) < 2:
+    if len(rows) < (1 if part is None else 2):
         return None
     table = pa.Table.from_batches([b for r in rows for b in decode(bytes(r[3]))], SCHEMA)
     table = table.sort_by([("subscription_id", "ascending"), ("rec", "ascending")])

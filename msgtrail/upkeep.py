@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from msgtrail import activity, recipients
 from msgtrail.channels import EVENTS, platform_key
 
-# A message with this many small segments has them merged...
+# A message with this many small segments, or any of no part, has them merged...
 COMPACT_SEGMENTS = 64
 # ...once its events have paused this long, so as not to take SQLite's write lock from
 # a pipeline in full flow, or anyway once they have waited this long.
@@ -34,10 +34,14 @@ def compact_next(engine: Engine, now: int) -> bool:
             " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
             " ORDER BY last_ingest_at LIMIT 1"),
             {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
-        many = message_pk is not None and conn.execute(text(
-            "SELECT count(*) FROM activity_segments WHERE message_pk = :pk"
+        small, unparted = conn.execute(text(
+            "SELECT count(*), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
+            " FROM activity_segments WHERE message_pk = :pk"
             f" AND events < {activity.SMALL_SEGMENT}"),
-            {"pk": message_pk}).scalar_one() >= COMPACT_SEGMENTS
+            {"pk": message_pk}).one() if message_pk is not None else (0, 0)
+        # Small segments of no part (webhook groups) make every fresh read split the
+        # message's segments into files: they are stored by part at the first pause.
+        many = small >= COMPACT_SEGMENTS or unparted > 0
         conn.rollback()
     if message_pk is None:
         return False

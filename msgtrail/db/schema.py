@@ -100,7 +100,6 @@ activity_segments = Table(
     # The first hex digit of every subscription id in the segment (activity.PARTS);
     # NULL: any (segments written before parts).
     Column("part", SmallInteger, nullable=True),
-    Index("ix_activity_segments_message", "message_pk", "id"),
     Index("ix_activity_segments_part", "message_pk", "part", "id"),
 )
 

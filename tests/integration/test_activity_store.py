@@ -81,9 +81,12 @@ def test_a_reader_sees_one_snapshot(api: InProcess) -> None:
     assert len(_subs(b"".join(d for d, _ in _lines(api, pk)))) == RECIPIENTS + 1
 
 
-def test_compaction_changes_nothing_a_reader_sees(api: InProcess) -> None:
-    """Many small segments (a webhook's) merge into one; repeats of a row drop, the
-    earliest time and the first known attributes stay."""
+def test_compaction_changes_nothing_a_reader_sees(api: InProcess,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small segments (a webhook's), stored with no part, merge into one per part,
+    however many rounds of MAX_MERGED that takes; repeats of a row drop, the earliest
+    time and the first known attributes stay."""
+    monkeypatch.setattr(activity, "MAX_MERGED", 16)
     message_id = api.create_message()
     sub = str(uuid.uuid4())
     now = int(time.time())
@@ -99,6 +102,9 @@ def test_compaction_changes_nothing_a_reader_sees(api: InProcess) -> None:
     for e in sends:
         assert api.send(message_id, [e]).status_code == 200
     pk = _pk(api, message_id)
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM activity_segments WHERE part IS NULL"
+                                 " AND message_pk = :pk"), {"pk": pk}).scalar() == len(sends)
     before = b"".join(d for d, _ in _lines(api, pk))
     assert activity.compact(api.engine, pk)
     with api.engine.connect() as conn:

@@ -10,11 +10,13 @@ its own line and no compression.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from isal import igzip_threaded
 from sqlalchemy import Engine, text
@@ -74,6 +76,7 @@ class Report:
     line: recipients.LineBuilder
     events: list[str]  # only recipients with one of these events; empty: all
     gzip: bool
+    columns: list[dict[str, str]]  # name and type of each column, for the manifest
 
 
 def selected_events(kind: str, params: dict) -> list[str]:
@@ -87,12 +90,15 @@ def report_for(job: Job, channel: str) -> Report:
     events = selected_events(job.kind, job.params)
     raw = bool(job.params.get("csv_raw"))
     if job.kind == "export":
+        times = csv_schema.event_columns(channel)
         return Report(csv_schema.header(channel), recipients.export_line(channel, raw),
-                      events, True)
+                      events, True,
+                      [{"name": c, "type": "timestamp" if c in times else "string"}
+                       for c in csv_schema.columns(channel)])
     if job.kind == "history":
         return Report(history_csv.HEADER,
                       lambda table: history_csv.lines(table, channel, events[0], raw),
-                      events, False)
+                      events, False, history_csv.COLUMNS)
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
@@ -112,21 +118,53 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
     return recipients.lines(raw, job.message_pk, channel, report.line, report.events, counted)
 
 
+def manifest(job: Job, message_id: str, report: Report, rows: int, size: int,
+             sha256: str) -> dict[str, Any]:
+    """What the file holds (`jobs.finish` adds its times): clients check `rows` and
+    `sha256` against what they downloaded."""
+    return {"export_id": job.export_id, "format": "csv",
+            "compression": "gzip" if report.gzip else "none", "columns": report.columns,
+            "rows": rows, "bytes": size, "sha256": sha256,
+            "filter": {"message_ids": [message_id], "events": report.events,
+                       "since": None, "until": None},
+            "cursor": None, "next_cursor": None}
+
+
+class _Digest:
+    """A writable that hashes what passes through it to the store's writer (the
+    compressor writes from one thread at a time, in order)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
 def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
-            settings: Settings) -> tuple[int, int]:
+            settings: Settings) -> dict[str, Any]:
     """Write the job's file under its key from the message's activity as committed
-    when the job started; returns (rows, bytes). Nothing is visible under the key
-    unless the whole file was written."""
+    when the job started. Nothing is visible under the key unless the whole file was
+    written. Returns the file's manifest."""
     with engine.connect() as conn:
-        channel = str(conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
-                                   {"pk": job.message_pk}).scalar())
+        message_id, channel = (str(v) for v in conn.execute(text(
+            "SELECT message_id, target_channel FROM messages WHERE id = :pk"),
+            {"pk": job.message_pk}).one())
         conn.rollback()
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
     with (activity.snapshot(engine) as raw,
           closing(Ahead(_chunks(raw, job, channel, report, progress),
                         name="export-reader")) as chunks,
-          store.writer(job.file_key) as out_raw):
+          store.writer(job.file_key) as stored):
+        out_raw = _Digest(stored)
         sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
                                     threads=COMPRESS_THREADS)
                 if report.gzip else nullcontext(out_raw))
@@ -139,5 +177,5 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
                 progress.rows += count
                 if settings.export_chunk_delay:
                     progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause
-        size = out_raw.tell()
-    return progress.rows, size
+    return manifest(job, message_id, report, progress.rows, out_raw.size,
+                    out_raw.hash.hexdigest())

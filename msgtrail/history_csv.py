@@ -12,6 +12,10 @@ import pyarrow.compute as pc
 from msgtrail import csv_schema
 
 HEADER = b"player_id,onesignal_id,external_id,target_channel,timestamp\n"
+# Each column's name and type, for the file's manifest.
+COLUMNS = [{"name": "player_id", "type": "string"}, {"name": "onesignal_id", "type": "string"},
+           {"name": "external_id", "type": "string"}, {"name": "target_channel", "type": "string"},
+           {"name": "timestamp", "type": "unix_seconds"}]
 EVENTS = ("sent", "clicked")
 
 

@@ -55,6 +55,7 @@ class Job:
     started_at: float | None
     finished_at: float | None
     expires_at: float | None
+    manifest: str | None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -190,13 +191,17 @@ def heartbeat(engine: Engine, job: Job, owner: str, lease_seconds: float,
         ).values(**values)).rowcount == 1
 
 
-def finish(engine: Engine, job: Job, owner: str, rows: int, size: int, ttl: float) -> bool:
+def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: float) -> bool:
+    """The job is ready, its file described by `written` (a manifest without times),
+    which is published in the same update, never before the file."""
     now = time.time()
+    manifest = {**written, "created_at": _iso(job.created_at), "expires_at": _iso(now + ttl)}
     with engine.begin() as conn:
         return conn.execute(jobs.update().where(
             jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.state == "running"
-        ).values(state="ready", rows_written=rows, total_rows=rows, bytes=size,
-                 finished_at=now, expires_at=now + ttl, lease_expires_at=None)).rowcount == 1
+        ).values(state="ready", rows_written=written["rows"], total_rows=written["rows"],
+                 bytes=written["bytes"], manifest=json.dumps(manifest), finished_at=now,
+                 expires_at=now + ttl, lease_expires_at=None)).rowcount == 1
 
 
 def fail(engine: Engine, job: Job, owner: str, error: str, max_attempts: int) -> None:
@@ -269,4 +274,6 @@ def status(job: Job) -> dict[str, Any]:
     }
     if job.state == "ready" and job.expires_at and job.expires_at <= time.time():
         doc["state"] = "expired"
+    elif job.state == "ready" and job.manifest:
+        doc["manifest"] = json.loads(job.manifest)
     return {k: v for k, v in doc.items() if v is not None}

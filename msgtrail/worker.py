@@ -88,7 +88,7 @@ class Worker:
         beat.start()
         log.info("%s: job %s (%s) attempt %d", self.name, job.export_id, job.kind, job.attempts)
         try:
-            rows, size = run_job(self.engine, self.store, job, progress, self.settings)
+            written = run_job(self.engine, self.store, job, progress, self.settings)
         except LeaseLost:
             if self._stop.is_set():  # shutting down: hand the job back at once
                 jobs.release(self.engine, job, self.owner)
@@ -105,8 +105,9 @@ class Worker:
         finally:
             progress.done.set()
             beat.join()
-        if jobs.finish(self.engine, job, self.owner, rows, size, self.settings.file_ttl_seconds):
-            log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id, rows, size)
+        if jobs.finish(self.engine, job, self.owner, written, self.settings.file_ttl_seconds):
+            log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id,
+                     written["rows"], written["bytes"])
         else:
             log.warning("%s: job %s finished after its lease was lost", self.name, job.export_id)
 

@@ -41,6 +41,12 @@ def file_url(request: Request, kind: str, key: str) -> str:
     return f"{settings.resolved_public_url()}/exports/{key}"
 
 
+def manifest_url(request: Request, key: str) -> str:
+    """Where msgtrail serves a file's manifest: beside the file on its own /exports
+    route, also when the store serves the file itself."""
+    return f"{request.app.state.settings.resolved_public_url()}/exports/{key}.manifest.json"
+
+
 def parse_events(raw: Any, channel: str) -> list[str]:
     """The `events` filter: a comma-separated string or a list of the channel's events."""
     if raw is None or raw == "" or raw == []:
@@ -116,7 +122,8 @@ def request_export(request: Request, app: App, message_id: str, events: Any,
     wanted = parse_events(events, message.target_channel)
     request.app.state.export_limit.hit(app.app_id)
     job = start_job(request, app, message, "export", job_params(wanted, raw))
-    return {"csv_file_url": job.url, "export_id": job.export_id}
+    return {"csv_file_url": job.url, "export_id": job.export_id,
+            "manifest_url": manifest_url(request, job.file_key)}
 
 
 def flag(value: Any, name: str) -> bool:
@@ -153,7 +160,7 @@ def start_job(request: Request, app: App, message: Message, kind: str,
 def export_status(request: Request, message_id: str, export_id: str,
                   app_id: str | None = None) -> dict[str, Any]:
     """State (queued, running, ready, failed, expired), rows written, total rows,
-    bytes, times and error of an export."""
+    bytes, times and error of an export; once ready, its manifest."""
     app = require_app(request, app_id)
     message_id = require_uuid(message_id, "message_id")
     export_id = require_uuid(export_id, "export_id")
@@ -163,4 +170,4 @@ def export_status(request: Request, message_id: str, export_id: str,
         conn.rollback()
     if job is None:
         raise NotFound(f"No export with id {export_id} for this message")
-    return jobs.status(job)
+    return {**jobs.status(job), "manifest_url": manifest_url(request, job.file_key)}

@@ -34,6 +34,21 @@ def not_ready(job: jobs.Job | None) -> Response:
     return Response(NO_SUCH_KEY, status_code=404, media_type="application/xml")
 
 
+@router.get("/exports/{token}/{name}.manifest.json", summary="An export file's manifest",
+            responses={404: {"description": "The file is not ready, expired or unknown"}})
+def manifest(request: Request, token: str, name: str) -> Response:
+    """What the file holds (rows, bytes, SHA-256 as served, columns, filter), served
+    only while the file itself is: published with the job's ready state, after the
+    file was written, and hidden with it when it expires."""
+    with request.app.state.engine.connect() as conn:
+        job = jobs.by_file_key(conn, f"{token}/{name}")
+        conn.rollback()
+    if (job is None or job.state != "ready" or not job.manifest
+            or (job.expires_at or 0) <= time.time()):
+        return Response(NO_SUCH_KEY, status_code=404, media_type="application/xml")
+    return Response(job.manifest, media_type="application/json")
+
+
 @router.get("/exports/{token}/{name}", summary="Download an export file",
             responses={403: {"description": "A history report not ready (yet)"},
                        404: {"description": "An export not ready, expired or unknown"}})

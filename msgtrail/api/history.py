@@ -11,7 +11,14 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import history_csv
 from msgtrail.api.auth import require_app
-from msgtrail.api.exports import flag, job_params, json_object, live_message, start_job
+from msgtrail.api.exports import (
+    flag,
+    job_params,
+    json_object,
+    live_message,
+    manifest_url,
+    start_job,
+)
 from msgtrail.api.openapi import HISTORY_BODY, errors
 from msgtrail.apps import App
 from msgtrail.clock import now
@@ -69,4 +76,4 @@ def request_history(request: Request, app: App, message_id: str, events: Any, em
     request.app.state.export_limit.hit(app.app_id)
     job = start_job(request, app, message, "history", job_params(events, csv_raw), email)
     return {"success": True, "destination_url": job.url,
-            "export_id": job.export_id}
+            "export_id": job.export_id, "manifest_url": manifest_url(request, job.file_key)}

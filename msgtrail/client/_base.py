@@ -60,6 +60,9 @@ class Call:
     export_id: str | None = None
     drops: int = 0
     accepts_ranges: bool = False
+    # The file's manifest, when the server publishes one: the download is checked
+    # against its rows and SHA-256 before it is kept.
+    manifest: dict[str, Any] | None = None
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -165,8 +168,9 @@ class BaseClient:
         call.url = url
         call.export_id = doc.get("export_id") if isinstance(doc.get("export_id"), str) else None
 
-    def _on_status(self, response: httpx.Response) -> None:
-        """msgtrail's job status: return once ready, Again while it runs."""
+    def _on_status(self, call: Call, response: httpx.Response) -> None:
+        """msgtrail's job status: return once ready (keeping its manifest), Again while
+        it runs."""
         if response.status_code in TRANSIENT:
             raise Again(f"HTTP {response.status_code}", retry_after(response))
         if response.status_code != 200:
@@ -174,6 +178,8 @@ class BaseClient:
         doc = response.json()
         state = doc.get("state")
         if state == "ready":
+            manifest = doc.get("manifest")
+            call.manifest = manifest if isinstance(manifest, dict) else None
             return
         if state in ("failed", "expired"):
             raise ExportFailedError(f"export {state}: {doc.get('error', 'no reason given')}")

@@ -76,7 +76,7 @@ class Client(BaseClient):
         with temp_path(path) as tmp:
             self._download(call, tmp, deadline, report)
             report(Progress("verifying"))
-            rows, size = publish(tmp, path, decompress, fmt)
+            rows, size = publish(tmp, path, decompress, fmt, call.manifest)
         report(Progress("done", rows=rows, total_rows=rows, bytes=size))
         return ExportResult(path, rows, size, time.monotonic() - started, call.url,
                             call.export_id)
@@ -109,7 +109,7 @@ class Client(BaseClient):
                                                  params={"app_id": self.app_id})
                     except httpx.TransportError as exc:
                         raise Again(f"status request failed: {exc}") from exc
-                    self._on_status(response)
+                    self._on_status(call, response)
         except Again as exc:
             raise self._give_up(exc, "waiting for the export", deadline) from None
 

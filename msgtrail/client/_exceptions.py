@@ -53,4 +53,5 @@ class DownloadError(ClientError):
 
 
 class CorruptFileError(DownloadError):
-    """The downloaded bytes are not a valid file (a broken gzip stream, say)."""
+    """The downloaded bytes are not a valid file (a broken gzip stream, say), or not
+    the file its manifest describes."""

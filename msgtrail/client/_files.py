@@ -6,6 +6,7 @@ Nothing appears under the final name unless the whole file arrived and is valid.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -14,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from isal import igzip
 
@@ -56,6 +57,21 @@ def count_rows(path: Path) -> int:
         raise CorruptFileError(f"downloaded file is not a valid CSV/gzip file: {exc}") from exc
 
 
+def check_manifest(downloaded: Path, rows: int, manifest: dict[str, Any]) -> None:
+    """Raise CorruptFileError unless the download is the file the manifest describes:
+    its SHA-256 (of the bytes as served) and its rows."""
+    digest = hashlib.sha256()
+    with open(downloaded, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != manifest.get("sha256"):
+        raise CorruptFileError(f"downloaded file's SHA-256 {digest.hexdigest()} is not the "
+                               f"manifest's {manifest.get('sha256')}")
+    if rows != manifest.get("rows"):
+        raise CorruptFileError(f"downloaded file holds {rows} rows; its manifest says "
+                               f"{manifest.get('rows')}")
+
+
 def output_name(name: str, decompress: bool, fmt: str) -> str:
     """The file name to write, from the server's: `.gz` dropped when decompressing,
     `.parquet` for Parquet."""
@@ -65,12 +81,15 @@ def output_name(name: str, decompress: bool, fmt: str) -> str:
     return stem if decompress else name
 
 
-def publish(downloaded: Path, dest: Path, decompress: bool, fmt: str) -> tuple[int, int]:
-    """Verify the download and move it (or its conversion) to `dest`; returns
-    (rows, bytes of the file written)."""
+def publish(downloaded: Path, dest: Path, decompress: bool, fmt: str,
+            manifest: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Verify the download (against its manifest, if any) and move it (or its
+    conversion) to `dest`; returns (rows, bytes of the file written)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     rows = count_rows(downloaded)
+    if manifest is not None:
+        check_manifest(downloaded, rows, manifest)
     with temp_path(dest) as converted:
         if fmt == "parquet":
             to_parquet(downloaded, converted)

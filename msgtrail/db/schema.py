@@ -136,6 +136,8 @@ jobs = Table(
     Column("total_rows", BigInteger, nullable=True),
     Column("rows_written", BigInteger, nullable=False, server_default="0"),
     Column("bytes", BigInteger, nullable=True),
+    # The ready file's manifest (JSON): rows, bytes, SHA-256 as served, columns, filter.
+    Column("manifest", Text, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(100), nullable=True),
     Column("lease_expires_at", Float, nullable=True),

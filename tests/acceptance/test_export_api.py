@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import sqlite3
 import uuid
@@ -127,11 +128,27 @@ def test_selected_events_only(server, app_creds) -> None:
         send_events(client, app_creds, message_id, events)
         r = export(client, app_creds, message_id, events="clicked,failed")
         assert r.status_code == 200
-        rows = _rows(download_when_ready(r.json()["csv_file_url"]))
+        data = download_when_ready(r.json()["csv_file_url"])
+        rows = _rows(data)
         assert sorted(r["subscription_id"] for r in rows) == sorted(subs[:2])
         status = wait_until_ready(client, app_creds, message_id, r.json()["export_id"])
         assert status["events"] == ["clicked", "failed"]
         assert status["rows_written"] == status["total_rows"] == 2
+        # The manifest describes the file as served, in the status and at its own URL.
+        manifest = status["manifest"]
+        assert manifest == httpx.get(r.json()["manifest_url"]).json()
+        assert status["manifest_url"] == r.json()["manifest_url"]
+        assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (manifest["rows"], manifest["bytes"]) == (2, len(data))
+        assert (manifest["format"], manifest["compression"]) == ("csv", "gzip")
+        assert [c["name"] for c in manifest["columns"]] == PUSH_HEADER
+        assert {c["name"]: c["type"] for c in manifest["columns"]}["clicked"] == "timestamp"
+        assert manifest["filter"] == {"message_ids": [message_id],
+                                      "events": ["clicked", "failed"],
+                                      "since": None, "until": None}
+        assert manifest["cursor"] is None and manifest["next_cursor"] is None
+        assert manifest["export_id"] == r.json()["export_id"]
+        assert manifest["expires_at"] == status["expires_at"]
         r = export(client, app_creds, message_id, events="clicked,opened")
         assert r.status_code == 400
         assert r.json() == {"errors": ["events: 'opened' not among the push events sent, "
@@ -149,12 +166,16 @@ def test_url_is_nosuchkey_until_complete_and_status_tells_progress(slow_server) 
         url, export_id = r.json()["csv_file_url"], r.json()["export_id"]
         first = httpx.get(url)
         assert first.status_code == 404
+        # No manifest before the file: NoSuchKey, as for the file.
+        assert httpx.get(r.json()["manifest_url"]).status_code == 404
         assert first.headers["content-type"] == "application/xml"
         assert "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist." \
                "</Message>" in first.text
         running = wait_for(lambda: (s := export_status(client, creds, message_id, export_id))
                            ["state"] == "running" and "total_rows" in s and s)
         assert running["total_rows"] == 20 and "started_at" in running
+        assert "manifest" not in running
+        assert httpx.get(r.json()["manifest_url"]).status_code == 404
         assert httpx.get(url).status_code == 404
         data = download_when_ready(url)
         assert len(_rows(data)) == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import hashlib
 import re
 import time
 import uuid
@@ -80,7 +81,14 @@ def test_report_is_403_until_ready_and_shares_the_account_slot(tmp_path, backend
             assert history(client, creds, message_id, events="sent").json() == r.json()
             busy = export(client, creds, message_id)
             assert busy.status_code == 429 and int(busy.headers["Retry-After"]) >= 1
+            assert httpx.get(r.json()["manifest_url"]).status_code == 404  # not before
             assert len(download(url).splitlines()) == 6
+            manifest = httpx.get(r.json()["manifest_url"]).json()
+            assert manifest["sha256"] == hashlib.sha256(httpx.get(url, follow_redirects=True).content).hexdigest()
+            assert (manifest["rows"], manifest["format"], manifest["compression"]) == (
+                5, "csv", "none")
+            assert manifest["filter"]["events"] == ["sent"]
+            assert [c["name"] for c in manifest["columns"]] == HEADER.split(",")
     finally:
         stop_server(srv)
 

@@ -22,12 +22,14 @@ class Script:
 
     `posts`: (status, headers, body) for each export request. `gets`: one action per GET
     of the file: "404", "503", "full", "drop" (half the bytes, then the connection
-    closes), "corrupt", "slow" (the file in small pieces, slowly)."""
+    closes), "corrupt", "slow" (the file in small pieces, slowly). `status`: msgtrail's
+    job status, answered to every GET of a status path."""
 
     data: bytes
     posts: list[tuple[int, dict[str, str], dict]] = field(default_factory=list)
     gets: list[str] = field(default_factory=lambda: ["full"])
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    status: dict | None = None  # type: ignore[type-arg]
 
     def next(self, items: list) -> object:  # type: ignore[type-arg]
         return items.pop(0) if len(items) > 1 else items[0]
@@ -61,6 +63,10 @@ class FaultServer:
 
             def do_GET(self) -> None:
                 outer.script.seen.append(("GET", self.path, dict(self.headers)))
+                if "/export_events/" in self.path and outer.script.status is not None:
+                    self._send(200, json.dumps(outer.script.status).encode(),
+                               {"Content-Type": "application/json"})
+                    return
                 action = outer.script.next(outer.script.gets)
                 data = outer.script.data
                 if action == "404":

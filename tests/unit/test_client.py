@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import time
 import uuid
 from pathlib import Path
@@ -143,3 +144,45 @@ def test_async_client_resumes_too(tmp_path) -> None:
 
     asyncio.run(run())
     only_the_result(tmp_path, tmp_path / "out.csv.gz")
+
+
+def _with_manifest(server: FaultServer, **changes: object) -> None:
+    """The export has an id, and its status a manifest of DATA (changed as given)."""
+    manifest = {"rows": ROWS, "bytes": len(DATA), "sha256": hashlib.sha256(DATA).hexdigest(),
+                **changes}
+    server.script.posts = [(200, {}, {"csv_file_url": server.file_url, "export_id": "e1"})]
+    server.script.status = {"state": "ready", "manifest": manifest}
+
+
+def test_a_download_matching_its_manifest_is_kept(tmp_path) -> None:
+    with fault_server() as server, client(server) as c:
+        _with_manifest(server)
+        result = c.export_audience_activity("msg", tmp_path / "out.csv.gz")
+    assert result.rows == ROWS and result.path.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("changes", [
+    {"sha256": hashlib.sha256(b"another file").hexdigest()},
+    {"rows": ROWS + 1},
+])
+def test_a_download_unlike_its_manifest_raises_and_leaves_nothing(tmp_path, changes) -> None:
+    """The bytes are a valid gzip CSV, but not the file the manifest describes."""
+    with fault_server() as server, client(server) as c:
+        _with_manifest(server, **changes)
+        with pytest.raises(CorruptFileError, match="manifest"):
+            c.export_audience_activity("msg", tmp_path / "out.csv.gz")
+    only_the_result(tmp_path, tmp_path / "out.csv.gz")
+    assert not (tmp_path / "out.csv.gz").exists()
+
+
+def test_the_async_client_checks_the_manifest_too(tmp_path) -> None:
+    async def run() -> None:
+        async with AsyncClient("key", "app", server.base_url, poll_initial=0.02,
+                               poll_max=0.2) as c:
+            await c.export_audience_activity("msg", tmp_path / "out.csv.gz")
+
+    with fault_server() as server:
+        _with_manifest(server, rows=ROWS - 1)
+        with pytest.raises(CorruptFileError, match="rows"):
+            asyncio.run(run())
+    assert not (tmp_path / "out.csv.gz").exists()

@@ -26,7 +26,7 @@ EXTRA_COLUMNS = {
 }
 
 # CSV column -> recipients column, where the names differ.
-_SOURCE = {"external_user_id": "external_id"}
+SOURCE = {"external_user_id": "external_id"}
 _TEXT = ("external_user_id", "device_type", "failure_message")
 
 # OWASP, "CSV Injection": a cell that a spreadsheet would run as a formula begins with
@@ -54,7 +54,7 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, safe: bool = True) -> 
     columns; `safe` neutralises formula cells (see `neutralised`)."""
     cells = []
     for column in columns(channel):
-        value = one_array(table.column(_SOURCE.get(column, column)))
+        value = one_array(table.column(SOURCE.get(column, column)))
         if column in _TEXT:
             cells.append(quoted(neutralised(value) if safe else value))
         elif column in CHANNEL_EVENTS[channel]:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import closing, nullcontext
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from isal import igzip_threaded
 from sqlalchemy import Engine, text
 
-from msgtrail import activity, csv_schema, history_csv, recipients
+from msgtrail import activity, csv_schema, file_formats, history_csv, recipients
 from msgtrail.ahead import Ahead
 from msgtrail.jobs import Job
 from msgtrail.settings import Settings
@@ -77,6 +79,7 @@ class Report:
     events: list[str]  # only recipients with one of these events; empty: all
     gzip: bool
     columns: list[dict[str, str]]  # name and type of each column, for the manifest
+    format: str = "csv"  # file_formats.FORMATS; parquet is written from tables, not lines
 
 
 def selected_events(kind: str, params: dict) -> list[str]:
@@ -89,12 +92,14 @@ def selected_events(kind: str, params: dict) -> list[str]:
 def report_for(job: Job, channel: str) -> Report:
     events = selected_events(job.kind, job.params)
     raw = bool(job.params.get("csv_raw"))
+    fmt = str(job.params.get("format") or "csv")
+    if job.kind == "export" and fmt == "jsonl":
+        return Report(b"", lambda table: file_formats.json_lines(table, channel), events,
+                      True, file_formats.columns(channel), fmt)
     if job.kind == "export":
-        times = csv_schema.event_columns(channel)
-        return Report(csv_schema.header(channel), recipients.export_line(channel, raw),
-                      events, True,
-                      [{"name": c, "type": "timestamp" if c in times else "string"}
-                       for c in csv_schema.columns(channel)])
+        return Report(csv_schema.header(channel) if fmt == "csv" else b"",
+                      recipients.export_line(channel, raw), events, fmt == "csv",
+                      file_formats.columns(channel), fmt)
     if job.kind == "history":
         return Report(history_csv.HEADER,
                       lambda table: history_csv.lines(table, channel, events[0], raw),
@@ -102,27 +107,47 @@ def report_for(job: Job, channel: str) -> Report:
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
+# What a job writes, chunk by chunk: lines, or a Parquet file's tables.
+Chunk = tuple[bytes | pa.Table, int]
+
+
 def _chunks(raw: object, job: Job, channel: str, report: Report,
-            progress: Progress) -> Iterator[tuple[bytes, int]]:
+            progress: Progress) -> Iterator[Chunk]:
     """An export reads the message's pages if they hold everything the snapshot sees
     or are behind by a few events (its total then stays unknown until the end); anything
-    else pivots."""
+    else pivots. CSV takes the pages' stored lines; the other formats build theirs."""
     pages = (recipients.recipient_pages(raw, job.message_pk, channel)
              if job.kind == "export" else None)
-    if pages is not None:
+    if pages is not None and report.format == "csv":
         return recipients.page_lines(pages, report.events, bool(job.params.get("csv_raw")))
+    if pages is not None:
+        return _formatted(recipients.page_rows(pages, report.events), channel, report)
 
     def counted(total: int) -> None:
         progress.total = total
 
+    if report.format == "parquet":
+        return _formatted(recipients.rows(raw, job.message_pk, channel, report.events,
+                                          counted), channel, report)
     return recipients.lines(raw, job.message_pk, channel, report.line, report.events, counted)
+
+
+def _formatted(tables: Generator[pa.Table | pa.RecordBatch, None, None], channel: str,
+               report: Report) -> Iterator[Chunk]:
+    """Recipients' rows as the report's format: Parquet tables, or lines."""
+    with closing(tables):
+        for table in tables:
+            if report.format == "parquet":
+                yield file_formats.parquet_table(table, channel), table.num_rows
+            else:
+                yield recipients.joined(report.line(table)), table.num_rows
 
 
 def manifest(job: Job, message_id: str, report: Report, rows: int, size: int,
              sha256: str) -> dict[str, Any]:
     """What the file holds (`jobs.finish` adds its times): clients check `rows` and
     `sha256` against what they downloaded."""
-    return {"export_id": job.export_id, "format": "csv",
+    return {"export_id": job.export_id, "format": report.format,
             "compression": "gzip" if report.gzip else "none", "columns": report.columns,
             "rows": rows, "bytes": size, "sha256": sha256,
             "filter": {"message_ids": [message_id], "events": report.events,
@@ -147,6 +172,26 @@ class _Digest:
     def flush(self) -> None:
         self._raw.flush()
 
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+@contextmanager
+def _writer(report: Report, out: Any, channel: str) -> Iterator[Callable[[Any], Any]]:
+    """What writes each chunk to `out`: its bytes after the header, or a Parquet
+    writer's tables (its footer written at the end, rows or none)."""
+    if report.format != "parquet":
+        out.write(report.header)
+        yield out.write
+        return
+    with pq.ParquetWriter(pa.PythonFile(out, mode="w"),
+                          file_formats.parquet_schema(channel)) as parquet:
+        yield parquet.write_table
+
 
 def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
             settings: Settings) -> dict[str, Any]:
@@ -168,12 +213,11 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
                                     threads=COMPRESS_THREADS)
                 if report.gzip else nullcontext(out_raw))
-        with sink as out:
-            out.write(report.header)
+        with sink as out, _writer(report, out, channel) as write:
             for data, count in chunks:
                 if progress.lost.is_set():
                     raise LeaseLost()
-                out.write(data)
+                write(data)
                 progress.rows += count
                 if settings.export_chunk_delay:
                     progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause

@@ -66,11 +66,14 @@ class Job:
 
 def file_key(kind: str, message: Message, params: dict[str, Any], now: float) -> str:
     """`<random uuid>/<name>`: the random directory makes URLs unguessable. Exports are
-    named as OneSignal names them; history reports are plain CSV."""
+    named as OneSignal names them (`.jsonl.gz` and `.parquet` in those formats); history
+    reports are plain CSV."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     if kind == "export":
+        suffix = {"jsonl": "jsonl.gz", "parquet": "parquet"}.get(params.get("format", ""),
+                                                               "csv.gz")
         name = (f"events_audience-activity-{message.message_id}-{message.target_channel}-"
-                f"{stamp}.csv.gz")
+                f"{stamp}.{suffix}")
     else:
         name = f"message_history-{message.message_id}-{params['events']}-{stamp}.csv"
     return f"{uuid.uuid4()}/{name}"

@@ -211,6 +211,15 @@ def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: li
     pivoted on a thread of its own while the lines of the range before are built.
     on_total hears how many rows the read gives: once a range is pivoted, the rows so
     far scaled to every range (ids are random, ranges near equal), exact at the last."""
+    with closing(rows(raw, message_pk, channel, events, on_total)) as batches:
+        for batch in batches:
+            yield joined(line(batch)), batch.num_rows
+
+
+def rows(raw: Any, message_pk: int, channel: str, events: list[str],
+         on_total: Callable[[int], None] | None = None
+         ) -> Generator[pa.RecordBatch, None, None]:
+    """The pivot's rows of `lines`, in chunks of CHUNK_ROWS at most, in key order."""
     sql = (f"SELECT * FROM ({pivot_sql(channel)})"
            f" WHERE {where_any(events)} ORDER BY subscription_id")
     with split(raw, message_pk) as sources, \
@@ -222,7 +231,7 @@ def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: li
                 on_total(rows * len(sources) // done)
             for batch in table.to_batches(CHUNK_ROWS):
                 if batch.num_rows:
-                    yield _joined(line(batch)), batch.num_rows
+                    yield batch
 
 
 def _pivoted(sources: list[Source], sql: str) -> Iterator[pa.Table]:
@@ -231,7 +240,7 @@ def _pivoted(sources: list[Source], sql: str) -> Iterator[pa.Table]:
         yield con.sql(sql).to_arrow_table()
 
 
-def _joined(column: pa.Array) -> bytes:
+def joined(column: pa.Array) -> bytes:
     """The column's strings end to end: its data buffer between the first and last
     offsets (each already ends in a newline), without a Python string per line."""
     if column.type != pa.large_string():
@@ -557,15 +566,20 @@ def _with_any(table: pa.Table, events: list[str]) -> pa.Table:
     return table.filter(keep)
 
 
+def page_rows(pages: Iterable[pa.Table], events: list[str]) -> Generator[pa.Table, None, None]:
+    """Each page's recipients with one of `events` (or all), in subscription order."""
+    for page in pages:
+        table = _with_any(page, events)
+        if table.num_rows:
+            yield table
+
+
 def page_lines(pages: Iterable[pa.Table], events: list[str],
                raw_cells: bool) -> Iterator[tuple[bytes, int]]:
     """(lines, count) per page, in subscription order: the recipients with one of
     `events` (or all), their raw lines if `raw_cells`."""
-    for page in pages:
-        table = _with_any(page, events)
-        if not table.num_rows:
-            continue
+    for table in page_rows(pages, events):
         column = table.column("line")
         if raw_cells:
             column = pc.coalesce(table.column("raw_line"), column)
-        yield _joined(column.combine_chunks()), table.num_rows
+        yield joined(column.combine_chunks()), table.num_rows

@@ -15,6 +15,7 @@ from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.errors import BadRequest, NotFound, Unavailable
 from msgtrail.export_pipeline import rows_from_totals, selected_events
+from msgtrail.file_formats import FORMATS
 from msgtrail.messages import Message
 
 router = APIRouter(tags=["exports"])
@@ -100,28 +101,41 @@ def live_message(request: Request, app: App, message_id: str) -> Message:
              responses=errors(400, 401, 404, 429, 503),
              openapi_extra={"requestBody": EXPORT_BODY})
 async def export_events(request: Request, message_id: str, app_id: str | None = None,
-                        events: str | None = None,
-                        csv_raw: bool | None = None) -> dict[str, str]:
+                        events: str | None = None, csv_raw: bool | None = None,
+                        format: str | None = None) -> dict[str, str]:
     """Answers `{"csv_file_url": …, "export_id": …}` at once; a worker writes the file,
-    and the URL answers 404 NoSuchKey until it is complete."""
+    and the URL answers 404 NoSuchKey until it is complete. `format`: csv (OneSignal's,
+    the default), jsonl or parquet."""
     body = json_object(await request.body())
     raw = csv_raw if csv_raw is not None else flag(body.get("csv_raw"), "csv_raw")
+    fmt = file_format(format if format is not None else body.get("format"))
     return await run_in_threadpool(_export, request, message_id, app_id,
-                                   events if events is not None else body.get("events"), raw)
+                                   events if events is not None else body.get("events"), raw,
+                                   fmt)
+
+
+def file_format(value: Any) -> str:
+    """The `format` asked for: csv when absent."""
+    if value is None or value == "":
+        return "csv"
+    if value not in FORMATS:
+        raise BadRequest(f"format: must be one of {', '.join(FORMATS)}")
+    return str(value)
 
 
 def _export(request: Request, message_id: str, app_id: str | None, events: Any,
-            raw: bool) -> dict[str, str]:
-    return request_export(request, require_app(request, app_id), message_id, events, raw)
+            raw: bool, fmt: str) -> dict[str, str]:
+    return request_export(request, require_app(request, app_id), message_id, events, raw, fmt)
 
 
 def request_export(request: Request, app: App, message_id: str, events: Any,
-                   raw: bool) -> dict[str, str]:
+                   raw: bool, fmt: str = "csv") -> dict[str, str]:
     """Queue an export of the app's message (the API's and the dashboard's)."""
     message = live_message(request, app, message_id)
     wanted = parse_events(events, message.target_channel)
     request.app.state.export_limit.hit(app.app_id)
-    job = start_job(request, app, message, "export", job_params(wanted, raw))
+    params = {**job_params(wanted, raw), **({"format": fmt} if fmt != "csv" else {})}
+    job = start_job(request, app, message, "export", params)
     return {"csv_file_url": job.url, "export_id": job.export_id,
             "manifest_url": manifest_url(request, job.file_key)}
 

@@ -65,7 +65,8 @@ def download(request: Request, token: str, name: str) -> Response:
         return not_ready(job)
     if served.url:  # S3: the store serves the bytes
         return RedirectResponse(served.url, status_code=307)
-    media = "application/gzip" if name.endswith(".gz") else "text/csv"
+    media = ("application/gzip" if name.endswith(".gz") else
+             "application/vnd.apache.parquet" if name.endswith(".parquet") else "text/csv")
     if served.path:
         return FileResponse(served.path, media_type=media, filename=name)
     return Response(served.data, media_type=media,

@@ -95,6 +95,8 @@ EXPORT_BODY = {
                        "description": "Only recipients with one of these events"},
             "csv_raw": {"type": "boolean", "default": False,
                         "description": "Keep formula-like cells as they are"},
+            "format": {"type": "string", "enum": ["csv", "jsonl", "parquet"],
+                       "default": "csv", "description": "The file's format"},
         }}}},
 }
 

@@ -10,6 +10,7 @@ import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -45,6 +46,11 @@ class InProcess:
     def export(self, message_id: str, **params: str) -> list[dict[str, str]]:
         """The message's audience-activity CSV as rows, waiting for the export to finish
         (one export at a time per account: the next request waits for this one)."""
+        data, _ = self.export_file(message_id, **params)
+        return list(csv.DictReader(io.StringIO(gzip.decompress(data).decode(), newline="")))
+
+    def export_file(self, message_id: str, **params: str) -> tuple[bytes, dict[str, Any]]:
+        """An export's file as served, and its ready status."""
         r = self.client.post(f"/notifications/{message_id}/export_events",
                              params={"app_id": self.app_id, **params})
         assert r.status_code == 200, r.text
@@ -57,8 +63,7 @@ class InProcess:
             assert doc["state"] in ("queued", "running"), doc
             assert time.monotonic() < deadline, "export not ready in 30 s"
             time.sleep(0.05)
-        data = gzip.decompress(self.fetch(r.json()["csv_file_url"])).decode()
-        return list(csv.DictReader(io.StringIO(data, newline="")))
+        return self.fetch(r.json()["csv_file_url"]), doc
 
     def fetch(self, url: str, timeout: float = 30) -> bytes:
         """The file at a URL handed out, once it is served: msgtrail's own route (in

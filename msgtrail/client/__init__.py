@@ -19,11 +19,14 @@ from msgtrail.client._exceptions import (
     DownloadError,
     ExportFailedError,
     NotFoundError,
+    WebhookSignatureError,
 )
 from msgtrail.client._models import ExportResult, Progress
+from msgtrail.client._webhooks import verify_webhook
 
 __all__ = [
     "DEFAULT_BASE_URL", "APIError", "AsyncClient", "AuthenticationError", "BadRequestError",
     "Client", "ClientError", "CorruptFileError", "DeadlineExceededError", "DownloadError",
-    "ExportFailedError", "ExportResult", "NotFoundError", "Progress",
+    "ExportFailedError", "ExportResult", "NotFoundError", "Progress", "WebhookSignatureError",
+    "verify_webhook",
 ]

@@ -55,3 +55,7 @@ class DownloadError(ClientError):
 class CorruptFileError(DownloadError):
     """The downloaded bytes are not a valid file (a broken gzip stream, say), or not
     the file its manifest describes."""
+
+
+class WebhookSignatureError(ClientError):
+    """A completion webhook's signature is missing, malformed, too old or wrong."""

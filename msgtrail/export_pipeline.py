@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from isal import igzip_threaded
 from sqlalchemy import Engine, text
 
@@ -188,6 +187,10 @@ def _writer(report: Report, out: Any, channel: str) -> Iterator[Callable[[Any], 
         out.write(report.header)
         yield out.write
         return
+    # Imported here: it adds ~4 MB to every serve and worker process (measured), and
+    # most never write Parquet.
+    import pyarrow.parquet as pq
+
     with pq.ParquetWriter(pa.PythonFile(out, mode="w"),
                           file_formats.parquet_schema(channel)) as parquet:
         yield parquet.write_table

@@ -113,18 +113,20 @@ Chunk = tuple[bytes | pa.Table, int]
 def _chunks(raw: object, job: Job, channel: str, report: Report,
             progress: Progress) -> Iterator[Chunk]:
     """An export reads the message's pages if they hold everything the snapshot sees
-    or are behind by a few events (its total then stays unknown until the end); anything
-    else pivots. CSV takes the pages' stored lines; the other formats build theirs."""
-    pages = (recipients.recipient_pages(raw, job.message_pk, channel)
+    or are behind by a few events; anything else pivots. CSV takes the pages' stored
+    lines; the other formats build theirs. The total comes from the pages (their rows
+    and the newer events' new recipients) when every recipient is written; with
+    `events`, from the counters if they tell, else it is known at the end."""
+    def counted(total: int) -> None:
+        progress.total = total
+
+    pages = (recipients.recipient_pages(raw, job.message_pk, channel,
+                                        None if report.events else counted)
              if job.kind == "export" else None)
     if pages is not None and report.format == "csv":
         return recipients.page_lines(pages, report.events, bool(job.params.get("csv_raw")))
     if pages is not None:
         return _formatted(recipients.page_rows(pages, report.events), channel, report)
-
-    def counted(total: int) -> None:
-        progress.total = total
-
     if report.format == "parquet":
         return _formatted(recipients.rows(raw, job.message_pk, channel, report.events,
                                           counted), channel, report)

@@ -459,22 +459,38 @@ def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
     return (int(row[1]), int(row[0])) if int(newer) <= MERGE_EVENTS else None
 
 
-def recipient_pages(raw: Any, message_pk: int,
-                    channel: str) -> Generator[pa.Table, None, None] | None:
+def recipient_pages(raw: Any, message_pk: int, channel: str,
+                    on_total: Callable[[int], None] | None = None
+                    ) -> Generator[pa.Table, None, None] | None:
     """The message's recipients as page tables (the columns of `pages_sql` and `with_lines`) in key
     order, holding every event the snapshot sees: its stored pages, merged with the
     events newer than them if those are few; None if neither (the caller pivots)."""
     generation = current_pages(raw, message_pk)
     if generation is not None:
+        if on_total is not None:
+            on_total(_stored_rows(raw, message_pk, generation))
         return _pages(raw, message_pk, generation)
     behind = mergeable_pages(raw, message_pk)
     if behind is not None:
-        return _merged_pages(raw, message_pk, channel, *behind)
+        return _merged_pages(raw, message_pk, channel, *behind, on_total=on_total)
     return None
 
 
-def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int,
-                  upto: int) -> Generator[pa.Table, None, None]:
+def _stored_rows(raw: Any, message_pk: int, generation: int) -> int:
+    """Recipients in the message's pages of that generation."""
+    cursor = raw.cursor()
+    param = activity.placeholder(cursor)
+    try:
+        return int(cursor.execute(
+            f"SELECT coalesce(sum(rows), 0) FROM recipient_pages WHERE message_pk = {param}"
+            f" AND generation = {param}", (message_pk, generation)).fetchone()[0])
+    finally:
+        cursor.close()
+
+
+def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int, upto: int,
+                  on_total: Callable[[int], None] | None = None
+                  ) -> Generator[pa.Table, None, None]:
     """The stored pages merged with the events recorded after them (batches after
     `upto`), as the pivot of all of them would give: every page event precedes every
     newer one in `rec`, so an attribute is the page's if it has one, else the newer
@@ -503,6 +519,9 @@ def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int,
         con.register("p", pa.concat_tables(touched))
         changed = with_lines(con.sql(merged).to_arrow_table(), channel).cast(
             touched[0].schema)
+    if on_total is not None:  # the pages' recipients, and those new in the newer events
+        on_total(_stored_rows(raw, message_pk, generation) + changed.num_rows
+                 - sum(t.num_rows for t in touched))
     subs = changed.column("subscription_id")
     start = 0
     for page in _pages(raw, message_pk, generation):

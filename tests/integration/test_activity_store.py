@@ -251,6 +251,12 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
                 raw, pk, "push", recipients.export_line("push", raw_cells), events))
             assert b"".join(d for d, _ in merged) == b"".join(d for d, _ in pivoted)
             assert sum(n for _, n in merged) == sum(n for _, n in pivoted)
+        # The total is known before the first page: pages' recipients and new ones.
+        totals: list[int] = []
+        pages = recipients.recipient_pages(raw, pk, "push", totals.append)
+        assert pages is not None and totals == [] and next(pages) is not None
+        assert totals == [43]
+        pages.close()
     assert _dashboard_reads(api, pk) == views  # merged as well
     assert sorted(_counts(api, pk), key=str) == counted
     rows = {r["subscription_id"]: r for r in api.export(message_id, csv_raw="true")}
@@ -272,6 +278,9 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
         generation = recipients.current_pages(raw, pk)
         assert generation is not None
         sizes = [page.num_rows for page in recipients._pages(raw, pk, generation)]
+        totals = []
+        recipients.recipient_pages(raw, pk, "push", totals.append)
+        assert totals == [43]
     assert sizes == [8] * 5 + [3] and api.export(message_id, csv_raw="true") == pivoted
     assert _dashboard_reads(api, pk) == views
 

@@ -92,12 +92,13 @@ def report_for(job: Job, channel: str) -> Report:
     events = selected_events(job.kind, job.params)
     raw = bool(job.params.get("csv_raw"))
     fmt = str(job.params.get("format") or "csv")
+    gzip = file_formats.SUFFIX[fmt].endswith(".gz")
     if job.kind == "export" and fmt == "jsonl":
         return Report(b"", lambda table: file_formats.json_lines(table, channel), events,
-                      True, file_formats.columns(channel), fmt)
+                      gzip, file_formats.columns(channel), fmt)
     if job.kind == "export":
         return Report(csv_schema.header(channel) if fmt == "csv" else b"",
-                      recipients.export_line(channel, raw), events, fmt == "csv",
+                      recipients.export_line(channel, raw), events, gzip,
                       file_formats.columns(channel), fmt)
     if job.kind == "history":
         return Report(history_csv.HEADER,

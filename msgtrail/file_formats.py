@@ -21,6 +21,8 @@ from msgtrail import csv_schema
 from msgtrail.channels import CHANNEL_EVENTS
 
 FORMATS = ("csv", "jsonl", "parquet")
+# An export's file name ends so; `.gz`: the file is gzip-compressed as a whole.
+SUFFIX = {"csv": "csv.gz", "jsonl": "jsonl.gz", "parquet": "parquet"}
 UTC_TIME = pa.timestamp("ms", tz="UTC")
 # The characters JSON forbids raw in a string, written as \u00XX.
 _CONTROL = r"[\x00-\x1f]"

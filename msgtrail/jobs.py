@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from msgtrail.apps import App
 from msgtrail.db.schema import ACTIVE_STATES, jobs
 from msgtrail.errors import RateLimited
+from msgtrail.file_formats import SUFFIX
 from msgtrail.messages import Message
 
 # Before a job has progress of its own, assume this export rate for Retry-After.
@@ -70,10 +71,8 @@ def file_key(kind: str, message: Message, params: dict[str, Any], now: float) ->
     reports are plain CSV."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     if kind == "export":
-        suffix = {"jsonl": "jsonl.gz", "parquet": "parquet"}.get(params.get("format", ""),
-                                                               "csv.gz")
         name = (f"events_audience-activity-{message.message_id}-{message.target_channel}-"
-                f"{stamp}.{suffix}")
+                f"{stamp}.{SUFFIX[params.get('format', 'csv')]}")
     else:
         name = f"message_history-{message.message_id}-{params['events']}-{stamp}.csv"
     return f"{uuid.uuid4()}/{name}"

@@ -27,8 +27,8 @@ def test_a_batch_is_grouped_by_first_hex_digit_in_digit_order_keeping_every_row(
     ("f1c0ffee-0000-4000-8000-000000000000", 15), ("0a", 0), ("9", 9),
     ("A1C0FFEE-0000-4000-8000-000000000000", None), ("", None), ("x", None)])
 def test_one_event_goes_where_the_grouping_would_put_it(sub: str, part: int | None) -> None:
-    """A single event takes a shortcut; it must agree with the kernels' grouping of a
-    batch holding that id twice."""
+    """A single event (compaction splits one) goes where a batch holding that id twice
+    goes."""
     [(alone, rows)] = activity.by_part(_batch([sub]))  # type: ignore[arg-type]
     [(twice, _)] = activity.by_part(_batch([sub, sub]))  # type: ignore[arg-type]
     assert alone == twice == part

@@ -11,6 +11,7 @@ ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
     doc = api.client.get("/openapi.json").json()
     paths = doc["paths"]
+    assert "404" in paths["/exports/{token}/{name}.manifest.json"]["get"]["responses"]
     for prefix in ("", "/api/v1"):
         events = paths[f"{prefix}/notifications/{{message_id}}/events"]["post"]
         assert set(events["requestBody"]["content"]) == {"application/json",
@@ -28,6 +29,9 @@ def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
             "events"]["enum"] == ["sent", "clicked"]
         export = paths[f"{prefix}/notifications/{{message_id}}/export_events"]["post"]
         assert "429" in export["responses"] and "503" in export["responses"]
+        assert "format" in {p["name"] for p in export["parameters"]}
+        assert export["requestBody"]["content"]["application/json"]["schema"]["properties"][
+            "format"]["enum"] == ["csv", "jsonl", "parquet"]
         listing = {p["name"]: p["schema"] for p in paths[f"{prefix}/notifications"]["get"][
             "parameters"]}
         assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, 50)

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from msgtrail import __version__, allocators
 from msgtrail.api import (
+    activity_exports,
     events,
     exports,
     files,
@@ -37,7 +38,8 @@ log = logging.getLogger("msgtrail")
 
 
 # OneSignal's routes, served at the root and under /api/v1.
-API_ROUTERS = (notifications.router, events.router, exports.router, history.router)
+API_ROUTERS = (notifications.router, events.router, exports.router, history.router,
+               activity_exports.router)
 
 
 def app_from_env() -> ASGIApp:

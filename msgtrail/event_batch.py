@@ -270,7 +270,7 @@ def _convert(i, sub, event, ts, osid, ext, dev, fm, allowed, now, errors) -> Row
     if ts is None:
         ts = now
     elif isinstance(ts, str):
-        parsed = _parse_iso(ts)
+        parsed = parse_iso(ts)
         if parsed is None:
             errors.append(f"{where}.timestamp: {ts!r} is neither unix seconds nor ISO 8601")
         ts = parsed
@@ -287,7 +287,7 @@ def _convert(i, sub, event, ts, osid, ext, dev, fm, allowed, now, errors) -> Row
     return (i, sub, EVENT_CODE[event], ts, osid, ext, dev, fm)
 
 
-def _parse_iso(text: str) -> int | None:
+def parse_iso(text: str) -> int | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

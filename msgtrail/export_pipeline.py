@@ -22,9 +22,9 @@ import pyarrow as pa
 from isal import igzip_threaded
 from sqlalchemy import Engine, text
 
-from msgtrail import activity, csv_schema, file_formats, history_csv, recipients
+from msgtrail import activity, activity_feed, csv_schema, file_formats, history_csv, recipients
 from msgtrail.ahead import Ahead
-from msgtrail.jobs import Job
+from msgtrail.jobs import Job, activity_filter
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
 
@@ -79,6 +79,7 @@ class Report:
     gzip: bool
     columns: list[dict[str, str]]  # name and type of each column, for the manifest
     format: str = "csv"  # file_formats.FORMATS; parquet is written from tables, not lines
+    parquet_schema: pa.Schema | None = None
 
 
 def selected_events(kind: str, params: dict) -> list[str]:
@@ -92,14 +93,14 @@ def report_for(job: Job, channel: str) -> Report:
     events = selected_events(job.kind, job.params)
     raw = bool(job.params.get("csv_raw"))
     fmt = str(job.params.get("format") or "csv")
-    gzip = file_formats.SUFFIX[fmt].endswith(".gz")
+    gzip = file_formats.DEFAULT_COMPRESSION[fmt] == "gzip"
     if job.kind == "export" and fmt == "jsonl":
         return Report(b"", lambda table: file_formats.json_lines(table, channel), events,
                       gzip, file_formats.columns(channel), fmt)
     if job.kind == "export":
         return Report(csv_schema.header(channel) if fmt == "csv" else b"",
                       recipients.export_line(channel, raw), events, gzip,
-                      file_formats.columns(channel), fmt)
+                      file_formats.columns(channel), fmt, file_formats.parquet_schema(channel))
     if job.kind == "history":
         return Report(history_csv.HEADER,
                       lambda table: history_csv.lines(table, channel, events[0], raw),
@@ -118,10 +119,13 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
     lines; the other formats build theirs. The total comes from the pages (their rows
     and the newer events' new recipients) when every recipient is written; with
     `events`, from the counters if they tell, else it is known at the end."""
+    message_pk = job.message_pk
+    assert message_pk is not None
+
     def counted(total: int) -> None:
         progress.total = total
 
-    pages = (recipients.recipient_pages(raw, job.message_pk, channel,
+    pages = (recipients.recipient_pages(raw, message_pk, channel,
                                         None if report.events else counted)
              if job.kind == "export" else None)
     if pages is not None and report.format == "csv":
@@ -129,32 +133,57 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
     if pages is not None:
         return _formatted(recipients.page_rows(pages, report.events), channel, report)
     if report.format == "parquet":
-        return _formatted(recipients.rows(raw, job.message_pk, channel, report.events,
+        return _formatted(recipients.rows(raw, message_pk, channel, report.events,
                                           counted), channel, report)
-    return recipients.lines(raw, job.message_pk, channel, report.line, report.events, counted)
+    return recipients.lines(raw, message_pk, channel, report.line, report.events, counted)
 
 
 def _formatted(tables: Generator[pa.Table | pa.RecordBatch, None, None], channel: str,
                report: Report) -> Iterator[Chunk]:
     """Recipients' rows as the report's format: Parquet tables, or lines."""
+    return _as_format(tables, lambda table: file_formats.parquet_table(table, channel), report)
+
+
+def _as_format(tables: Generator[pa.Table | pa.RecordBatch, None, None],
+               parquet: Callable[[Any], pa.Table], report: Report) -> Iterator[Chunk]:
+    """Rows as the report's format: Parquet tables (built by `parquet`), or lines."""
     with closing(tables):
         for table in tables:
             if report.format == "parquet":
-                yield file_formats.parquet_table(table, channel), table.num_rows
+                yield parquet(table), table.num_rows
             else:
                 yield recipients.joined(report.line(table)), table.num_rows
 
 
-def manifest(job: Job, message_id: str, report: Report, rows: int, size: int,
-             sha256: str) -> dict[str, Any]:
+@dataclass
+class Plan:
+    """A job's file: how it is written, what its manifest says of its filter and
+    cursor, and an activity export's snapshot marks."""
+
+    report: Report
+    chunks: Iterator[Chunk]
+    filter: dict[str, Any]
+    cursor: str | None = None
+    next_cursor: str | None = None
+    marks: dict[str, int] | None = None
+
+
+@dataclass
+class Written:
+    """What `run_job` wrote: its manifest (without times) and its marks."""
+
+    manifest: dict[str, Any]
+    marks: dict[str, int] | None
+
+
+def manifest(job: Job, plan: Plan, rows: int, size: int, sha256: str) -> dict[str, Any]:
     """What the file holds (`jobs.finish` adds its times): clients check `rows` and
     `sha256` against what they downloaded."""
+    report = plan.report
     return {"export_id": job.export_id, "format": report.format,
             "compression": "gzip" if report.gzip else "none", "columns": report.columns,
-            "rows": rows, "bytes": size, "sha256": sha256,
-            "filter": {"message_ids": [message_id], "events": report.events,
-                       "since": None, "until": None},
-            "cursor": None, "next_cursor": None}
+            "rows": rows, "bytes": size, "sha256": sha256, "filter": plan.filter,
+            "cursor": plan.cursor, "next_cursor": plan.next_cursor}
 
 
 class _Digest:
@@ -183,7 +212,7 @@ class _Digest:
 
 
 @contextmanager
-def _writer(report: Report, out: Any, channel: str) -> Iterator[Callable[[Any], Any]]:
+def _writer(report: Report, out: Any) -> Iterator[Callable[[Any], Any]]:
     """What writes each chunk to `out`: its bytes after the header, or a Parquet
     writer's tables (its footer written at the end, rows or none)."""
     if report.format != "parquet":
@@ -194,16 +223,13 @@ def _writer(report: Report, out: Any, channel: str) -> Iterator[Callable[[Any], 
     # most never write Parquet.
     import pyarrow.parquet as pq
 
-    with pq.ParquetWriter(pa.PythonFile(out, mode="w"),
-                          file_formats.parquet_schema(channel)) as parquet:
+    with pq.ParquetWriter(pa.PythonFile(out, mode="w"), report.parquet_schema) as parquet:
         yield parquet.write_table
 
 
-def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
-            settings: Settings) -> dict[str, Any]:
-    """Write the job's file under its key from the message's activity as committed
-    when the job started. Nothing is visible under the key unless the whole file was
-    written. Returns the file's manifest."""
+def message_plan(engine: Engine, raw: Any, job: Job, progress: Progress) -> Plan:
+    """An export or history report of one message."""
+    assert job.message_pk is not None
     with engine.connect() as conn:
         message_id, channel = (str(v) for v in conn.execute(text(
             "SELECT message_id, target_channel FROM messages WHERE id = :pk"),
@@ -211,21 +237,52 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         conn.rollback()
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
-    with (activity.snapshot(engine) as raw,
-          closing(Ahead(_chunks(raw, job, channel, report, progress),
-                        name="export-reader")) as chunks,
-          store.writer(job.file_key) as stored):
-        out_raw = _Digest(stored)
-        sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
-                                    threads=COMPRESS_THREADS)
-                if report.gzip else nullcontext(out_raw))
-        with sink as out, _writer(report, out, channel) as write:
-            for data, count in chunks:
-                if progress.lost.is_set():
-                    raise LeaseLost()
-                write(data)
-                progress.rows += count
-                if settings.export_chunk_delay:
-                    progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause
-    return manifest(job, message_id, report, progress.rows, out_raw.size,
-                    out_raw.hash.hexdigest())
+    return Plan(report, _chunks(raw, job, channel, report, progress),
+                {"message_ids": [message_id], "events": report.events,
+                 "since": None, "until": None})
+
+
+def activity_plan(raw: Any, job: Job) -> Plan:
+    """An app-level export: its rows are the events of the app's messages first
+    recorded after the cursor's snapshot (all, without one), within the filter."""
+    params = job.params
+    # First in the snapshot: the marks and the events read after are of one moment.
+    messages = activity_feed.messages_of(raw, job.app_pk)
+    after = (activity_feed.cursor_marks(raw, job.app_pk, params["cursor"])
+             if params.get("cursor") else {})
+    fmt, gzip = params["format"], params["compression"] == "gzip"
+    line = activity_feed.json_lines if fmt == "jsonl" else activity_feed.csv_lines
+    report = Report(activity_feed.HEADER if fmt == "csv" else b"", line,
+                    list(params.get("events") or []), gzip, activity_feed.columns(), fmt,
+                    activity_feed.PARQUET_SCHEMA)
+    chunks = _as_format(activity_feed.rows(raw, messages, params, after),
+                        activity_feed.parquet_table, report)
+    return Plan(report, chunks, activity_filter(params), params.get("cursor"),
+                job.export_id, activity_feed.marks(messages))
+
+
+def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
+            settings: Settings) -> Written:
+    """Write the job's file under its key from the activity as committed when the job
+    started. Nothing is visible under the key unless the whole file was written.
+    Returns its manifest (and an activity export's marks)."""
+    with activity.snapshot(engine) as raw:
+        plan = (activity_plan(raw, job) if job.kind == "activity"
+                else message_plan(engine, raw, job, progress))
+        report = plan.report
+        with (closing(Ahead(plan.chunks, name="export-reader")) as chunks,
+              store.writer(job.file_key) as stored):
+            out_raw = _Digest(stored)
+            sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
+                                        threads=COMPRESS_THREADS)
+                    if report.gzip else nullcontext(out_raw))
+            with sink as out, _writer(report, out) as write:
+                for data, count in chunks:
+                    if progress.lost.is_set():
+                        raise LeaseLost()
+                    write(data)
+                    progress.rows += count
+                    if settings.export_chunk_delay:
+                        progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause
+    return Written(manifest(job, plan, progress.rows, out_raw.size, out_raw.hash.hexdigest()),
+                   plan.marks)

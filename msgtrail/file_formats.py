@@ -21,11 +21,17 @@ from msgtrail import csv_schema
 from msgtrail.channels import CHANNEL_EVENTS
 
 FORMATS = ("csv", "jsonl", "parquet")
-# An export's file name ends so; `.gz`: the file is gzip-compressed as a whole.
-SUFFIX = {"csv": "csv.gz", "jsonl": "jsonl.gz", "parquet": "parquet"}
+COMPRESSIONS = ("gzip", "none")
+# Text is gzipped whole unless asked otherwise; Parquet compresses inside, by column.
+DEFAULT_COMPRESSION = {"csv": "gzip", "jsonl": "gzip", "parquet": "none"}
 UTC_TIME = pa.timestamp("ms", tz="UTC")
 # The characters JSON forbids raw in a string, written as \u00XX.
 _CONTROL = r"[\x00-\x1f]"
+
+
+def suffix(fmt: str, compression: str) -> str:
+    """How a file of this format and compression is named: `csv.gz`, `jsonl`…"""
+    return fmt + (".gz" if compression == "gzip" else "")
 
 
 def columns(channel: str) -> list[dict[str, str]]:
@@ -49,12 +55,20 @@ def json_string(value: pa.Array) -> pa.Array:
 
 def json_lines(table: pa.Table | pa.RecordBatch, channel: str) -> pa.Array:
     """Each recipient as one JSON object and a newline."""
-    pieces: list[pa.Array | str] = []
-    for i, column in enumerate(csv_schema.columns(channel)):
+    cells = []
+    for column in csv_schema.columns(channel):
         value = _source(table, column)
-        if column in CHANNEL_EVENTS[channel]:
-            value = csv_schema.iso_utc(value)
-        pieces += ["{" if i == 0 else ",", json.dumps(column) + ":",
+        cells.append((column, csv_schema.iso_utc(value) if column in CHANNEL_EVENTS[channel]
+                      else value))
+    return json_objects(cells)
+
+
+def json_objects(cells: list[tuple[str, pa.Array]]) -> pa.Array:
+    """Each row as one JSON object of these (key, strings) and a newline; a null is
+    `null`."""
+    pieces: list[pa.Array | str] = []
+    for i, (key, value) in enumerate(cells):
+        pieces += ["{" if i == 0 else ",", json.dumps(key) + ":",
                    pc.fill_null(json_string(value), "null")]
     pieces.append("}\n")
     return pc.binary_join_element_wise(*pieces, "")
@@ -66,10 +80,15 @@ def parquet_table(table: pa.Table | pa.RecordBatch, channel: str) -> pa.Table:
     for column in csv_schema.columns(channel):
         value = _source(table, column)
         if column in CHANNEL_EVENTS[channel]:
-            value = value.cast(pa.int64()).cast(pa.timestamp("s", tz="UTC")).cast(UTC_TIME)
+            value = utc_time(value)
         arrays.append(value.cast(pa.string()) if not pa.types.is_timestamp(value.type)
                       else value)
     return pa.Table.from_arrays(arrays, schema=parquet_schema(channel))
+
+
+def utc_time(seconds: pa.Array) -> pa.Array:
+    """Unix seconds as Parquet's UTC timestamps."""
+    return seconds.cast(pa.int64()).cast(pa.timestamp("s", tz="UTC")).cast(UTC_TIME)
 
 
 def parquet_schema(channel: str) -> pa.Schema:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from msgtrail import file_formats
 from msgtrail.apps import App
 from msgtrail.db.schema import ACTIVE_STATES, jobs
 from msgtrail.errors import RateLimited
-from msgtrail.file_formats import SUFFIX
 from msgtrail.messages import Message
 
 # Before a job has progress of its own, assume this export rate for Retry-After.
@@ -35,7 +35,7 @@ class Job:
     kind: str
     account_id: int
     app_pk: int
-    message_pk: int
+    message_pk: int | None
     params: dict[str, Any]
     state: str
     file_key: str
@@ -57,6 +57,7 @@ class Job:
     finished_at: float | None
     expires_at: float | None
     manifest: str | None
+    marks: str | None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -65,16 +66,24 @@ class Job:
         return cls(**data)
 
 
-def file_key(kind: str, message: Message, params: dict[str, Any], now: float) -> str:
+def file_key(kind: str, app: App, message: Message | None, params: dict[str, Any],
+             now: float) -> str:
     """`<random uuid>/<name>`: the random directory makes URLs unguessable. Exports are
     named as OneSignal names them (`.jsonl.gz` and `.parquet` in those formats); history
-    reports are plain CSV."""
+    reports are plain CSV; an app's activity export is named for the app."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    if kind == "export":
+    fmt = params.get("format", "csv")
+    ext = file_formats.suffix(fmt, params.get("compression")
+                              or file_formats.DEFAULT_COMPRESSION[fmt])
+    if kind == "activity":
+        name = f"activity-{app.app_id}-{stamp}.{ext}"
+    elif kind == "export" and message is not None:
         name = (f"events_audience-activity-{message.message_id}-{message.target_channel}-"
-                f"{stamp}.{SUFFIX[params.get('format', 'csv')]}")
-    else:
+                f"{stamp}.{ext}")
+    elif message is not None:
         name = f"message_history-{message.message_id}-{params['events']}-{stamp}.csv"
+    else:
+        raise ValueError(f"a {kind} job needs a message")
     return f"{uuid.uuid4()}/{name}"
 
 
@@ -97,25 +106,27 @@ def active_job(conn: Connection, account_id: int) -> Job | None:
     return Job.from_row(row) if row else None
 
 
-def request(conn: Connection, kind: str, app: App, message: Message, params: dict[str, Any],
-            total_rows: int | None, url_for: Callable[[str], str],
+def request(conn: Connection, kind: str, app: App, message: Message | None,
+            params: dict[str, Any], total_rows: int | None, url_for: Callable[[str], str],
             email: str | None = None) -> Job:
-    """Queue a job, or hand back the identical one already running; 429 while another
-    job of the account is active. Runs in the caller's write transaction. The job keeps
-    the URL handed out, url_for(file key), for its email and status."""
+    """Queue a job (of one message, or with none an app-level one), or hand back the
+    identical one already running; 429 while another job of the account is active.
+    Runs in the caller's write transaction. The job keeps the URL handed out,
+    url_for(file key), for its email and status."""
     now = time.time()
+    message_pk = message.pk if message is not None else None
     active = active_job(conn, app.account_id)
     if active is not None:
-        if (active.kind, active.message_pk, active.params, active.email) == (
-                kind, message.pk, params, email):
+        if (active.kind, active.app_pk, active.message_pk, active.params, active.email) == (
+                kind, app.pk, message_pk, params, email):
             return active
         raise RateLimited(
             "Only one export at a time per account: another export is being generated. "
             "Retry after the number of seconds in the Retry-After header.",
             retry_after=retry_after(active, now))
-    key = file_key(kind, message, params, now)
+    key = file_key(kind, app, message, params, now)
     values = dict(export_id=str(uuid.uuid4()), kind=kind, account_id=app.account_id,
-                  app_pk=app.pk, message_pk=message.pk, params=json.dumps(params, sort_keys=True),
+                  app_pk=app.pk, message_pk=message_pk, params=json.dumps(params, sort_keys=True),
                   state="queued", file_key=key, url=url_for(key),
                   total_rows=total_rows,
                   email=email, email_state="pending" if email else None, created_at=now)
@@ -139,6 +150,22 @@ def find(conn: Connection, app: App, message: Message, export_id: str) -> Job | 
                                           jobs.c.app_pk == app.pk,
                                           jobs.c.message_pk == message.pk)).first()
     return Job.from_row(row) if row else None
+
+
+def find_in_app(conn: Connection, app: App, kind: str, export_id: str) -> Job | None:
+    row = conn.execute(select(jobs).where(jobs.c.export_id == export_id,
+                                          jobs.c.app_pk == app.pk, jobs.c.kind == kind)).first()
+    return Job.from_row(row) if row else None
+
+
+def of_app(conn: Connection, app: App, kind: str, limit: int, offset: int
+           ) -> tuple[list[Job], int]:
+    """A page of the app's jobs of this kind, newest first, and how many there are."""
+    where = (jobs.c.app_pk == app.pk) & (jobs.c.kind == kind)
+    total = conn.execute(select(func.count()).select_from(jobs).where(where)).scalar_one()
+    rows = conn.execute(select(jobs).where(where).order_by(
+        jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)).all()
+    return [Job.from_row(row) for row in rows], int(total)
 
 
 def of_message(conn: Connection, app: App, message: Message, limit: int = 20) -> list[Job]:
@@ -193,9 +220,11 @@ def heartbeat(engine: Engine, job: Job, owner: str, lease_seconds: float,
         ).values(**values)).rowcount == 1
 
 
-def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: float) -> bool:
+def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: float,
+           marks: dict[str, int] | None = None) -> bool:
     """The job is ready, its file described by `written` (a manifest without times),
-    which is published in the same update, never before the file."""
+    which is published in the same update, never before the file; with an activity
+    export's snapshot `marks`, which its next_cursor continues from."""
     now = time.time()
     manifest = {**written, "created_at": _iso(job.created_at), "expires_at": _iso(now + ttl)}
     with engine.begin() as conn:
@@ -203,6 +232,7 @@ def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: f
             jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.state == "running"
         ).values(state="ready", rows_written=written["rows"], total_rows=written["rows"],
                  bytes=written["bytes"], manifest=json.dumps(manifest), finished_at=now,
+                 marks=json.dumps(marks) if marks is not None else None,
                  expires_at=now + ttl, lease_expires_at=None)).rowcount == 1
 
 
@@ -263,6 +293,12 @@ def _iso(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
+def activity_filter(params: dict[str, Any]) -> dict[str, Any]:
+    """An activity export's filter as its status and manifest show it (null: any)."""
+    return {"message_ids": params.get("message_ids"), "events": params.get("events"),
+            "since": _iso(params.get("since")), "until": _iso(params.get("until"))}
+
+
 def status(job: Job) -> dict[str, Any]:
     """The job as the status endpoint shows it; absent values are omitted, not null."""
     doc: dict[str, Any] = {
@@ -273,6 +309,12 @@ def status(job: Job) -> dict[str, Any]:
         "expires_at": _iso(job.expires_at), "error": job.error,
         "email": job.email, "email_state": job.email_state, "email_error": job.email_error,
         **({"events": job.params["events"]} if job.params.get("events") else {}),
+        **({"filter": activity_filter(job.params),
+            "format": job.params["format"], "compression": job.params["compression"],
+            "cursor": job.params.get("cursor"),
+            # The cursor lives on after the file expires: it is the job's snapshot.
+            "next_cursor": job.export_id if job.marks is not None else None}
+           if job.kind == "activity" else {}),
     }
     if job.state == "ready" and job.expires_at and job.expires_at <= time.time():
         doc["state"] = "expired"

@@ -105,9 +105,10 @@ class Worker:
         finally:
             progress.done.set()
             beat.join()
-        if jobs.finish(self.engine, job, self.owner, written, self.settings.file_ttl_seconds):
+        if jobs.finish(self.engine, job, self.owner, written.manifest,
+                       self.settings.file_ttl_seconds, written.marks):
             log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id,
-                     written["rows"], written["bytes"])
+                     written.manifest["rows"], written.manifest["bytes"])
         else:
             log.warning("%s: job %s finished after its lease was lost", self.name, job.export_id)
 

@@ -28,6 +28,10 @@ ACCESS_DENIED = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>Acces
                  "<Message>Access Denied</Message></Error>")
 
 
+MEDIA_TYPES = {"gz": "application/gzip", "parquet": "application/vnd.apache.parquet",
+               "csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
 def not_ready(job: jobs.Job | None) -> Response:
     if job is not None and job.kind == "history":
         return Response(ACCESS_DENIED, status_code=403, media_type="application/xml")
@@ -65,8 +69,7 @@ def download(request: Request, token: str, name: str) -> Response:
         return not_ready(job)
     if served.url:  # S3: the store serves the bytes
         return RedirectResponse(served.url, status_code=307)
-    media = ("application/gzip" if name.endswith(".gz") else
-             "application/vnd.apache.parquet" if name.endswith(".parquet") else "text/csv")
+    media = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
     if served.path:
         return FileResponse(served.path, media_type=media, filename=name)
     return Response(served.data, media_type=media,

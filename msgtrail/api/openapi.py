@@ -100,6 +100,33 @@ EXPORT_BODY = {
         }}}},
 }
 
+_MOMENT = {"anyOf": [{"type": "integer", "minimum": 0, "description": "Unix seconds"},
+                     {"type": "string", "format": "date-time"}]}
+
+ACTIVITY_EXPORT_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "message_ids": {"type": "array", "items": UUID, "minItems": 1, "maxItems": 1000,
+                            "description": "Default: every message of the app"},
+            "events": {"anyOf": [{"type": "string"},
+                                 {"type": "array", "items": {"type": "string",
+                                                             "enum": list(EVENTS)}}],
+                       "description": "Only these events (default: all)"},
+            "since": {**_MOMENT, "description": "Events at or after this time (their own)"},
+            "until": {**_MOMENT, "description": "Events before this time (their own)"},
+            "cursor": {"type": "string", "format": "uuid",
+                       "description": "A previous export's next_cursor: only events "
+                                      "recorded after that export's snapshot"},
+            "format": {"type": "string", "enum": ["csv", "jsonl", "parquet"],
+                       "default": "csv"},
+            "compression": {"type": "string", "enum": ["gzip", "none"],
+                            "description": "Default: gzip for csv and jsonl, none for "
+                                           "parquet (compressed inside)"},
+        }}}},
+}
+
 HISTORY_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {

@@ -43,6 +43,10 @@ apps = Table(
     Column("name", String(200), nullable=False),
     Column("history_enabled", Boolean, nullable=False, server_default="1"),
     Column("created_at", BigInteger, nullable=False),
+    # Where msgtrail POSTs when an export of the app ends, and the signing secret
+    # (sealed by msgtrail.vault); see msgtrail.webhook_delivery.
+    Column("webhook_url", Text, nullable=True),
+    Column("webhook_secret", Text, nullable=True),
 )
 
 api_keys = Table(
@@ -123,11 +127,12 @@ jobs = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("export_id", String(36), nullable=False, unique=True),
-    Column("kind", String(16), nullable=False),  # export | history
+    Column("kind", String(16), nullable=False),  # export | history | activity
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
     Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
-    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False),
-    # What to write: the events filter (comma-separated) or history's event.
+    # None for an app-level export (activity), which may cover any of its messages.
+    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=True),
+    # What to write (JSON): the events filter, format, and an activity export's filter.
     Column("params", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("file_key", String(300), nullable=False, unique=True),
@@ -138,6 +143,9 @@ jobs = Table(
     Column("bytes", BigInteger, nullable=True),
     # The ready file's manifest (JSON): rows, bytes, SHA-256 as served, columns, filter.
     Column("manifest", Text, nullable=True),
+    # An activity export's snapshot (JSON): the last batch of each of the app's messages
+    # it saw; an export given its cursor writes only later batches' events.
+    Column("marks", Text, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(100), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
@@ -153,6 +161,7 @@ jobs = Table(
     Column("finished_at", Float, nullable=True),
     Column("expires_at", Float, nullable=True),
     Index("ix_jobs_state", "state", "created_at"),
+    Index("ix_jobs_app_created", "app_pk", "kind", "created_at"),
     # The database itself enforces one export at a time per account, whatever the
     # number of API processes racing to start one.
     Index("ux_jobs_account_active", "account_id", unique=True,
@@ -195,4 +204,28 @@ webhook_rejections = Table(
     Column("received_at", BigInteger, nullable=False),
     Index("ux_webhook_rejections_digest", "app_pk", "digest", unique=True),
     Index("ix_webhook_rejections_app", "app_pk", "id"),
+)
+
+# Completion notices to an app's webhook URL: one row per (job, ready|failed|expired),
+# its body fixed when created so that every retry sends the same event id and bytes.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(40), nullable=False, unique=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    # pending -> sending -> delivered, or pending again (next_at) until given up: failed.
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Column("next_at", Float, nullable=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Index("ix_webhook_deliveries_due", "state", "next_at"),
+    Index("ix_webhook_deliveries_job", "job_id", "id"),
 )

@@ -65,6 +65,25 @@ class InProcess:
             time.sleep(0.05)
         return self.fetch(r.json()["csv_file_url"]), doc
 
+    def activity_export(self, **body: Any) -> tuple[bytes, dict[str, Any]]:
+        """An app-level activity export's file as served, and its ready status."""
+        r = self.client.post(f"/apps/{self.app_id}/activity_exports", json=body)
+        assert r.status_code == 200, r.text
+        doc = self.wait_activity(r.json()["export_id"])
+        assert doc["file_url"] == r.json()["file_url"]
+        return self.fetch(r.json()["file_url"]), doc
+
+    def wait_activity(self, export_id: str, timeout: float = 30) -> dict[str, Any]:
+        """An activity export's status once it has ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.client.get(f"/apps/{self.app_id}/activity_exports/{export_id}").json()
+            if doc["state"] not in ("queued", "running"):
+                assert doc["state"] == "ready", doc
+                return dict(doc)
+            assert time.monotonic() < deadline, f"activity export not ready in {timeout} s"
+            time.sleep(0.05)
+
     def fetch(self, url: str, timeout: float = 30) -> bytes:
         """The file at a URL handed out, once it is served: msgtrail's own route (in
         process) or the S3 store's presigned URL."""

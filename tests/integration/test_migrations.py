@@ -73,7 +73,7 @@ def test_postgresql_stores_blobs_as_they_are(tmp_path, backend: Embedded | Scale
         upgrade(engine)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")
-                                ).scalar_one() == "0010"
+                                ).scalar_one() == "0011"
             if engine.dialect.name != "postgresql":
                 return
             storage = dict(conn.execute(text(

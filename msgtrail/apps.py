@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from msgtrail.clock import now
 from msgtrail.db.schema import accounts, api_keys, apps
 from msgtrail.errors import NotFound
+from msgtrail.vault import Vault
 
 KEY_PREFIX = "mtk_"
 
@@ -112,6 +113,28 @@ def set_history(conn: Connection, app_id: str, enabled: bool) -> App:
     app = get_app(conn, app_id)
     conn.execute(apps.update().where(apps.c.id == app.pk).values(history_enabled=enabled))
     return get_app(conn, app_id)
+
+
+def set_webhook(conn: Connection, vault: Vault, app_id: str, url: str | None,
+                rotate: bool) -> tuple[str | None, str | None]:
+    """Set (a URL), remove ('') or keep (None) the app's completion webhook URL, and
+    issue a signing secret when there is a URL and none yet, or `rotate`. Returns the
+    URL and the newly issued secret (shown once; only sealed it is kept), if any. The
+    URL must have passed `export_webhooks.check_url`."""
+    app = get_app(conn, app_id)
+    current, sealed = conn.execute(select(apps.c.webhook_url, apps.c.webhook_secret)
+                                   .where(apps.c.id == app.pk)).one()
+    if url is not None:
+        current = url or None
+    secret = None
+    if current and (rotate or not sealed):
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        sealed = vault.seal({"secret": secret})
+    if not current:
+        sealed = None
+    conn.execute(apps.update().where(apps.c.id == app.pk).values(
+        webhook_url=current, webhook_secret=sealed))
+    return current, secret
 
 
 def authenticate(conn: Connection, key: str) -> App | None:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import click
 import uvicorn
 
-from msgtrail import allocators, connections, intake
+from msgtrail import allocators, connections, export_webhooks, intake
 from msgtrail import apps as apps_mod
 from msgtrail.client._cli import export_command
 from msgtrail.clock import now
@@ -223,15 +223,49 @@ def apps_revoke(app_id, key_prefix, data_dir, database_url) -> None:  # type: ig
 
 @apps.command("update")
 @click.argument("app_id")
-@click.option("--history", type=click.Choice(["on", "off"]), required=True,
+@click.option("--history", type=click.Choice(["on", "off"]), default=None,
               help='"Send History via API": allow POST /notifications/{id}/history.')
+@click.option("--webhook-url", default=None,
+              help="Where msgtrail POSTs when an export of the app is ready, failed or "
+                   "expired (http or https); '' removes it.")
+@click.option("--rotate-webhook-secret", is_flag=True,
+              help="Issue a new signing secret (the old one stops signing at once).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"app_id": ..., "webhook_url": ..., "webhook_secret": ...}.')
 @data_dir_option
 @database_option
-def apps_update(app_id, history, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
-    """Change an app's settings."""
-    app = _run(lambda c: apps_mod.set_history(c, app_id, history == "on"), data_dir,
-               database_url)
-    click.echo(f"{app.app_id}: history={'on' if app.history_enabled else 'off'}")
+def apps_update(app_id, history, webhook_url, rotate_webhook_secret, as_json, data_dir,  # type: ignore[no-untyped-def]
+                database_url) -> None:
+    """Change an app's settings. A webhook's signing secret is printed once, when it
+    is issued (with the first URL, or --rotate-webhook-secret)."""
+    if history is None and webhook_url is None and not rotate_webhook_secret:
+        raise click.UsageError("nothing to change: give --history, --webhook-url or "
+                               "--rotate-webhook-secret")
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    if webhook_url:
+        try:
+            export_webhooks.check_url(webhook_url, settings.webhook_allow_private)
+        except MsgtrailError as exc:
+            raise click.BadParameter("; ".join(exc.messages),
+                                     param_hint="--webhook-url") from None
+
+    def change(conn):  # type: ignore[no-untyped-def]
+        if history is not None:
+            apps_mod.set_history(conn, app_id, history == "on")
+        url, secret = apps_mod.set_webhook(conn, Vault(settings), app_id, webhook_url,
+                                           rotate_webhook_secret)
+        return apps_mod.get_app(conn, app_id), url, secret
+
+    app, url, secret = _run(change, data_dir, database_url)
+    if as_json:
+        click.echo(json.dumps({"app_id": app.app_id, "webhook_url": url,
+                               "webhook_secret": secret}))
+        return
+    click.echo(f"{app.app_id}: history={'on' if app.history_enabled else 'off'} "
+               f"webhook={url or 'none'}")
+    if secret:
+        click.echo(f"webhook secret: {secret}\nKeep it now: it is not shown again. Check "
+                   "each request's Msgtrail-Signature with msgtrail.client.verify_webhook.")
 
 
 def _webhook_url(settings: Settings, source: str, app_id: str,

@@ -220,30 +220,41 @@ def heartbeat(engine: Engine, job: Job, owner: str, lease_seconds: float,
         ).values(**values)).rowcount == 1
 
 
+# Called in the transaction that ends a job, with the job as it ended and how (ready,
+# failed or expired): `msgtrail.export_webhooks` records the app's notice there.
+Ended = Callable[[Connection, "Job", str], None]
+
+
 def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: float,
-           marks: dict[str, int] | None = None) -> bool:
+           marks: dict[str, int] | None = None, ended: Ended | None = None) -> bool:
     """The job is ready, its file described by `written` (a manifest without times),
     which is published in the same update, never before the file; with an activity
     export's snapshot `marks`, which its next_cursor continues from."""
     now = time.time()
     manifest = {**written, "created_at": _iso(job.created_at), "expires_at": _iso(now + ttl)}
     with engine.begin() as conn:
-        return conn.execute(jobs.update().where(
+        done = conn.execute(jobs.update().where(
             jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.state == "running"
         ).values(state="ready", rows_written=written["rows"], total_rows=written["rows"],
                  bytes=written["bytes"], manifest=json.dumps(manifest), finished_at=now,
                  marks=json.dumps(marks) if marks is not None else None,
                  expires_at=now + ttl, lease_expires_at=None)).rowcount == 1
+        if done and ended is not None:
+            ended(conn, get(conn, job.id), "ready")
+        return done
 
 
-def fail(engine: Engine, job: Job, owner: str, error: str, max_attempts: int) -> None:
+def fail(engine: Engine, job: Job, owner: str, error: str, max_attempts: int,
+         ended: Ended | None = None) -> None:
     """Record a failed attempt: queued again while attempts remain, else failed."""
     final = job.attempts >= max_attempts
     with engine.begin() as conn:
-        conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.lease_owner == owner)
-                     .values(state="failed" if final else "queued", error=error,
-                             lease_owner=None, lease_expires_at=None,
-                             finished_at=time.time() if final else None))
+        done = conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.lease_owner == owner)
+                            .values(state="failed" if final else "queued", error=error,
+                                    lease_owner=None, lease_expires_at=None,
+                                    finished_at=time.time() if final else None)).rowcount == 1
+        if done and final and ended is not None:
+            ended(conn, get(conn, job.id), "failed")
 
 
 def claim_email(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
@@ -291,6 +302,21 @@ def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+def manifest_url(public_url: str, key: str) -> str:
+    """Where msgtrail serves a file's manifest: beside the file on its own /exports
+    route, also when the store serves the file itself."""
+    return f"{public_url}/exports/{key}.manifest.json"
+
+
+def public_status(job: Job, public_url: str) -> dict[str, Any]:
+    """The status as the API and the completion webhooks show it: with the manifest's
+    URL, and an activity export's file URL under the name its request answered."""
+    doc = {**status(job), "manifest_url": manifest_url(public_url, job.file_key)}
+    if job.kind == "activity":
+        doc["file_url"] = job.url
+    return doc
 
 
 def activity_filter(params: dict[str, Any]) -> dict[str, Any]:

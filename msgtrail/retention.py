@@ -9,6 +9,7 @@ import time
 from sqlalchemy import Engine, select, update
 
 from msgtrail import activity
+from msgtrail import jobs as jobs_mod
 from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
@@ -31,8 +32,9 @@ def take_turn(engine: Engine, interval: float, now: float | None = None) -> bool
 
 
 def purge(engine: Engine, store: BlobStore, settings: Settings,
-          now: float | None = None) -> dict[str, int]:
-    """Delete expired files and activity older than the retention window."""
+          now: float | None = None, ended: jobs_mod.Ended | None = None) -> dict[str, int]:
+    """Delete expired files and activity older than the retention window; `ended`
+    hears of each job whose file expired, in the transaction that marks it."""
     now = time.time() if now is None else now
     counts = {"files": 0, "messages": 0, "partials": 0, "rejections": 0}
     with engine.connect() as conn:
@@ -42,7 +44,10 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
     for job_id, key in expired:
         with engine.begin() as conn:
             # Marked first: from here the URL answers 404, then the bytes go.
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(state="expired"))
+            marked = conn.execute(jobs.update().where(
+                jobs.c.id == job_id, jobs.c.state == "ready").values(state="expired")).rowcount
+            if marked and ended is not None:
+                ended(conn, jobs_mod.get(conn, job_id), "expired")
         store.delete(key)
         counts["files"] += 1
     cutoff = int(now - settings.activity_retention_days * 86400)

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     smtp_timeout: float = 30
     # A failed email is tried again after email_retry_seconds, doubling, max_attempts times.
     email_retry_seconds: float = 30
+    # Completion webhooks: a failed delivery is tried again after webhook_retry_seconds,
+    # doubling (at most an hour apart), until webhook_give_up_seconds after the event.
+    webhook_retry_seconds: float = 30
+    webhook_give_up_seconds: float = 24 * 3600
+    webhook_timeout: float = 10
+    # Allow webhook URLs on loopback and private networks (refused by default: SSRF).
+    webhook_allow_private: bool = False
     # Ingestion limits of one request.
     max_events_per_request: int = 10_000
     max_request_bytes: int = 10 * 1024 * 1024

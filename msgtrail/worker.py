@@ -1,4 +1,6 @@
-"""Background work: export jobs and their emails, compacting activity, and retention.
+"""Background work: export jobs and their emails, compacting activity, retention, and
+(on a thread of each worker's own, so that a slow receiver never holds exports up) the
+apps' completion webhooks.
 
 A worker is a thread; `msgtrail serve` runs some beside the API and `msgtrail worker`
 runs them on their own. Any number may run against one database and one store: jobs
@@ -17,12 +19,13 @@ import uuid
 
 from sqlalchemy import Engine, select
 
-from msgtrail import jobs, mailer, retention, upkeep
+from msgtrail import export_webhooks, jobs, mailer, retention, upkeep
 from msgtrail.clock import now
 from msgtrail.db.schema import messages
 from msgtrail.export_pipeline import LeaseLost, Progress, run_job
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
+from msgtrail.vault import Vault
 
 log = logging.getLogger("msgtrail.worker")
 
@@ -39,6 +42,9 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._courier: threading.Thread | None = None
+        self._vault: Vault | None = None
+        self._ended = export_webhooks.on_end(settings)
         self._next_purge = 0.0
         self._progress: Progress | None = None
 
@@ -48,7 +54,7 @@ class Worker:
             # Each worker looks once an interval; one of them, anywhere, purges.
             self._next_purge = time.monotonic() + self.settings.purge_interval
             if retention.take_turn(self.engine, self.settings.purge_interval):
-                retention.purge(self.engine, self.store, self.settings)
+                retention.purge(self.engine, self.store, self.settings, ended=self._ended)
         job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
         if job is not None:
             self.run_job(job)
@@ -100,17 +106,33 @@ class Worker:
         except Exception as exc:  # the job records the failure; the worker carries on
             log.exception("%s: job %s failed", self.name, job.export_id)
             jobs.fail(self.engine, job, self.owner, f"{type(exc).__name__}: {exc}",
-                      self.settings.max_attempts)
+                      self.settings.max_attempts, self._ended)
             return
         finally:
             progress.done.set()
             beat.join()
         if jobs.finish(self.engine, job, self.owner, written.manifest,
-                       self.settings.file_ttl_seconds, written.marks):
+                       self.settings.file_ttl_seconds, written.marks, self._ended):
             log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id,
                      written.manifest["rows"], written.manifest["bytes"])
         else:
             log.warning("%s: job %s finished after its lease was lost", self.name, job.export_id)
+
+    def deliver_once(self) -> bool:
+        """Deliver one due completion webhook; False when none was due."""
+        if self._vault is None:
+            self._vault = Vault(self.settings)
+        return export_webhooks.deliver_next(self.engine, self._vault, self.owner, self.settings)
+
+    def _deliver(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.deliver_once()
+            except Exception:  # a failed delivery is recorded and retried; carry on
+                log.exception("%s: webhook delivery failed", self.name)
+                busy = False
+            if not busy:
+                self._stop.wait(self.settings.poll_interval)
 
     def _heartbeat(self, job: jobs.Job, progress: Progress) -> None:
         """Renew the lease and record progress until the job ends or is lost."""
@@ -145,11 +167,15 @@ class Worker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
+        self._courier = threading.Thread(target=self._deliver, name=f"{self.name}-webhooks",
+                                         daemon=True)
+        self._courier.start()
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         self._wake.set()
         if self._progress is not None:
             self._progress.lost.set()
-        if self._thread:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._courier):
+            if thread:
+                thread.join(timeout)

@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import jobs
 from msgtrail.api.auth import require_app, require_uuid
-from msgtrail.api.exports import file_url, json_object, manifest_url
+from msgtrail.api.exports import file_url, json_object, manifest_url, public_status
+from msgtrail.api.notifications import MAX_OFFSET
 from msgtrail.api.openapi import ACTIVITY_EXPORT_BODY, errors
 from msgtrail.apps import App
 from msgtrail.channels import EVENTS
@@ -138,11 +139,6 @@ def cursor(request: Request, app: App, raw: Any) -> str | None:
     return export_id
 
 
-def _status(request: Request, job: jobs.Job) -> dict[str, Any]:
-    return {**jobs.status(job), "file_url": job.url,
-            "manifest_url": manifest_url(request, job.file_key)}
-
-
 @router.get("/apps/{app_id}/activity_exports/{export_id}", summary="Activity export status",
             responses=errors(400, 401, 404, 503))
 def status(request: Request, app_id: str, export_id: str) -> dict[str, Any]:
@@ -154,13 +150,13 @@ def status(request: Request, app_id: str, export_id: str) -> dict[str, Any]:
         conn.rollback()
     if job is None:
         raise NotFound(f"No activity export with id {export_id} in this app")
-    return _status(request, job)
+    return public_status(request, job)
 
 
 @router.get("/apps/{app_id}/activity_exports", summary="An app's activity exports",
             responses=errors(400, 401, 404, 503))
 def listing(request: Request, app_id: str, limit: int = Query(20, ge=1, le=100),
-            offset: int = Query(0, ge=0)) -> dict[str, Any]:
+            offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
     """The app's activity exports, newest first: `{"total_count", "offset", "limit",
     "exports": [status…]}`."""
     app = require_app(request, app_id)
@@ -168,4 +164,4 @@ def listing(request: Request, app_id: str, limit: int = Query(20, ge=1, le=100),
         found, total = jobs.of_app(conn, app, "activity", limit, offset)
         conn.rollback()
     return {"total_count": total, "offset": offset, "limit": limit,
-            "exports": [_status(request, job) for job in found]}
+            "exports": [public_status(request, job) for job in found]}

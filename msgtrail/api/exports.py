@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from msgtrail import jobs, messages
+from msgtrail import export_webhooks, jobs, messages
 from msgtrail.api.auth import require_app, require_uuid
 from msgtrail.api.openapi import EXPORT_BODY, errors
 from msgtrail.apps import App
@@ -43,9 +43,16 @@ def file_url(request: Request, kind: str, key: str) -> str:
 
 
 def manifest_url(request: Request, key: str) -> str:
-    """Where msgtrail serves a file's manifest: beside the file on its own /exports
-    route, also when the store serves the file itself."""
-    return f"{request.app.state.settings.resolved_public_url()}/exports/{key}.manifest.json"
+    return jobs.manifest_url(request.app.state.settings.resolved_public_url(), key)
+
+
+def public_status(request: Request, job: jobs.Job) -> dict[str, Any]:
+    """A job's status as the status endpoints answer it, with its webhook's state."""
+    with request.app.state.engine.connect() as conn:
+        notice = export_webhooks.state(conn, job.id)
+        conn.rollback()
+    return {**jobs.public_status(job, request.app.state.settings.resolved_public_url()),
+            **notice}
 
 
 def parse_events(raw: Any, channel: str) -> list[str]:
@@ -184,4 +191,4 @@ def export_status(request: Request, message_id: str, export_id: str,
         conn.rollback()
     if job is None:
         raise NotFound(f"No export with id {export_id} for this message")
-    return {**jobs.status(job), "manifest_url": manifest_url(request, job.file_key)}
+    return public_status(request, job)

@@ -74,3 +74,36 @@ def test_demo_serves_queryable_data(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_apps_update_webhook_url_and_secret(tmp_path) -> None:
+    app_id = json.loads(run_cli(tmp_path, "apps", "create", "--name", "hooks", "--json"))["app_id"]
+    url = "https://93.184.216.34/hooks/msgtrail"
+    first = json.loads(run_cli(tmp_path, "apps", "update", app_id, "--webhook-url", url, "--json"))
+    assert first["app_id"] == app_id and first["webhook_url"] == url
+    assert first["webhook_secret"].startswith("whsec_")
+    # A new URL keeps the secret (not shown again); rotating issues a new one.
+    moved = json.loads(run_cli(tmp_path, "apps", "update", app_id, "--webhook-url",
+                               url + "/v2", "--json"))
+    assert moved == {"app_id": app_id, "webhook_url": url + "/v2", "webhook_secret": None}
+    rotated = json.loads(run_cli(tmp_path, "apps", "update", app_id,
+                                 "--rotate-webhook-secret", "--json"))
+    assert rotated["webhook_secret"] not in (None, first["webhook_secret"])
+    assert "webhook secret: whsec_" in run_cli(tmp_path, "apps", "update", app_id,
+                                               "--rotate-webhook-secret")
+    removed = json.loads(run_cli(tmp_path, "apps", "update", app_id, "--webhook-url", "",
+                                 "--json"))
+    assert removed == {"app_id": app_id, "webhook_url": None, "webhook_secret": None}
+
+    # Loopback and private addresses are refused unless allowed.
+    for bad in ("http://127.0.0.1:8080/x", "http://10.0.0.7/x", "ftp://93.184.216.34/x"):
+        refused = subprocess.run([*MSGTRAIL, "apps", "update", app_id, "--webhook-url", bad,
+                                  "--data-dir", str(tmp_path)], capture_output=True, text=True)
+        assert refused.returncode == 2 and "--webhook-url" in refused.stderr, refused.stderr
+    allowed = json.loads(run_cli(tmp_path, "apps", "update", app_id, "--webhook-url",
+                                 "http://127.0.0.1:8080/x", "--json",
+                                 env={"MSGTRAIL_WEBHOOK_ALLOW_PRIVATE": "1"}))
+    assert allowed["webhook_url"] == "http://127.0.0.1:8080/x" and allowed["webhook_secret"]
+    nothing = subprocess.run([*MSGTRAIL, "apps", "update", app_id, "--data-dir", str(tmp_path)],
+                             capture_output=True, text=True)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr

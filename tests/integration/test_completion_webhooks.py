@@ -1,0 +1,237 @@
+"""Completion webhooks, on both configurations: a signed notice when an export is
+ready, failed or expired, checked by the client's verify_webhook and by a plain HMAC;
+retries with the same id; giving up; and URLs msgtrail refuses to call (SSRF)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from msgtrail import apps, export_webhooks, retention
+from msgtrail.client import verify_webhook
+from msgtrail.errors import BadRequest
+from msgtrail.storage import open_store
+from msgtrail.testing.backends import Embedded, Scale
+from msgtrail.vault import Vault
+from tests.integration.conftest import InProcess
+
+
+class Receiver:
+    """A webhook receiver on loopback: answers each POST with the next status of its
+    script (the last one from then on) and records what it was sent."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                status = receiver.statuses[min(len(receiver.requests),
+                                               len(receiver.statuses)) - 1]
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/msgtrail"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 20) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            assert time.monotonic() < deadline, f"{len(self.requests)} of {count} requests"
+            time.sleep(0.02)
+        return self.requests
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set before the service starts: loopback receivers, retries in tenths of seconds."""
+    monkeypatch.setenv("MSGTRAIL_WEBHOOK_ALLOW_PRIVATE", "1")
+    monkeypatch.setenv("MSGTRAIL_WEBHOOK_RETRY_SECONDS", "0.05")
+    monkeypatch.setenv("MSGTRAIL_MAX_ATTEMPTS", "1")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver([200])
+    yield r
+    r.server.shutdown()
+
+
+def _hook(api: InProcess, url: str) -> str:
+    with api.engine.begin() as conn:
+        _, secret = apps.set_webhook(conn, Vault(api.settings), api.app_id, url, False)
+    assert secret and secret.startswith("whsec_")
+    return secret
+
+
+def _plain_hmac_ok(secret: str, body: bytes, header: str) -> bool:
+    """The check a receiver writes by hand from the documented scheme."""
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + body,
+                        hashlib.sha256).hexdigest()
+    return abs(time.time() - int(fields["t"])) < 300 and hmac.compare_digest(
+        expected, fields["v1"])
+
+
+def _status(api: InProcess, message_id: str, export_id: str) -> dict[str, Any]:
+    return dict(api.client.get(f"/notifications/{message_id}/export_events/{export_id}",
+                               params={"app_id": api.app_id}).json())
+
+
+def _wait_state(api: InProcess, message_id: str, export_id: str, state: str,
+                attempts: int = 1) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while ((doc := _status(api, message_id, export_id)).get("webhook_state") != state
+           or doc["webhook_attempts"] < attempts):
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.05)
+    return doc
+
+
+def test_a_ready_export_is_notified_signed(api: InProcess, receiver: Receiver) -> None:
+    secret = _hook(api, receiver.url)
+    message_id = api.create_message()
+    _, status = api.export_file(message_id)
+    headers, body = receiver.wait(1)[0]
+    header = headers["Msgtrail-Signature"]
+    event = verify_webhook(secret, body, header)
+    assert _plain_hmac_ok(secret, body, header)
+    assert not _plain_hmac_ok(secret, body + b" ", header)
+    assert event["type"] == "export.ready" and event["id"].startswith("evt_")
+    assert abs(event["created"] - time.time()) < 60
+    assert event["data"]["export_id"] == status["export_id"]
+    assert event["data"]["state"] == "ready"
+    assert event["data"]["manifest"] == status["manifest"]
+    assert event["data"]["manifest_url"] == status["manifest_url"]
+    doc = _wait_state(api, message_id, status["export_id"], "delivered")
+    assert doc["webhook_attempts"] == 1 and doc["webhook_type"] == "export.ready"
+
+    # An activity export's notice carries its cursor.
+    _, activity = api.activity_export()
+    headers, body = receiver.wait(2)[1]
+    event = verify_webhook(secret, body, headers["Msgtrail-Signature"])
+    assert event["data"]["next_cursor"] == activity["export_id"]
+    assert event["data"]["file_url"] == activity["file_url"]
+
+
+def test_retries_send_the_same_event_until_taken(api: InProcess) -> None:
+    receiver = Receiver([500, 503, 204])
+    try:
+        secret = _hook(api, receiver.url)
+        message_id = api.create_message()
+        _, status = api.export_file(message_id)
+        sent = receiver.wait(3)
+        assert len({body for _, body in sent}) == 1  # the same id and bytes each time
+        for headers, body in sent:
+            assert verify_webhook(secret, body, headers["Msgtrail-Signature"])
+        doc = _wait_state(api, message_id, status["export_id"], "delivered")
+        assert doc["webhook_attempts"] == 3 and "webhook_error" not in doc
+        time.sleep(0.3)
+        assert len(receiver.requests) == 3  # delivered: never sent again
+    finally:
+        receiver.server.shutdown()
+
+
+def test_a_receiver_that_keeps_failing_is_given_up(api: InProcess) -> None:
+    receiver = Receiver([500])
+    api.settings.webhook_give_up_seconds = 0.5
+    try:
+        _hook(api, receiver.url)
+        message_id = api.create_message()
+        _, status = api.export_file(message_id)
+        doc = _wait_state(api, message_id, status["export_id"], "failed")
+        assert doc["webhook_error"] == "HTTP 500" and doc["webhook_attempts"] >= 2
+        assert len(receiver.requests) == doc["webhook_attempts"]
+    finally:
+        receiver.server.shutdown()
+
+
+def test_failed_and_expired_exports_are_notified(api: InProcess, receiver: Receiver,
+                                                 backend: Embedded | Scale, tmp_path) -> None:
+    secret = _hook(api, receiver.url)
+    message_id = api.create_message()
+    _, status = api.export_file(message_id)
+    receiver.wait(1)
+    # Expired: the purge that expires the file records the notice.
+    store = open_store(api.settings.resolved_storage_url())
+    counts = retention.purge(api.engine, store, api.settings, now=time.time() + 4 * 86400,
+                             ended=export_webhooks.on_end(api.settings))
+    assert counts["files"] == 1
+    event = verify_webhook(secret, receiver.wait(2)[1][1],
+                           receiver.requests[1][0]["Msgtrail-Signature"])
+    assert (event["type"], event["data"]["state"]) == ("export.expired", "expired")
+    assert event["data"]["export_id"] == status["export_id"]
+
+    # Failed: the store breaks after the export was accepted (one attempt allowed).
+    r = api.client.post(f"/notifications/{message_id}/export_events",
+                        params={"app_id": api.app_id})
+    env = {"MSGTRAIL_STORAGE_URL": api.settings.resolved_storage_url()}
+    backend.break_storage(env, tmp_path)
+    try:
+        headers, body = receiver.wait(3)[2]
+    finally:
+        backend.mend_storage(env, tmp_path)
+    event = verify_webhook(secret, body, headers["Msgtrail-Signature"])
+    assert (event["type"], event["data"]["state"]) == ("export.failed", "failed")
+    assert event["data"]["export_id"] == r.json()["export_id"] and event["data"]["error"]
+
+
+def test_no_notice_without_a_url(api: InProcess, receiver: Receiver) -> None:
+    _hook(api, receiver.url)
+    with api.engine.begin() as conn:
+        assert apps.set_webhook(conn, Vault(api.settings), api.app_id, "", False) == (None, None)
+    message_id = api.create_message()
+    _, status = api.export_file(message_id)
+    time.sleep(0.3)
+    assert receiver.requests == [] and "webhook_state" not in status
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/x", "http://localhost/x", "http://[::1]/x", "http://10.1.2.3/x",
+    "https://192.168.0.10/x", "http://172.16.5.4/x", "http://169.254.169.254/latest/",
+    "http://0.0.0.0/x", "http://[fd00::1]/x", "http://100.64.0.1/x",
+])
+def test_private_addresses_are_refused(url: str) -> None:
+    with pytest.raises(BadRequest, match="non-public address"):
+        export_webhooks.check_url(url, allow_private=False)
+    assert export_webhooks.check_url(url, allow_private=True) == url
+
+
+@pytest.mark.parametrize("url", ["ftp://93.184.216.34/x", "93.184.216.34/x", "http:///x",
+                                 "https://user:pw@93.184.216.34/x", "javascript:alert(1)"])
+def test_only_plain_http_urls_are_taken(url: str) -> None:
+    with pytest.raises(BadRequest, match="webhook URL must"):
+        export_webhooks.check_url(url, allow_private=True)
+
+
+def test_a_public_address_is_taken() -> None:
+    assert export_webhooks.check_url("https://93.184.216.34/hook", allow_private=False)
+
+
+def test_a_url_that_turned_private_is_not_called(api: InProcess, receiver: Receiver) -> None:
+    """Checked again at delivery: allowed when set, refused when sent."""
+    _hook(api, receiver.url)
+    api.settings.webhook_allow_private = False
+    message_id = api.create_message()
+    _, status = api.export_file(message_id)
+    doc = _wait_state(api, message_id, status["export_id"], "pending")
+    assert "non-public address" in doc["webhook_error"]
+    time.sleep(0.3)
+    assert receiver.requests == []
+    assert json.dumps(doc)  # the status stays JSON

@@ -51,11 +51,13 @@ class Again(Exception):
 class Call:
     """One export request and what follows from it."""
 
-    kind: str  # export | history
-    message_id: str
+    kind: str  # export | history | activity
+    message_id: str  # an app-level (activity) export: empty
     path: str
     params: dict[str, str]
     body: bytes
+    # The format the server writes; the client converts only CSV.
+    served: str = "csv"
     url: str = ""
     export_id: str | None = None
     drops: int = 0
@@ -63,6 +65,8 @@ class Call:
     # The file's manifest, when the server publishes one: the download is checked
     # against its rows and SHA-256 before it is kept.
     manifest: dict[str, Any] | None = None
+    # An activity export's cursor for the next one, from its ready status.
+    next_cursor: str | None = None
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -149,7 +153,21 @@ class BaseClient:
         return Call("history", message_id, f"/notifications/{message_id}/history", {},
                     json.dumps(body).encode())
 
+    def _activity_call(self, *, message_ids: list[str] | None = None,
+                       events: list[str] | str | None = None, since: int | str | None = None,
+                       until: int | str | None = None, cursor: str | None = None,
+                       format: str = "csv", compression: str | None = None) -> Call:
+        """msgtrail's app-level export: every event of the app's messages recorded
+        after `cursor` (all without one), within the filter, written as `format`."""
+        body = {"message_ids": message_ids, "events": events, "since": since, "until": until,
+                "cursor": cursor, "format": format, "compression": compression}
+        return Call("activity", "", f"/apps/{self.app_id}/activity_exports", {},
+                    json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
+                    served=format)
+
     def _status_path(self, call: Call) -> str:
+        if call.kind == "activity":
+            return f"/apps/{self.app_id}/activity_exports/{call.export_id}"
         return f"/notifications/{call.message_id}/export_events/{call.export_id}"
 
     # -- what answers mean -----------------------------------------------------------
@@ -162,7 +180,7 @@ class BaseClient:
         if response.status_code != 200:
             raise api_error(response)
         doc = response.json()
-        url = doc.get("csv_file_url") or doc.get("destination_url")
+        url = doc.get("csv_file_url") or doc.get("destination_url") or doc.get("file_url")
         if not isinstance(url, str) or not url:
             raise APIError(200, ["the answer carries no file URL"], response.text)
         call.url = url
@@ -180,6 +198,8 @@ class BaseClient:
         if state == "ready":
             manifest = doc.get("manifest")
             call.manifest = manifest if isinstance(manifest, dict) else None
+            cursor = doc.get("next_cursor")
+            call.next_cursor = cursor if isinstance(cursor, str) else None
             return
         if state in ("failed", "expired"):
             raise ExportFailedError(f"export {state}: {doc.get('error', 'no reason given')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -87,9 +88,12 @@ def describe(p: Progress, with_phase: bool = True) -> str:
 
 
 @click.command("export")
-@click.argument("message_ids", nargs=-1, required=True)
-@click.option("--app-id", required=True, envvar="MSGTRAIL_APP_ID",
+@click.argument("message_ids", nargs=-1)
+@click.option("--app-id", default=None, envvar="MSGTRAIL_APP_ID",
               help="The app's id [env MSGTRAIL_APP_ID].")
+@click.option("--app", "app", default=None, metavar="APP_ID",
+              help="msgtrail: export the app's activity, one row per event, of every "
+                   "message (or of MESSAGE_IDS); see --cursor-file.")
 @click.option("--api-key", required=True, envvar=["MSGTRAIL_API_KEY", "ONESIGNAL_REST_API_KEY"],
               help="The app's REST API key [env MSGTRAIL_API_KEY or ONESIGNAL_REST_API_KEY].")
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
@@ -98,24 +102,50 @@ def describe(p: Progress, with_phase: bool = True) -> str:
 @click.option("-o", "--output", type=click.Path(), default=".",
               help="File to write (one message), or directory (an existing one, or a name "
                    "ending in /, created) [default: here, under the server's file name].")
-@click.option("--events", default=None, help="Only recipients with these events, e.g. "
-                                             "clicked,failed.")
+@click.option("--events", default=None, help="Only recipients (with --app: events) with "
+                                             "these events, e.g. clicked,failed.")
+@click.option("--since", default=None, help="With --app: events at or after this time "
+                                            "(unix seconds or ISO 8601).")
+@click.option("--until", default=None, help="With --app: events before this time.")
+@click.option("--cursor-file", type=click.Path(dir_okay=False), default=None,
+              help="With --app: read the cursor from this file (if it exists) and, once "
+                   "the file is safely written, store the next one there: run it from cron "
+                   "and each event is exported once.")
 @click.option("--history", type=click.Choice(["sent", "clicked"]), default=None,
               help="Export message history (who was sent / who clicked) instead.")
 @click.option("--email", default=None, help="With --history: also email the report there.")
-@click.option("--decompress", is_flag=True, help="Write the CSV uncompressed.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True, help="Parquet has typed columns (times as timestamps).")
+@click.option("--decompress", is_flag=True, help="Write the file uncompressed.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv",
+              show_default=True, help="Parquet has typed columns (times as timestamps); "
+                                      "jsonl needs --app.")
 @click.option("--deadline", type=float, default=3600, show_default=True,
               help="Seconds each export may take in all, waits for 429/503 included.")
 @click.option("--csv-raw", is_flag=True,
               help="Keep cells that begin with = + - @ as they are (by default the server "
                    "prefixes them with ' so that spreadsheets do not run them as formulas).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def export_command(message_ids, app_id, api_key, base_url, output, events, history, email,  # type: ignore[no-untyped-def]
-                   decompress, fmt, deadline, csv_raw, quiet) -> None:
+def export_command(message_ids, app_id, app, api_key, base_url, output, events, since, until,  # type: ignore[no-untyped-def]
+                   cursor_file, history, email, decompress, fmt, deadline, csv_raw,
+                   quiet) -> None:
     """Export messages' audience activity (or history) to files, one after another:
-    request, wait out rate limits, poll, download, verify."""
+    request, wait out rate limits, poll, download, verify. With --app, msgtrail's
+    app-level export of every event instead."""
+    if app:
+        if history or email or csv_raw:
+            raise click.UsageError("--history, --email and --csv-raw do not apply to --app")
+        if app_id and app_id != app:
+            raise click.UsageError("--app and --app-id name different apps")
+        with Client(api_key, app, base_url, deadline=deadline) as client:
+            sys.exit(_export_app(client, list(message_ids), output, events, since, until,
+                                 cursor_file, fmt, decompress, quiet))
+    if since or until or cursor_file:
+        raise click.UsageError("--since, --until and --cursor-file apply to --app")
+    if not message_ids:
+        raise click.UsageError("give MESSAGE_IDS, or --app for the app's activity")
+    if not app_id:
+        raise click.UsageError("--app-id (or MSGTRAIL_APP_ID) is required")
+    if fmt == "jsonl":
+        raise click.UsageError("--format jsonl needs --app (message exports are CSV)")
     if events and history:
         raise click.UsageError("--events applies to audience activity, not --history")
     if email and not history:
@@ -129,6 +159,41 @@ def export_command(message_ids, app_id, api_key, base_url, output, events, histo
                                fmt, csv_raw, quiet)
             first_failure = first_failure or code
     sys.exit(first_failure)
+
+
+def _moment(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _export_app(client: Client, message_ids: list[str], output: str, events: str | None,
+                since: str | None, until: str | None, cursor_file: str | None, fmt: str,
+                decompress: bool, quiet: bool) -> int:
+    """The app-level export; the cursor file moves on only once the file is in place,
+    so a failed run is simply run again."""
+    cursor_path = Path(cursor_file) if cursor_file else None
+    cursor = (cursor_path.read_text().strip() or None
+              if cursor_path is not None and cursor_path.exists() else None)
+    display = (None if quiet else LiveBar("activity") if sys.stderr.isatty()
+               else PlainLines("activity"))
+    try:
+        result = client.export_activity(
+            output, message_ids=message_ids or None, events=events, since=_moment(since),
+            until=_moment(until), cursor=cursor, format=fmt, decompress=decompress,
+            on_progress=display)
+    except ClientError as exc:
+        click.echo(f"activity: {exc}", err=True)
+        return exit_code(exc)
+    finally:
+        if display is not None:
+            display.close()
+    if cursor_path is not None and result.next_cursor:
+        tmp = cursor_path.with_name(f".{cursor_path.name}.tmp")
+        tmp.write_text(result.next_cursor + "\n")
+        os.replace(tmp, cursor_path)
+    if not quiet:
+        click.echo(f"{result.path}\t{result.rows} rows\t{result.bytes} bytes\t"
+                   f"{result.elapsed:.1f} s\tnext_cursor={result.next_cursor}")
+    return EXIT_OK
 
 
 def _export_one(client: Client, message_id: str, output: str, events: str | None,

@@ -60,6 +60,20 @@ class Client(BaseClient):
         return self._run(self._history_call(message_id, events, email, csv_raw), dest, False,
                          format, on_progress)
 
+    def export_activity(self, dest: str | Path, *, message_ids: list[str] | None = None,
+                        events: list[str] | str | None = None, since: int | str | None = None,
+                        until: int | str | None = None, cursor: str | None = None,
+                        format: str = "csv", compression: str | None = None,
+                        decompress: bool = False,
+                        on_progress: OnProgress | None = None) -> ExportResult:
+        """msgtrail only: every event of the app's messages (or `message_ids`) as one
+        row each, written by the server as `format` (csv, jsonl or parquet), to `dest`;
+        with `cursor` (a previous result's `next_cursor`), only the events recorded
+        since that export. `since`/`until` bound the events' own times."""
+        return self._run(self._activity_call(
+            message_ids=message_ids, events=events, since=since, until=until, cursor=cursor,
+            format=format, compression=compression), dest, decompress, "csv", on_progress)
+
     def _run(self, call: Call, dest: str | Path, decompress: bool, fmt: str,
              on_progress: OnProgress | None) -> ExportResult:
         report = on_progress or (lambda _p: None)
@@ -76,10 +90,10 @@ class Client(BaseClient):
         with temp_path(path) as tmp:
             self._download(call, tmp, deadline, report)
             report(Progress("verifying"))
-            rows, size = publish(tmp, path, decompress, fmt, call.manifest)
+            rows, size = publish(tmp, path, decompress, fmt, call.manifest, call.served)
         report(Progress("done", rows=rows, total_rows=rows, bytes=size))
         return ExportResult(path, rows, size, time.monotonic() - started, call.url,
-                            call.export_id)
+                            call.export_id, call.next_cursor)
 
     def _request(self, call: Call, deadline: float) -> None:
         try:

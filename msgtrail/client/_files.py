@@ -57,6 +57,28 @@ def count_rows(path: Path) -> int:
         raise CorruptFileError(f"downloaded file is not a valid CSV/gzip file: {exc}") from exc
 
 
+def count_lines(path: Path) -> int:
+    """JSON Lines records; reading a gzip file through also verifies it."""
+    try:
+        with _open_csv(path) as raw:
+            return sum(1 for _ in raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorruptFileError(f"downloaded file is not a valid gzip file: {exc}") from exc
+
+
+def count_parquet_rows(path: Path) -> int:
+    """A Parquet file's rows, from its footer (which a truncated file lacks)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ClientError("Parquet files need pyarrow: pip install pyarrow") from None
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptFileError(f"downloaded file is not a valid Parquet file: {exc}") from exc
+
+
 def check_manifest(downloaded: Path, rows: int, manifest: dict[str, Any]) -> None:
     """Raise CorruptFileError unless the download is the file the manifest describes:
     its SHA-256 (of the bytes as served) and its rows."""
@@ -82,12 +104,14 @@ def output_name(name: str, decompress: bool, fmt: str) -> str:
 
 
 def publish(downloaded: Path, dest: Path, decompress: bool, fmt: str,
-            manifest: dict[str, Any] | None = None) -> tuple[int, int]:
+            manifest: dict[str, Any] | None = None, served: str = "csv") -> tuple[int, int]:
     """Verify the download (against its manifest, if any) and move it (or its
-    conversion) to `dest`; returns (rows, bytes of the file written)."""
+    conversion) to `dest`; returns (rows, bytes of the file written). `served`: the
+    format the server wrote (only CSV is converted to `fmt`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    rows = count_rows(downloaded)
+    counters = {"csv": count_rows, "jsonl": count_lines, "parquet": count_parquet_rows}
+    rows = counters[served](downloaded)
     if manifest is not None:
         check_manifest(downloaded, rows, manifest)
     with temp_path(dest) as converted:

@@ -28,3 +28,5 @@ class ExportResult:
     elapsed: float
     url: str
     export_id: str | None = None
+    # An activity export's cursor: pass it to the next one to get only newer events.
+    next_cursor: str | None = None

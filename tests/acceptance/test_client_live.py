@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import itertools
+import json
 import os
 import subprocess
 import uuid
@@ -117,4 +118,66 @@ def test_cli_exit_codes(server, app_creds, tmp_path) -> None:
     assert not (tmp_path / "x.csv.gz").exists()
     out = subprocess.run([*MSGTRAIL, "export", "m"], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if "API_KEY" not in k})
+    assert out.returncode == 2 and "--api-key" in out.stderr
+    out = subprocess.run([*MSGTRAIL, "export", "m", "--api-key", "k"], capture_output=True,
+                         text=True, env={k: v for k, v in os.environ.items()
+                                         if k != "MSGTRAIL_APP_ID"})
     assert out.returncode == 2 and "--app-id" in out.stderr
+    out = _cli(server, app_creds, "m", "--format", "jsonl")
+    assert out.returncode == 2 and "--format jsonl needs --app" in out.stderr
+
+
+def _app_cli(server, creds, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([*MSGTRAIL, "export", "--app", creds.app_id, *args,
+                           "--api-key", creds.api_key, "--base-url", server.base_url],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_app_export_keeps_its_cursor_in_a_file(server, app_creds, message,
+                                                   tmp_path) -> None:
+    """A cron job's loop: each run exports only what was recorded since the last."""
+    message_id, subs = message
+    cursor_file = tmp_path / "cursor"
+    out = _app_cli(server, app_creds, "--cursor-file", str(cursor_file), "--format", "parquet",
+                   "-o", f"{tmp_path}/runs/")
+    assert out.returncode == 0, out.stderr
+    first = pq.read_table(out.stdout.split("\t")[0])
+    assert first.num_rows == 5 and pa.types.is_timestamp(first.schema.field("timestamp").type)
+    assert sorted(first.column("event").to_pylist()) == [
+        "clicked", "failed", "sent", "sent", "sent"]
+    cursor = cursor_file.read_text().strip()
+    assert f"next_cursor={cursor}" in out.stdout
+
+    with server.client(app_creds) as client:
+        send_events(client, app_creds, message_id, [
+            event(subs[2], "clicked", 1_790_000_200),
+            event(subs[0], "clicked", 1_790_000_100),  # a repeat: recorded before
+            event(subs[1], "unsubscribed", 1_790_000_300)])
+    out = _app_cli(server, app_creds, "--cursor-file", str(cursor_file), "--format", "parquet",
+                   "-o", f"{tmp_path}/runs/")
+    assert out.returncode == 0, out.stderr
+    second = pq.read_table(out.stdout.split("\t")[0]).to_pylist()
+    assert sorted((r["subscription_id"], r["event"]) for r in second) == [
+        (subs[1], "unsubscribed"), (subs[2], "clicked")]
+    assert cursor_file.read_text().strip() not in ("", cursor)
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+    # A refused request leaves the cursor where it was.
+    kept = cursor_file.read_text()
+    out = _app_cli(server, app_creds, "--cursor-file", str(cursor_file), "--since", "soon",
+                   "-o", f"{tmp_path}/runs/")
+    assert out.returncode == 3 and "since" in out.stderr
+    assert cursor_file.read_text() == kept
+
+
+def test_client_app_export_in_json_lines(server, app_creds, message, tmp_path) -> None:
+    message_id, subs = message
+    with Client(app_creds.api_key, app_creds.app_id, server.base_url, poll_initial=0.05) as c:
+        result = c.export_activity(tmp_path, message_ids=[message_id], events="sent,clicked",
+                                   since=1_790_000_000, until="2026-09-30T00:00:00Z",
+                                   format="jsonl", decompress=True)
+    assert result.path.name.endswith(".jsonl") and result.rows == 4
+    rows = [json.loads(line) for line in result.path.read_text().splitlines()]
+    assert [(r["subscription_id"], r["event"]) for r in rows] == [
+        (subs[0], "sent"), (subs[0], "clicked"), (subs[1], "sent"), (subs[2], "sent")]
+    assert rows[1]["timestamp"] == iso(1_790_000_100) and result.next_cursor

@@ -7,8 +7,11 @@ long before anyone asks for an export of yesterday's message.
 Then starts `msgtrail serve` (API + in-process worker), asks for the export over HTTP,
 and times request accepted -> file ready by the job's own timestamps. Checks the file,
 and times ISA-L level 1 compressing the same CSV bytes on one core: the reference limit.
+With --activity, each round also runs the app-level activity export (one row per event)
+of the same data, in that format, and reports its time beside the per-recipient one.
 
     python bench/export.py [--recipients 2000000]
+    python bench/export.py --recipients 1000000 --activity csv   # ~2,050,000 events
     python bench/export.py --scale        # a throwaway PostgreSQL database + SeaweedFS
     python bench/export.py --database-url postgresql://… --storage-url s3://…
 """
@@ -90,11 +93,26 @@ def export_once(client: httpx.Client, creds: dict[str, str],
     return elapsed, answered, seen, url
 
 
+def activity_once(client: httpx.Client, creds: dict[str, str], fmt: str) -> tuple[float, int]:
+    """One app-level activity export over HTTP: (accepted -> ready, rows)."""
+    base = f"/apps/{creds['app_id']}/activity_exports"
+    r = client.post(base, json={"format": fmt})
+    r.raise_for_status()
+    while (state := client.get(f"{base}/{r.json()['export_id']}").json())["state"] != "ready":
+        assert state["state"] in ("queued", "running"), state
+        time.sleep(0.1)
+    elapsed = (datetime.fromisoformat(state["finished_at"])
+               - datetime.fromisoformat(state["created_at"])).total_seconds()
+    return elapsed, int(state["manifest"]["rows"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=3,
                         help="exports of the same message, one after another")
+    parser.add_argument("--activity", choices=["csv", "jsonl", "parquet"], default=None,
+                        help="also time the app-level activity export in this format")
     add_bench_arguments(parser)
     args = parser.parse_args()
 
@@ -113,7 +131,7 @@ def main() -> None:
             client = httpx.Client(base_url=server.base_url, timeout=120,
                                   headers={"Authorization": f"Key {creds['api_key']}"})
             idle_rss = peak_rss_mb(server.process.pid)
-            times = []
+            times, feed_times, events = [], [], 0
             for round_ in range(1, args.rounds + 1):
                 elapsed, answered, seen, url = export_once(client, creds, message_id)
                 times.append(elapsed)
@@ -121,6 +139,12 @@ def main() -> None:
                       f"{args.recipients / elapsed:,.0f} records/s, request accepted -> file "
                       f"ready (request answered in {answered * 1000:.0f} ms; the client, "
                       f"polling every 0.1 s, saw it ready after {seen:.2f} s)")
+                if args.activity:
+                    feed_s, events = activity_once(client, creds, args.activity)
+                    feed_times.append(feed_s)
+                    print(f"round {round_}: activity export ({args.activity}), {events:,} "
+                          f"events in {feed_s:.2f} s = {events / feed_s:,.0f} events/s, "
+                          f"{feed_s / elapsed:.2f}x the per-recipient export")
             rss = peak_rss_mb(server.process.pid)
 
             data = httpx.get(url, timeout=120, follow_redirects=True).content
@@ -143,6 +167,13 @@ def main() -> None:
             result = {"records": args.recipients, "seconds": [round(t, 3) for t in times],
                       "records_per_s": round(args.recipients / best),
                       "peak_rss_mb": round(rss), "isal_seconds": round(isal_s, 3)}
+            if feed_times:
+                ratios = [f / t for f, t in zip(feed_times, times, strict=True)]
+                print(f"activity export: {events:,} events in {min(feed_times):.2f}-"
+                      f"{max(feed_times):.2f} s, {min(ratios):.2f}-{max(ratios):.2f}x the "
+                      "per-recipient export of the same round")
+                result |= {"activity_events": events,
+                           "activity_seconds": [round(t, 3) for t in feed_times]}
             print(json.dumps(result))
         finally:
             stop_server(server)

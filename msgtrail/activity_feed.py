@@ -29,15 +29,18 @@ import pyarrow.compute as pc
 from msgtrail import csv_schema, file_formats, recipients
 from msgtrail.activity import placeholder
 from msgtrail.ahead import Ahead
-from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE, EVENTS, FAILURE_EVENTS
+from msgtrail.channels import CHANNEL_EVENTS, FAILURE_EVENTS
 from msgtrail.event_batch import REC_BITS
 
 COLUMNS = ("message_id", "channel", "subscription_id", "event", "timestamp",
            "onesignal_id", "external_id", "device_type", "failure_message")
-_TEXT = ("onesignal_id", "external_id", "device_type", "failure_message")
+_ATTRIBUTES = ("onesignal_id", "external_id", "device_type")
 HEADER = (",".join(COLUMNS) + "\n").encode()
-PARQUET_SCHEMA = pa.schema([(c, file_formats.UTC_TIME if c == "timestamp" else pa.string())
-                            for c in COLUMNS])
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+PARQUET_SCHEMA = pa.schema([
+    (c, file_formats.UTC_TIME if c == "timestamp"
+     else _DICTIONARY if c in ("message_id", "channel", "event") else pa.string())
+    for c in COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -89,97 +92,119 @@ def cursor_marks(raw: Any, app_pk: int, export_id: str) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(row[0]).items()}
 
 
-def feed_sql(message: Message, params: dict[str, Any], after: int) -> str | None:
-    """The message's events in one id range (`events`), as the feed's rows, in
-    (subscription, event) order: those first recorded after batch `after` and within
-    the filter. None when the filter's events are none of the message's channel."""
-    wanted = params.get("events")
-    codes = [EVENT_CODE[e] for e in (wanted or CHANNEL_EVENTS[message.channel])
-             if e in CHANNEL_EVENTS[message.channel]]
-    if not codes:
-        return None
-    having = [f"min(rec) >= {(after + 1) << REC_BITS}"] if after >= 0 else []
-    if params.get("since") is not None:
-        having.append(f"min(ts) >= {int(params['since'])}")
-    if params.get("until") is not None:
-        having.append(f"min(ts) < {int(params['until'])}")
-    where = f"WHERE event IN ({', '.join(map(str, codes))})" if wanted else ""
-    having_sql = f"HAVING {' AND '.join(having)}" if having else ""
-    # The attributes are the recipient's first known values, whichever event carried
-    # them (as in the per-recipient export); failure_message only on failure events.
-    attrs = ", ".join(f"arg_min({a}, rec) FILTER (WHERE {a} IS NOT NULL) AS {a}"
-                      for a in recipients.ATTRIBUTES)
-    names = "[" + ", ".join(f"'{e}'" for e in EVENTS) + "]"
-    failures = ", ".join(str(EVENT_CODE[e]) for e in FAILURE_EVENTS)
-    # Ids and channel names are validated on the way in: safe to write as literals.
-    return (
-        f"WITH e AS (SELECT subscription_id, event, min(ts) AS ts FROM events {where}"
-        f" GROUP BY subscription_id, event {having_sql}),"
-        f" a AS (SELECT subscription_id, {attrs} FROM events"
-        " WHERE subscription_id IN (SELECT subscription_id FROM e) GROUP BY subscription_id)"
-        f" SELECT '{message.message_id}' AS message_id, '{message.channel}' AS channel,"
-        f" e.subscription_id, {names}[e.event + 1] AS event, e.ts AS timestamp,"
-        " a.onesignal_id, a.external_id, a.device_type,"
-        f" CASE WHEN e.event IN ({failures}) THEN a.failure_message END AS failure_message"
-        " FROM e JOIN a USING (subscription_id) ORDER BY e.subscription_id, e.event")
-
-
 def rows(raw: Any, messages: list[Message], params: dict[str, Any],
-         after: dict[str, int]) -> Generator[pa.RecordBatch, None, None]:
-    """The feed's rows in chunks, message by message (in `messages`' order), each
-    message's subscription-id ranges in key order; the next range is read from the
-    store and pivoted on threads of their own while the caller formats this one."""
+         after: dict[str, int]) -> Generator[pa.Table, None, None]:
+    """The feed's rows in chunks, message by message (in `messages`' order), each in
+    (subscription, event) order: the message's recipients (`msgtrail.recipients`: its
+    pages when they are current, else the pivot), each unfolded into one row per event,
+    on a thread of its own while the caller formats the rows before. A message the
+    cursor has seen is pivoted with each event's first `rec`, and only events first
+    recorded after its mark are kept."""
+    with closing(Ahead(_unfolded(raw, messages, params, after), depth=2,
+                       name="unfold")) as tables:
+        yield from tables
+
+
+def _unfolded(raw: Any, messages: list[Message], params: dict[str, Any],
+              after: dict[str, int]) -> Iterator[pa.Table]:
     wanted = set(params.get("message_ids") or [])
-    todo = [m for m in messages
-            if (not wanted or m.message_id in wanted) and m.upto > after.get(str(m.pk), -1)]
-    with closing(Ahead(_pivoted(raw, todo, params, after), depth=1, name="pivot")) as tables:
-        for table in tables:
-            for batch in table.to_batches(recipients.CHUNK_ROWS):
-                if batch.num_rows:
-                    yield batch
-
-
-def _ranges(raw: Any, messages: list[Message], params: dict[str, Any],
-            after: dict[str, int]) -> Iterator[tuple[str, pa.Table]]:
     for message in messages:
-        sql = feed_sql(message, params, after.get(str(message.pk), -1))
-        if sql is None:
+        mark = after.get(str(message.pk), -1)
+        if (wanted and message.message_id not in wanted) or message.upto <= mark:
             continue
-        with recipients.split(raw, message.pk) as sources:
-            for source in sources:
-                yield sql, source()
+        events = [e for e in CHANNEL_EVENTS[message.channel]
+                  if not params.get("events") or e in params["events"]]
+        if not events:
+            continue
+        pages = (recipients.recipient_pages(raw, message.pk, message.channel)
+                 if mark < 0 else None)
+        source = (recipients.page_rows(pages, events) if pages is not None else
+                  recipients.rows(raw, message.pk, message.channel, events, recs=mark >= 0))
+        with closing(source):
+            for table in source:
+                found = unfolded(table, message, events, params,
+                                 (mark + 1) << REC_BITS if mark >= 0 else None)
+                if found.num_rows:
+                    yield found
 
 
-def _pivoted(raw: Any, messages: list[Message], params: dict[str, Any],
-             after: dict[str, int]) -> Iterator[pa.Table]:
-    """Each range's rows, in one DuckDB connection for the whole export (one per
-    message cost a connection's setup per message)."""
-    ranges = Ahead(_ranges(raw, messages, params, after), depth=1, name="range-reader")
-    with recipients.connect() as con, closing(ranges):
-        for sql, events in ranges:
-            con.register("events", events)
-            try:
-                yield con.sql(sql).to_arrow_table()
-            finally:
-                con.unregister("events")
+def unfolded(table: pa.Table | pa.RecordBatch, message: Message, events: list[str],
+             params: dict[str, Any], first_rec: int | None) -> pa.Table:
+    """Recipients' rows (sorted by subscription) as one row per event they have among
+    `events`, in (subscription, event) order, within `since`/`until` and, if
+    `first_rec` is given, first recorded at or after it. For CSV, the three attribute
+    cells come joined (`attributes`), built once per recipient rather than per event:
+    line building was the export's slowest stage."""
+    channel_events = CHANNEL_EVENTS[message.channel]
+    width = len(channel_events)
+    keys, times = [], []
+    for event in events:
+        ts = csv_schema.one_array(table.column(event)).cast(pa.int64())
+        keep = pc.is_valid(ts)
+        if params.get("since") is not None:
+            keep = pc.and_(keep, pc.greater_equal(ts, int(params["since"])))
+        if params.get("until") is not None:
+            keep = pc.and_(keep, pc.less(ts, int(params["until"])))
+        if first_rec is not None:
+            keep = pc.and_(keep, pc.greater_equal(table.column(f"rec_{event}"), first_rec))
+        keep = pc.fill_null(keep, False)
+        # Each kept (recipient, event) as recipient * width + the event's place: sorting
+        # these keys gives the rows in (subscription, event) order.
+        at = pc.indices_nonzero(keep).cast(pa.int64())
+        keys.append(pc.add(pc.multiply(at, width), channel_events.index(event)))
+        times.append(pc.filter(ts, keep))
+    key = pa.concat_arrays(keys)
+    order = pc.sort_indices(key)
+    key = key.take(order)
+    row = pc.divide(key, width)
+    place = pc.subtract(key, pc.multiply(row, width)).cast(pa.int32())
+    failure = pc.is_in(place, value_set=pa.array(
+        [i for i, e in enumerate(channel_events) if e in FAILURE_EVENTS], pa.int32()))
+    # The message, its channel and the event as dictionaries: no string is copied per
+    # row for them (CSV writes them as constants, Parquet as dictionaries).
+    zeros = pa.repeat(pa.scalar(0, pa.int32()), len(key))
+    return pa.table({
+        "message_id": pa.DictionaryArray.from_arrays(zeros, [message.message_id]),
+        "channel": pa.DictionaryArray.from_arrays(zeros, [message.channel]),
+        "subscription_id": table.column("subscription_id").take(row),
+        "event": pa.DictionaryArray.from_arrays(place, list(channel_events)),
+        "timestamp": pa.concat_arrays(times).take(order),
+        **({"attributes": _attribute_cells(table).take(row)} if params.get("format") == "csv"
+           else {a: table.column(a).take(row) for a in _ATTRIBUTES}),
+        # Only on failure events: other rows take a null index.
+        "failure_message": table.column("failure_message").take(
+            pc.if_else(failure, row, pa.scalar(None, pa.int64()))),
+    })
 
 
-def _cell(table: pa.Table | pa.RecordBatch, column: str) -> pa.Array:
-    return csv_schema.one_array(table.column(column))
+def _attribute_cells(table: pa.Table | pa.RecordBatch) -> pa.Array:
+    """Each recipient's onesignal_id, external_id and device_type as CSV cells."""
+    return csv_schema.joined_cells([
+        csv_schema.one_array(table.column("onesignal_id")),
+        *(csv_schema.quoted(csv_schema.one_array(table.column(a)))
+          for a in ("external_id", "device_type"))])
+
+
+def _cell(table: pa.Table | pa.RecordBatch, column: str,
+          constants: bool = False) -> pa.Array | pa.Scalar:
+    """A column as one array of plain values; with `constants`, a column of one value
+    throughout (the message, its channel) as that value."""
+    value = csv_schema.one_array(table.column(column))
+    if isinstance(value, pa.DictionaryArray):
+        if constants and len(value.dictionary) == 1:
+            return value.dictionary[0]
+        return value.dictionary_decode()
+    return value
 
 
 def csv_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
     """Each event's CSV line, newline included. Cells are written as recorded (no
     formula neutralising): the feed is read by loaders, not spreadsheets."""
-    cells = []
-    for column in COLUMNS:
-        value = _cell(table, column)
-        if column == "timestamp":
-            value = csv_schema.iso_utc(value)
-        elif column in _TEXT:
-            value = csv_schema.quoted(value)
-        cells.append(value)
-    return csv_schema.ended(pc.binary_join_element_wise(*cells, ",", null_handling="replace"))
+    cells = [_cell(table, c, constants=True) for c in ("message_id", "channel",
+                                                       "subscription_id", "event")]
+    cells += [csv_schema.iso_utc(_cell(table, "timestamp")), _cell(table, "attributes"),
+              csv_schema.quoted(_cell(table, "failure_message"))]
+    return csv_schema.ended(csv_schema.joined_cells(cells))
 
 
 def json_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
@@ -191,7 +216,8 @@ def json_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
 
 
 def parquet_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
-    """The events typed: the time as a UTC timestamp, the rest strings."""
+    """The events typed: the time as a UTC timestamp, the message, channel and event
+    dictionary-encoded, the rest strings."""
     arrays = [file_formats.utc_time(_cell(table, c)) if c == "timestamp"
-              else _cell(table, c).cast(pa.string()) for c in COLUMNS]
+              else table.column(c).cast(PARQUET_SCHEMA.field(c).type) for c in COLUMNS]
     return pa.Table.from_arrays(arrays, schema=PARQUET_SCHEMA)

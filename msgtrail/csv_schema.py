@@ -61,7 +61,16 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, safe: bool = True) -> 
             cells.append(iso_utc(value))
         else:  # ids, validated on the way in: nothing to quote
             cells.append(value)
-    return ended(pc.binary_join_element_wise(*cells, ",", null_handling="replace"))
+    return ended(joined_cells(cells))
+
+
+def joined_cells(cells: list[pa.Array | pa.Scalar], sep: str = ",") -> pa.Array:
+    """Each row's cells joined by `sep`, a null as an empty cell. Nulls are filled
+    first: the join's own null replacement took 1.1 s against 0.3 s for 2,000,000
+    rows of nine cells (bench/export.py --activity)."""
+    filled = [pc.fill_null(c, "") if isinstance(c, pa.Array) and c.null_count else c
+              for c in cells]
+    return pc.binary_join_element_wise(*filled, sep)
 
 
 def ended(line: pa.Array) -> pa.Array:
@@ -99,7 +108,8 @@ def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """One array, as text if it holds text (DuckDB hands strings over as views) or
     nothing at all."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        # One chunk as it is: combining copies it.
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if (pa.types.is_string_view(column.type) or pa.types.is_large_string(column.type)
             or pa.types.is_null(column.type)):
         column = column.cast(pa.string())

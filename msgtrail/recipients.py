@@ -66,13 +66,17 @@ def connect() -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-def pivot_sql(channel: str) -> str:
+def pivot_sql(channel: str, recs: bool = False) -> str:
     """Per-recipient rows from the `events` relation: subscription_id, the attributes,
-    and one column per event of the channel holding its earliest time."""
+    and one column per event of the channel holding its earliest time; with `recs`,
+    also `rec_<event>`, when msgtrail first recorded it (its smallest `rec`)."""
     attrs = ", ".join(f"arg_min({a}, rec) FILTER (WHERE {a} IS NOT NULL) AS {a}"
                       for a in ATTRIBUTES)
     times = ", ".join(f"min(ts) FILTER (WHERE event = {EVENT_CODE[e]}) AS {e}"
                       for e in CHANNEL_EVENTS[channel])
+    if recs:
+        times += "".join(f", min(rec) FILTER (WHERE event = {EVENT_CODE[e]}) AS rec_{e}"
+                         for e in CHANNEL_EVENTS[channel])
     return f"SELECT subscription_id, {attrs}, {times} FROM events GROUP BY subscription_id"
 
 
@@ -217,10 +221,11 @@ def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: li
 
 
 def rows(raw: Any, message_pk: int, channel: str, events: list[str],
-         on_total: Callable[[int], None] | None = None
+         on_total: Callable[[int], None] | None = None, recs: bool = False
          ) -> Generator[pa.RecordBatch, None, None]:
-    """The pivot's rows of `lines`, in chunks of CHUNK_ROWS at most, in key order."""
-    sql = (f"SELECT * FROM ({pivot_sql(channel)})"
+    """The pivot's rows of `lines`, in chunks of CHUNK_ROWS at most, in key order
+    (with `recs`, each event's first `rec` too: see pivot_sql)."""
+    sql = (f"SELECT * FROM ({pivot_sql(channel, recs)})"
            f" WHERE {where_any(events)} ORDER BY subscription_id")
     with split(raw, message_pk) as sources, \
             closing(Ahead(_pivoted(sources, sql), depth=1, name="pivot")) as ranges:

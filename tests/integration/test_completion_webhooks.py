@@ -178,11 +178,16 @@ def test_failed_and_expired_exports_are_notified(api: InProcess, receiver: Recei
     assert (event["type"], event["data"]["state"]) == ("export.expired", "expired")
     assert event["data"]["export_id"] == status["export_id"]
 
-    # Failed: the store breaks after the export was accepted (one attempt allowed).
-    r = api.client.post(f"/notifications/{message_id}/export_events",
-                        params={"app_id": api.app_id})
+    # Failed: the store breaks while the API still remembers it healthy (so the export
+    # is accepted), and the one attempt allowed fails to write.
+    health = api.client.app.app.state.store_healthy  # type: ignore[attr-defined]
+    health.ttl = 3600
+    assert health()
     env = {"MSGTRAIL_STORAGE_URL": api.settings.resolved_storage_url()}
     backend.break_storage(env, tmp_path)
+    r = api.client.post(f"/notifications/{message_id}/export_events",
+                        params={"app_id": api.app_id})
+    assert r.status_code == 200, r.text
     try:
         headers, body = receiver.wait(3)[2]
     finally:

@@ -51,6 +51,10 @@ def check_url(url: str, allow_private: bool) -> str:
     """The URL if msgtrail may POST to it: http(s), with a host whose every address is
     public (unless `allow_private`); UnsafeURL (a 400) saying why otherwise."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise UnsafeURL(f"webhook URL has an invalid port: {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL(f"webhook URL must be http(s)://host/…, not {url!r}")
     if parts.username or parts.password:
@@ -58,7 +62,7 @@ def check_url(url: str, allow_private: bool) -> str:
     if allow_private:
         return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise UnsafeURL(f"webhook URL's host {parts.hostname!r} does not resolve") from None
     for info in infos:
@@ -137,19 +141,22 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Delivery | None:
     return Delivery(*row)
 
 
-def _secret(engine: Engine, vault: Vault, job_id: int) -> str | None:
-    """The signing secret of the job's app now (a rotated secret signs retries)."""
+def _target(engine: Engine, vault: Vault, job_id: int) -> tuple[str, str] | None:
+    """Where the job's app wants notices now, and its signing secret (a changed URL or
+    rotated secret applies to retries too); None once its webhook was removed."""
     with engine.connect() as conn:
-        sealed = conn.execute(select(apps.c.webhook_secret).join(
-            jobs.jobs, jobs.jobs.c.app_pk == apps.c.id).where(jobs.jobs.c.id == job_id)).scalar()
+        row = conn.execute(select(apps.c.webhook_url, apps.c.webhook_secret).join(
+            jobs.jobs, jobs.jobs.c.app_pk == apps.c.id).where(jobs.jobs.c.id == job_id)).first()
         conn.rollback()
-    return str(vault.open(sealed)["secret"]) if sealed else None
+    if row is None or not row[0] or not row[1]:
+        return None
+    return str(row[0]), str(vault.open(row[1])["secret"])
 
 
-def send(delivery: Delivery, secret: str, settings: Settings) -> str | None:
-    """POST the notice; None when the receiver took it (2xx), else why not."""
+def send(delivery: Delivery, url: str, secret: str, settings: Settings) -> str | None:
+    """POST the notice to `url`; None when the receiver took it (2xx), else why not."""
     try:
-        check_url(delivery.url, settings.webhook_allow_private)
+        check_url(url, settings.webhook_allow_private)
     except UnsafeURL as exc:
         return str(exc)
     body = delivery.body.encode()
@@ -157,7 +164,7 @@ def send(delivery: Delivery, secret: str, settings: Settings) -> str | None:
                HEADER: sign(secret, body, int(time.time()))}
     try:
         # No redirects: a redirect could lead to an address the check above refuses.
-        r = httpx.post(delivery.url, content=body, headers=headers,
+        r = httpx.post(url, content=body, headers=headers,
                        timeout=settings.webhook_timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -171,13 +178,13 @@ def deliver(engine: Engine, vault: Vault, delivery: Delivery, owner: str,
     """Send a claimed notice and record how it went: delivered, or pending again after
     a doubling delay, or failed once a day (the give-up time) has passed. Returns the
     new state."""
-    secret = _secret(engine, vault, delivery.job_id)
-    error = send(delivery, secret, settings) if secret else "the app's webhook was removed"
+    target = _target(engine, vault, delivery.job_id)
+    error = send(delivery, *target, settings) if target else "the app's webhook was removed"
     now = time.time()
     delay = min(settings.webhook_retry_seconds * 2 ** (delivery.attempts - 1), MAX_DELAY_SECONDS)
     if error is None:
         values: dict[str, Any] = dict(state="delivered", delivered_at=now, error=None)
-    elif secret and now + delay <= delivery.created_at + settings.webhook_give_up_seconds:
+    elif target and now + delay <= delivery.created_at + settings.webhook_give_up_seconds:
         values = dict(state="pending", next_at=now + delay, error=error)
     else:
         values = dict(state="failed", error=error)
@@ -185,7 +192,8 @@ def deliver(engine: Engine, vault: Vault, delivery: Delivery, owner: str,
     with engine.begin() as conn:
         conn.execute(t.update().where(t.c.id == delivery.id, t.c.lease_owner == owner)
                      .values(lease_owner=None, lease_expires_at=None, **values))
-    log.info("webhook %s (%s) attempt %d: %s%s", delivery.event_id, delivery.url,
+    log.info("webhook %s (%s) attempt %d: %s%s", delivery.event_id,
+             target[0] if target else delivery.url,
              delivery.attempts, values["state"], f" ({error})" if error else "")
     return str(values["state"])
 

@@ -334,7 +334,8 @@ def status(job: Job) -> dict[str, Any]:
         "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
         "expires_at": _iso(job.expires_at), "error": job.error,
         "email": job.email, "email_state": job.email_state, "email_error": job.email_error,
-        **({"events": job.params["events"]} if job.params.get("events") else {}),
+        **({"events": job.params["events"]}
+           if job.params.get("events") and job.kind != "activity" else {}),
         **({"filter": activity_filter(job.params),
             "format": job.params["format"], "compression": job.params["compression"],
             "cursor": job.params.get("cursor"),

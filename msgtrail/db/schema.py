@@ -215,6 +215,7 @@ webhook_deliveries = Table(
     Column("event_id", String(40), nullable=False, unique=True),
     Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
     Column("type", String(24), nullable=False),
+    # The URL when the notice was made; it goes to the app's URL at each attempt.
     Column("url", Text, nullable=False),
     Column("body", Text, nullable=False),
     # pending -> sending -> delivered, or pending again (next_at) until given up: failed.

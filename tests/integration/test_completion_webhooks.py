@@ -240,3 +240,28 @@ def test_a_url_that_turned_private_is_not_called(api: InProcess, receiver: Recei
     time.sleep(0.3)
     assert receiver.requests == []
     assert json.dumps(doc)  # the status stays JSON
+
+
+def test_retries_go_to_the_url_the_app_has_now(api: InProcess) -> None:
+    old, new = Receiver([500]), Receiver([200])
+    try:
+        secret = _hook(api, old.url)
+        message_id = api.create_message()
+        _, status = api.export_file(message_id)
+        old.wait(1)
+        with api.engine.begin() as conn:  # moved; the secret stays
+            assert apps.set_webhook(conn, Vault(api.settings), api.app_id, new.url,
+                                    False) == (new.url, None)
+        headers, body = new.wait(1)[0]
+        assert body == old.requests[0][1]  # the same event
+        assert verify_webhook(secret, body, headers["Msgtrail-Signature"])["type"] == (
+            "export.ready")
+        _wait_state(api, message_id, status["export_id"], "delivered", attempts=2)
+    finally:
+        old.server.shutdown()
+        new.server.shutdown()
+
+
+def test_an_invalid_port_is_refused() -> None:
+    with pytest.raises(BadRequest, match="invalid port"):
+        export_webhooks.check_url("http://93.184.216.34:99999/x", allow_private=False)

@@ -37,6 +37,16 @@ def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
         assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, 50)
         assert listing["offset"]["minimum"] == 0 and listing["offset"]["maximum"] == 2**31 - 1
         assert listing["app_id"]["format"] == "uuid"
+        activity = paths[f"{prefix}/apps/{{app_id}}/activity_exports"]
+        body = activity["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["additionalProperties"] is False
+        assert set(body["properties"]) == {"message_ids", "events", "since", "until", "cursor",
+                                           "format", "compression"}
+        assert "429" in activity["post"]["responses"]
+        paging = {p["name"]: p["schema"] for p in activity["get"]["parameters"]}
+        assert paging["offset"]["maximum"] == 2**31 - 1 and paging["limit"]["maximum"] == 100
+        assert "404" in paths[f"{prefix}/apps/{{app_id}}/activity_exports/{{export_id}}"][
+            "get"]["responses"]
     for path in paths.values():
         for operation in path.values():
             assert "422" not in operation["responses"]  # errors are 400, in the envelope

@@ -210,9 +210,10 @@ def csv_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
 def json_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
     """Each event as one JSON object: the CSV's columns as keys, `null` for none, the
     time as ISO 8601 UTC."""
-    return file_formats.json_objects([
-        (c, csv_schema.iso_utc(_cell(table, c)) if c == "timestamp" else _cell(table, c))
-        for c in COLUMNS])
+    return file_formats.json_objects(
+        [(c, csv_schema.iso_utc(_cell(table, c)) if c == "timestamp"
+          else _cell(table, c, constants=True)) for c in COLUMNS],
+        plain={"subscription_id", "event", "timestamp", "onesignal_id"})
 
 
 def parquet_table(table: pa.Table | pa.RecordBatch) -> pa.Table:

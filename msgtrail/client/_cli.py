@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from msgtrail.client._exceptions import (
     DownloadError,
     ExportFailedError,
 )
-from msgtrail.client._models import Progress
+from msgtrail.client._models import ExportResult, Progress
 
 # Exit codes, as the README documents them.
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_FAILED, EXIT_DEADLINE, EXIT_DOWNLOAD = 0, 1, 3, 4, 5, 6
@@ -173,19 +174,14 @@ def _export_app(client: Client, message_ids: list[str], output: str, events: str
     cursor_path = Path(cursor_file) if cursor_file else None
     cursor = (cursor_path.read_text().strip() or None
               if cursor_path is not None and cursor_path.exists() else None)
-    display = (None if quiet else LiveBar("activity") if sys.stderr.isatty()
-               else PlainLines("activity"))
-    try:
-        result = client.export_activity(
+    result = _run(
+        "activity", "activity", quiet,
+        lambda display: client.export_activity(
             output, message_ids=message_ids or None, events=events, since=_moment(since),
             until=_moment(until), cursor=cursor, format=fmt, decompress=decompress,
-            on_progress=display)
-    except ClientError as exc:
-        click.echo(f"activity: {exc}", err=True)
-        return exit_code(exc)
-    finally:
-        if display is not None:
-            display.close()
+            on_progress=display))
+    if isinstance(result, int):
+        return result
     if cursor_path is not None and result.next_cursor:
         tmp = cursor_path.with_name(f".{cursor_path.name}.tmp")
         tmp.write_text(result.next_cursor + "\n")
@@ -199,23 +195,33 @@ def _export_app(client: Client, message_ids: list[str], output: str, events: str
 def _export_one(client: Client, message_id: str, output: str, events: str | None,
                 history: str | None, email: str | None, decompress: bool, fmt: str,
                 csv_raw: bool, quiet: bool) -> int:
-    label = message_id[:8]
-    display = (None if quiet else LiveBar(label) if sys.stderr.isatty() else PlainLines(label))
-    try:
-        if history:
-            result = client.export_history(message_id, output, history, email=email,
-                                           format=fmt, csv_raw=csv_raw, on_progress=display)
-        else:
-            result = client.export_audience_activity(message_id, output, events,
-                                                     decompress=decompress, format=fmt,
-                                                     csv_raw=csv_raw, on_progress=display)
-    except ClientError as exc:
-        click.echo(f"{message_id}: {exc}", err=True)
-        return exit_code(exc)
-    finally:
-        if display is not None:
-            display.close()
+    if history:
+        result = _run(message_id[:8], message_id, quiet, lambda display: client.export_history(
+            message_id, output, history, email=email, format=fmt, csv_raw=csv_raw,
+            on_progress=display))
+    else:
+        result = _run(message_id[:8], message_id, quiet,
+                      lambda display: client.export_audience_activity(
+                          message_id, output, events, decompress=decompress, format=fmt,
+                          csv_raw=csv_raw, on_progress=display))
+    if isinstance(result, int):
+        return result
     if not quiet:
         click.echo(f"{result.path}\t{result.rows} rows\t{result.bytes} bytes\t"
                    f"{result.elapsed:.1f} s")
     return EXIT_OK
+
+
+def _run(label: str, name: str, quiet: bool,
+         start: Callable[[Callable[[Progress], None] | None], ExportResult]) -> ExportResult | int:
+    """One export with its progress display (none when quiet; a live bar on a
+    terminal, else plain lines): its result, or the exit code when it failed."""
+    display = None if quiet else LiveBar(label) if sys.stderr.isatty() else PlainLines(label)
+    try:
+        return start(display)
+    except ClientError as exc:
+        click.echo(f"{name}: {exc}", err=True)
+        return exit_code(exc)
+    finally:
+        if display is not None:
+            display.close()

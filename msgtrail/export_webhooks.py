@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, select
 
 from msgtrail import __version__, jobs
 from msgtrail.client._webhooks import HEADER, sign
+from msgtrail.db import dialect
 from msgtrail.db.schema import apps, webhook_deliveries
 from msgtrail.errors import BadRequest
 from msgtrail.settings import Settings
@@ -123,18 +124,13 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Delivery | None:
     now = time.time()
     t = webhook_deliveries
     with engine.begin() as conn:
-        query = (select(t.c.id).where(
-            ((t.c.state == "pending") & (t.c.next_at <= now))
-            | ((t.c.state == "sending") & (t.c.lease_expires_at < now)))
-            .order_by(t.c.next_at).limit(1))
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        delivery_id = conn.execute(query).scalar()
+        delivery_id = dialect.claim(
+            conn, t, ((t.c.state == "pending") & (t.c.next_at <= now))
+            | ((t.c.state == "sending") & (t.c.lease_expires_at < now)), t.c.next_at,
+            dict(state="sending", lease_owner=owner, lease_expires_at=now + lease_seconds,
+                 attempts=t.c.attempts + 1))
         if delivery_id is None:
             return None
-        conn.execute(t.update().where(t.c.id == delivery_id).values(
-            state="sending", lease_owner=owner, lease_expires_at=now + lease_seconds,
-            attempts=t.c.attempts + 1))
         row = conn.execute(select(t.c.id, t.c.event_id, t.c.job_id, t.c.url, t.c.body,
                                   t.c.attempts, t.c.created_at)
                            .where(t.c.id == delivery_id)).one()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from msgtrail import file_formats
 from msgtrail.apps import App
+from msgtrail.db import dialect
 from msgtrail.db.schema import ACTIVE_STATES, jobs
 from msgtrail.errors import RateLimited
 from msgtrail.messages import Message
@@ -182,17 +183,10 @@ def by_file_key(conn: Connection, key: str) -> Job | None:
 
 
 def _claim_one(engine: Engine, where: Any, order: Any, values: dict[str, Any]) -> Job | None:
-    """Take the first job matching `where` and set `values` on it, in one transaction;
-    on PostgreSQL, rows other workers are claiming are skipped, not waited for."""
+    """Take the first job matching `where` and set `values` on it, in one transaction."""
     with engine.begin() as conn:
-        query = select(jobs.c.id).where(where).order_by(order).limit(1)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        job_id = conn.execute(query).scalar()
-        if job_id is None:
-            return None
-        conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
-        return get(conn, job_id)
+        job_id = dialect.claim(conn, jobs, where, order, values)
+        return get(conn, job_id) if job_id is not None else None
 
 
 def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:

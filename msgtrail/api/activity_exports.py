@@ -12,15 +12,22 @@ from starlette.concurrency import run_in_threadpool
 
 from msgtrail import jobs
 from msgtrail.api.auth import require_app, require_uuid
-from msgtrail.api.exports import file_url, json_object, manifest_url, public_status
+from msgtrail.api.exports import (
+    event_names,
+    file_format,
+    json_object,
+    manifest_url,
+    public_status,
+    start_job,
+)
 from msgtrail.api.notifications import MAX_OFFSET
 from msgtrail.api.openapi import ACTIVITY_EXPORT_BODY, errors
 from msgtrail.apps import App
 from msgtrail.channels import EVENTS
 from msgtrail.db.schema import messages
-from msgtrail.errors import BadRequest, NotFound, Unavailable
+from msgtrail.errors import BadRequest, NotFound
 from msgtrail.event_batch import parse_iso
-from msgtrail.file_formats import COMPRESSIONS, DEFAULT_COMPRESSION, FORMATS
+from msgtrail.file_formats import COMPRESSIONS, DEFAULT_COMPRESSION
 
 router = APIRouter(tags=["activity exports"])
 
@@ -42,12 +49,7 @@ def _create(request: Request, app_id: str, body: dict[str, Any]) -> dict[str, st
     app = require_app(request, app_id)
     params = parse(request, app, body)
     request.app.state.export_limit.hit(app.app_id)
-    if not request.app.state.store_healthy():
-        raise Unavailable("Service temporarily unavailable: export storage cannot be written")
-    with request.app.state.engine.begin() as conn:
-        job = jobs.request(conn, "activity", app, None, params, None,
-                           lambda key: file_url(request, "export", key))
-    request.app.state.wake_workers()
+    job = start_job(request, app, None, "activity", params)
     return {"export_id": job.export_id, "file_url": job.url,
             "manifest_url": manifest_url(request, job.file_key)}
 
@@ -58,9 +60,7 @@ def parse(request: Request, app: App, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
                          f"the fields are {', '.join(FIELDS)}")
-    fmt = body.get("format") or "csv"
-    if fmt not in FORMATS:
-        raise BadRequest(f"format: must be one of {', '.join(FORMATS)}")
+    fmt = file_format(body.get("format"))
     compression = body.get("compression") or DEFAULT_COMPRESSION[fmt]
     if compression not in COMPRESSIONS:
         raise BadRequest(f"compression: must be one of {', '.join(COMPRESSIONS)}")
@@ -71,7 +71,8 @@ def parse(request: Request, app: App, body: dict[str, Any]) -> dict[str, Any]:
     if since is not None and until is not None and since >= until:
         raise BadRequest("until: must be after since")
     return {"message_ids": message_ids(request, app, body.get("message_ids")),
-            "events": event_names(body.get("events")), "since": since, "until": until,
+            "events": event_names(body.get("events"), EVENTS) or None,
+            "since": since, "until": until,
             "cursor": cursor(request, app, body.get("cursor")),
             "format": fmt, "compression": compression}
 
@@ -94,20 +95,6 @@ def message_ids(request: Request, app: App, raw: Any) -> list[str] | None:
         raise BadRequest(f"message_ids: no message {', '.join(missing)} in this app, or "
                          "its activity was purged")
     return wanted
-
-
-def event_names(raw: Any) -> list[str] | None:
-    """Events to include (None: all), a list or a comma-separated string."""
-    if raw is None or raw == "" or raw == []:
-        return None
-    if isinstance(raw, str):
-        raw = [p.strip() for p in raw.split(",") if p.strip()]
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise BadRequest("events: a list of event names")
-    bad = [n for n in raw if n not in EVENTS]
-    if bad:
-        raise BadRequest(f"events: {', '.join(map(repr, bad))} not among {', '.join(EVENTS)}")
-    return sorted(set(raw), key=EVENTS.index)
 
 
 def moment(raw: Any, name: str) -> int | None:
@@ -147,10 +134,12 @@ def status(request: Request, app_id: str, export_id: str) -> dict[str, Any]:
     export_id = require_uuid(export_id, "export_id")
     with request.app.state.engine.connect() as conn:
         job = jobs.find_in_app(conn, app, "activity", export_id)
-        conn.rollback()
-    if job is None:
-        raise NotFound(f"No activity export with id {export_id} in this app")
-    return public_status(request, job)
+        if job is None:
+            raise NotFound(f"No activity export with id {export_id} in this app")
+        try:
+            return public_status(request, conn, job)
+        finally:
+            conn.rollback()
 
 
 @router.get("/apps/{app_id}/activity_exports", summary="An app's activity exports",
@@ -162,6 +151,6 @@ def listing(request: Request, app_id: str, limit: int = Query(20, ge=1, le=100),
     app = require_app(request, app_id)
     with request.app.state.engine.connect() as conn:
         found, total = jobs.of_app(conn, app, "activity", limit, offset)
+        exports = [public_status(request, conn, job) for job in found]
         conn.rollback()
-    return {"total_count": total, "offset": offset, "limit": limit,
-            "exports": [public_status(request, job) for job in found]}
+    return {"total_count": total, "offset": offset, "limit": limit, "exports": exports}

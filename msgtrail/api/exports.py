@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from msgtrail import export_webhooks, jobs, messages
@@ -34,7 +35,7 @@ def file_url(request: Request, kind: str, key: str) -> str:
     store itself, which serves the bytes; otherwise msgtrail's own /exports route (which
     history always uses, since its 403-until-ready cannot come from the store)."""
     settings = request.app.state.settings
-    if kind == "export":
+    if kind != "history":
         direct = request.app.state.store.presign(
             key, settings.file_ttl_seconds + PRESIGN_MARGIN_SECONDS)
         if direct:
@@ -46,17 +47,21 @@ def manifest_url(request: Request, key: str) -> str:
     return jobs.manifest_url(request.app.state.settings.resolved_public_url(), key)
 
 
-def public_status(request: Request, job: jobs.Job) -> dict[str, Any]:
-    """A job's status as the status endpoints answer it, with its webhook's state."""
-    with request.app.state.engine.connect() as conn:
-        notice = export_webhooks.state(conn, job.id)
-        conn.rollback()
+def public_status(request: Request, conn: Connection, job: jobs.Job) -> dict[str, Any]:
+    """A job's status as the status endpoints answer it, with its webhook's state (read
+    on the caller's connection)."""
     return {**jobs.public_status(job, request.app.state.settings.resolved_public_url()),
-            **notice}
+            **export_webhooks.state(conn, job.id)}
 
 
 def parse_events(raw: Any, channel: str) -> list[str]:
-    """The `events` filter: a comma-separated string or a list of the channel's events."""
+    """The `events` filter of a message's export: the channel's events."""
+    return event_names(raw, CHANNEL_EVENTS[channel], f"the {channel} events ")
+
+
+def event_names(raw: Any, allowed: tuple[str, ...], among: str = "") -> list[str]:
+    """An `events` filter, a comma-separated string or a list of names from `allowed`
+    (empty: no filter), in `allowed`'s order."""
     if raw is None or raw == "" or raw == []:
         return []
     if isinstance(raw, str):
@@ -65,10 +70,9 @@ def parse_events(raw: Any, channel: str) -> list[str]:
         names = raw
     else:
         raise BadRequest("events: a comma-separated list of event names")
-    allowed = CHANNEL_EVENTS[channel]
     bad = [n for n in names if n not in allowed]
     if bad:
-        raise BadRequest(f"events: {', '.join(map(repr, bad))} not among the {channel} events "
+        raise BadRequest(f"events: {', '.join(map(repr, bad))} not among {among}"
                          f"{', '.join(allowed)}")
     return sorted(set(names), key=allowed.index)
 
@@ -162,12 +166,13 @@ def job_params(events: list[str] | str, raw: bool) -> dict[str, Any]:
     return {"events": events, **({"csv_raw": True} if raw else {})}
 
 
-def start_job(request: Request, app: App, message: Message, kind: str,
+def start_job(request: Request, app: App, message: Message | None, kind: str,
               params: dict[str, Any], email: str | None = None) -> jobs.Job:
-    """Queue a job once the store can take its file (503 otherwise)."""
+    """Queue a job (of a message, or of the whole app) once the store can take its file
+    (503 otherwise)."""
     if not request.app.state.store_healthy():
         raise Unavailable("Service temporarily unavailable: export storage cannot be written")
-    totals = (message.stats or {}).get("totals") or {}
+    totals = ((message.stats or {}).get("totals") or {}) if message is not None else {}
     estimate = rows_from_totals(totals, selected_events(kind, params)) if totals else None
     with request.app.state.engine.begin() as conn:
         job = jobs.request(conn, kind, app, message, params, estimate,
@@ -188,7 +193,9 @@ def export_status(request: Request, message_id: str, export_id: str,
     with request.app.state.engine.connect() as conn:
         message = messages.find(conn, app, message_id)
         job = jobs.find(conn, app, message, export_id)
-        conn.rollback()
-    if job is None:
-        raise NotFound(f"No export with id {export_id} for this message")
-    return public_status(request, job)
+        if job is None:
+            raise NotFound(f"No export with id {export_id} for this message")
+        try:
+            return public_status(request, conn, job)
+        finally:
+            conn.rollback()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, text
 
 POSTGRES = "postgresql"
 
@@ -16,3 +18,16 @@ def lock_message(conn: Connection, message_pk: int) -> None:
     already does), until the transaction ends."""
     if name(conn) == POSTGRES:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": message_pk})
+
+
+def claim(conn: Connection, table: Table, where: Any, order: Any, values: dict[str, Any]) -> Any:
+    """In the caller's transaction, take the first row of `table` matching `where` (by
+    `order`) and set `values` on it; its id, or None. On PostgreSQL, rows other workers
+    are taking are skipped, not waited for (SQLite's write lock serializes takers)."""
+    query = select(table.c.id).where(where).order_by(order).limit(1)
+    if name(conn) == POSTGRES:
+        query = query.with_for_update(skip_locked=True)
+    row_id = conn.execute(query).scalar()
+    if row_id is not None:
+        conn.execute(table.update().where(table.c.id == row_id).values(**values))
+    return row_id

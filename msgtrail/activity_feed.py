@@ -182,7 +182,7 @@ def _attribute_cells(table: pa.Table | pa.RecordBatch) -> pa.Array:
     return csv_schema.joined_cells([
         csv_schema.one_array(table.column("onesignal_id")),
         *(csv_schema.quoted(csv_schema.one_array(table.column(a)))
-          for a in ("external_id", "device_type"))])
+          for a in ("external_id", "device_type"))], end="")
 
 
 def _cell(table: pa.Table | pa.RecordBatch, column: str,
@@ -204,7 +204,7 @@ def csv_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
                                                        "subscription_id", "event")]
     cells += [csv_schema.iso_utc(_cell(table, "timestamp")), _cell(table, "attributes"),
               csv_schema.quoted(_cell(table, "failure_message"))]
-    return csv_schema.ended(csv_schema.joined_cells(cells))
+    return csv_schema.joined_cells(cells)
 
 
 def json_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:

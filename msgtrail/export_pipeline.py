@@ -109,7 +109,7 @@ def report_for(job: Job, channel: str) -> Report:
 
 
 # What a job writes, chunk by chunk: lines, or a Parquet file's tables.
-Chunk = tuple[bytes | pa.Table, int]
+Chunk = tuple[memoryview | bytes | pa.Table, int]
 
 
 def _chunks(raw: object, job: Job, channel: str, report: Report,

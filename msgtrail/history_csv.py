@@ -35,5 +35,4 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, event: str,
     cells = [csv_schema.one_array(table.column("subscription_id")),
              csv_schema.one_array(table.column("onesignal_id")),
              pc.replace_substring(external, '"', '""'), pa.scalar(channel), timestamp]
-    inner = csv_schema.joined_cells(cells, '","')
-    return pc.binary_join_element_wise('"', inner, '"\n', "")
+    return csv_schema.joined_cells(cells, '","', start='"', end='"\n')

@@ -63,8 +63,8 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t = time.perf_counter()
-    upkeep.refresh_stats(engine, message.pk)
     readers.build_pages(engine, message.pk)
+    upkeep.refresh_stats(engine, message.pk)
     fold_s = time.perf_counter() - t
     engine.dispose()
     return {"app_id": app.app_id, "api_key": key}, message.message_id, fold_s

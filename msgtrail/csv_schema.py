@@ -86,6 +86,14 @@ def _around(cell: pa.Array | pa.Scalar, before: str, after: str) -> pa.Array | p
     return pc.binary_join_element_wise(before, cell, after, "")
 
 
+def has_formula(table: pa.Table | pa.RecordBatch, channel: str) -> bool:
+    """Whether any text cell of the rows starts a formula (`lines` with and without
+    `safe` then differ)."""
+    return any(pc.any(pc.match_substring_regex(
+        one_array(table.column(SOURCE.get(c, c))), FORMULA_START)).as_py()
+        for c in columns(channel) if c in _TEXT)
+
+
 def neutralised(value: pa.Array) -> pa.Array:
     """A formula cell gets a leading single quote, which spreadsheets show as text and
     do not evaluate; nulls stay null."""

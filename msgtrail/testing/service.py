@@ -136,6 +136,24 @@ def bench_service(args: argparse.Namespace) -> Iterator[tuple[Server, dict[str, 
             bench_teardown(env, scale)
 
 
+def wait_idle(pid: int, quiet: float = 1.0, limit: float = 120) -> float:
+    """Wait until the process has used under 5% of a core for `quiet` seconds (its
+    background work done); returns the seconds waited."""
+    start = time.monotonic()
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    while time.monotonic() - start < limit:
+        before = cpu()
+        time.sleep(quiet)
+        if cpu() - before < 0.05 * quiet:
+            break
+    return time.monotonic() - start - quiet
+
+
 def peak_rss_mb(pid: int) -> float:
     """The highest resident memory a process has had (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

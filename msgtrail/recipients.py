@@ -67,11 +67,13 @@ def connect() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
-          where: str = "true", ordered: bool = True, recs: bool = False) -> pa.Table:
+          where: str = "true", ordered: bool = True, recs: bool = False,
+          attributes: tuple[str, ...] = ATTRIBUTES) -> pa.Table:
     """Per-recipient rows of the events (of a range): subscription_id, the attributes,
     and one column per event of the channel holding its earliest time; with `recs`,
     also `rec_<event>`, when msgtrail first recorded it (its smallest `rec`). Only the
-    rows `where` says, by subscription id if `ordered`.
+    rows `where` says, by subscription id if `ordered`; only the `attributes` asked for
+    (the counters need only the device type).
 
     DuckDB finds, for each attribute, which event first carried it (its position in
     `events`), and Arrow takes the values: aggregating the strings themselves cost
@@ -80,27 +82,29 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
                                   start=-1)
     con.register("events", events.append_column("i", positions))
     try:
-        table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs)}) WHERE {where}"
+        table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes)})"
+                        f" WHERE {where}"
                         + (" ORDER BY subscription_id" if ordered else "")).to_arrow_table()
     finally:
         con.unregister("events")
-    for a in ATTRIBUTES:
+    for a in attributes:
         table = table.set_column(table.schema.get_field_index(a), a,
                                  events.column(a).take(table.column(a)))
     return table
 
 
-def pivot_sql(channel: str, recs: bool = False) -> str:
+def pivot_sql(channel: str, recs: bool = False,
+              attributes: tuple[str, ...] = ATTRIBUTES) -> str:
     """The pivot's query over `events` (and `i`, each event's position): the attributes
     as the position of the event that first carried each (see pivot)."""
-    attrs = ", ".join(f"arg_min(i, rec) FILTER (WHERE {a} IS NOT NULL) AS {a}"
-                      for a in ATTRIBUTES)
+    attrs = "".join(f", arg_min(i, rec) FILTER (WHERE {a} IS NOT NULL) AS {a}"
+                    for a in attributes)
     times = ", ".join(f"min(ts) FILTER (WHERE event = {EVENT_CODE[e]}) AS {e}"
                       for e in CHANNEL_EVENTS[channel])
     if recs:
         times += "".join(f", min(rec) FILTER (WHERE event = {EVENT_CODE[e]}) AS rec_{e}"
                          for e in CHANNEL_EVENTS[channel])
-    return f"SELECT subscription_id, {attrs}, {times} FROM events GROUP BY subscription_id"
+    return f"SELECT subscription_id{attrs}, {times} FROM events GROUP BY subscription_id"
 
 
 def where_any(events: list[str]) -> str:
@@ -278,15 +282,18 @@ def joined(column: pa.Array) -> memoryview:
     return memoryview(b"" if data is None else data.slice(start, end - start))
 
 
-def _recipients(raw: Any, message_pk: int,
-                channel: str) -> Generator[duckdb.DuckDBPyConnection, None, None]:
+def _recipients(raw: Any, message_pk: int, channel: str,
+                attributes: tuple[str, ...] = ATTRIBUTES
+                ) -> Generator[duckdb.DuckDBPyConnection, None, None]:
     """One DuckDB connection that sees each part of the message's recipients in turn,
-    in key order, as `r` (at least the pivot's columns): its pages when they hold
-    every event or are a few behind (`recipient_pages`), else the pivot's passes."""
+    in key order, as `r` (at least the pivot's times and those `attributes`): its pages
+    when they hold every event or are a few behind (`recipient_pages`), else the
+    pivot's passes."""
     pages = recipient_pages(raw, message_pk, channel)
     if pages is None:
         for con, events in passes(raw, message_pk):
-            con.register("r", pivot(con, events, channel, ordered=False))
+            con.register("r", pivot(con, events, channel, ordered=False,
+                                    attributes=attributes))
             try:
                 yield con
             finally:
@@ -310,7 +317,7 @@ def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
     sql = (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
            f" {per_event} FROM r GROUP BY device_type")
     summed: dict[Any, list[int]] = {}
-    for con in _recipients(raw, message_pk, channel):
+    for con in _recipients(raw, message_pk, channel, ("device_type",)):
         for device_type, *values in con.sql(sql).fetchall():
             slot = summed.setdefault(device_type, [0] * len(values))
             for i, value in enumerate(values):
@@ -334,7 +341,7 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
     sql = " UNION ALL ".join(
         f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM r"
         f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)
-    for con in _recipients(raw, message_pk, channel):
+    for con in _recipients(raw, message_pk, channel, ()):
         for event, at, n in con.sql(sql).fetchall():
             per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
     if not per_minute:

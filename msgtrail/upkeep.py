@@ -49,7 +49,8 @@ def compact_next(engine: Engine, now: int) -> bool:
     if many:
         activity.compact(engine, message_pk)
     # Pages first: the counters are then read from them, not pivoted a second time
-    # (after a burst of 2,000,000 events, the worker's busy time 7 s -> N s).
+    # (1,000,000 recipients: 0.84 s and +36 MB from the pages, 1.70 s and +94 MB
+    # pivoted, one run each).
     recipients.build_pages(engine, message_pk)
     refresh_stats(engine, message_pk)
     return True

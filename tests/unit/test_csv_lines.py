@@ -48,3 +48,20 @@ def test_history_lines_quote_every_value() -> None:
         f'"{SUB}","{OSID}","\'=x""y","push","5"\n', f'"{SUB}","","","push",""\n']
     assert history_csv.lines(table, "push", "sent", raw=True).to_pylist()[0] == (
         f'"{SUB}","{OSID}","=x""y","push",""\n')
+
+
+def test_quoting_looks_only_at_the_cells_of_a_slice() -> None:
+    """Lines are built from slices of a range's rows: a cell needing quotes is found
+    in a slice however it sits in the shared buffer, and cells outside the slice
+    change nothing."""
+    values = pa.array(["a,b", "plain", 'say "hi"', "also plain", None])
+    assert csv_schema.quoted(values.slice(1, 1)).to_pylist() == ["plain"]
+    assert csv_schema.quoted(values.slice(1, 3)).to_pylist() == [
+        "plain", '"say ""hi"""', "also plain"]
+    assert csv_schema.quoted(values.slice(0, 2)).to_pylist() == ['"a,b"', "plain"]
+    assert csv_schema.quoted(values.slice(4)).to_pylist() == [None]
+    # Plain cells before the slice must not hide one that needs quotes within it.
+    assert csv_schema.quoted(pa.array(["plain", "x", "a,b"]).slice(2)).to_pylist() == [
+        '"a,b"']
+    line_breaks = pa.array(["x", "two\nlines", "cr\r"]).slice(1)
+    assert csv_schema.quoted(line_breaks).to_pylist() == ['"two\nlines"', '"cr\r"']

@@ -210,19 +210,21 @@ def _events(path: str) -> pa.Table:
     return ipc.open_stream(pa.memory_map(path)).read_all()
 
 
-def passes(raw: Any, message_pk: int
+def passes(raw: Any, message_pk: int, ahead: bool = True
            ) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa.Table]]:
     """Each subscription-id range's events in turn, in key order (see split), with
     one DuckDB connection for all of them (setting one up and its spill directory cost
     ~0.4 s per 1,000,000 recipients over 16 ranges)."""
     with split(raw, message_pk) as sources:
-        yield from _each(sources)
+        yield from _each(sources, ahead)
 
 
-def _each(sources: list[Source]) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa.Table]]:
-    """One connection and each range's events in turn; the next range is read from
-    the store on a thread of its own meanwhile."""
-    tables = Ahead((source() for source in sources), depth=1, name="range-reader")
+def _each(sources: list[Source], ahead: bool = True
+          ) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa.Table]]:
+    """One connection and each range's events in turn; unless not `ahead`, the next
+    range is read from the store on a thread of its own meanwhile."""
+    read = (source() for source in sources)
+    tables = Ahead(read, depth=1, name="range-reader") if ahead else read
     with connect() as con, closing(tables):
         for table in tables:
             yield con, table
@@ -453,7 +455,10 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
 
 
 def _pivoted_pages(raw: Any, message_pk: int, channel: str) -> Iterator[pa.Table]:
-    for con, events in passes(raw, message_pk):
+    # No range read ahead: a build is bound by its own thread (lines, pages, writes),
+    # and two ranges fewer in memory kept its peak 27 MB lower (1,000,000 recipients:
+    # +130 MB over the process's base instead of +160, in the same 4.2-4.4 s).
+    for con, events in passes(raw, message_pk, ahead=False):
         for batch in pivot(con, events, channel).to_batches(PAGE_ROWS):
             yield with_lines(pa.Table.from_batches([batch]), channel)
 

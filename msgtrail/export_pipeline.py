@@ -10,8 +10,10 @@ its own line and no compression.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, nullcontext
@@ -21,12 +23,23 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 from isal import igzip_threaded
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from msgtrail import activity, activity_feed, csv_schema, file_formats, history_csv, recipients
+from msgtrail import (
+    activity,
+    activity_feed,
+    csv_schema,
+    file_formats,
+    history_csv,
+    recipients,
+    upkeep,
+)
 from msgtrail.ahead import Ahead
 from msgtrail.jobs import Job, activity_filter
 from msgtrail.settings import Settings
 from msgtrail.storage import BlobStore
+
+log = logging.getLogger(__name__)
 
 COMPRESS_LEVEL = 1
 COMPRESS_THREADS = 2
@@ -113,12 +126,13 @@ Chunk = tuple[memoryview | bytes | pa.Table, int]
 
 
 def _chunks(raw: object, job: Job, channel: str, report: Report,
-            progress: Progress) -> Iterator[Chunk]:
+            progress: Progress, tally: recipients.Tally | None) -> Iterator[Chunk]:
     """An export reads the message's pages if they hold everything the snapshot sees
     or are behind by a few events; anything else pivots. CSV takes the pages' stored
     lines; the other formats build theirs. The total comes from the pages (their rows
     and the newer events' new recipients) when every recipient is written; with
-    `events`, from the counters if they tell, else it is known at the end."""
+    `events`, from the counters if they tell, else it is known at the end. A pivot of
+    every recipient counts them into `tally` as it goes."""
     message_pk = job.message_pk
     assert message_pk is not None
 
@@ -132,10 +146,13 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
         return recipients.page_lines(pages, report.events, bool(job.params.get("csv_raw")))
     if pages is not None:
         return _formatted(recipients.page_rows(pages, report.events), channel, report)
+    if report.events:
+        tally = None
     if report.format == "parquet":
         return _formatted(recipients.rows(raw, message_pk, channel, report.events,
-                                          counted), channel, report)
-    return recipients.lines(raw, message_pk, channel, report.line, report.events, counted)
+                                          counted, tally=tally), channel, report)
+    return recipients.lines(raw, message_pk, channel, report.line, report.events, counted,
+                            tally)
 
 
 def _formatted(tables: Generator[pa.Table | pa.RecordBatch, None, None], channel: str,
@@ -166,6 +183,8 @@ class Plan:
     cursor: str | None = None
     next_cursor: str | None = None
     marks: dict[str, int] | None = None
+    # Run once the whole file is written.
+    after: Callable[[], None] | None = None
 
 
 @dataclass
@@ -237,9 +256,33 @@ def message_plan(engine: Engine, raw: Any, job: Job, progress: Progress) -> Plan
         conn.rollback()
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
-    return Plan(report, _chunks(raw, job, channel, report, progress),
+    # First in the snapshot: what the export reads is what these batches hold.
+    cursor = raw.cursor()
+    try:
+        seen = int(cursor.execute(
+            f"SELECT next_batch FROM messages WHERE id = {activity.placeholder(cursor)}",
+            (job.message_pk,)).fetchone()[0])
+    finally:
+        cursor.close()
+    tally = recipients.Tally(channel) if job.kind == "export" else None
+    return Plan(report, _chunks(raw, job, channel, report, progress, tally),
                 {"message_ids": [message_id], "events": report.events,
-                 "since": None, "until": None})
+                 "since": None, "until": None},
+                after=functools.partial(_store_tally, engine, job.message_pk, tally, seen))
+
+
+def _store_tally(engine: Engine, message_pk: int, tally: recipients.Tally | None,
+                 seen: int) -> None:
+    """The message's counters from the export's own pivot, if it counted every
+    recipient; a failure here costs only a later recount, not the export."""
+    if tally is None or not tally.complete:
+        return
+    try:
+        upkeep.store_counts(engine, message_pk, tally.channel, tally.counts(), seen,
+                            only_current=True)
+    except SQLAlchemyError:
+        log.warning("counters of message %s not stored from its export", message_pk,
+                    exc_info=True)
 
 
 def activity_plan(raw: Any, job: Job) -> Plan:
@@ -284,5 +327,7 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
                     progress.rows += count
                     if settings.export_chunk_delay:
                         progress.lost.wait(settings.export_chunk_delay)  # a stop ends the pause
+    if plan.after is not None:
+        plan.after()
     return Written(manifest(job, plan, progress.rows, out_raw.size, out_raw.hash.hexdigest()),
                    plan.marks)

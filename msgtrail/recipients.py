@@ -28,6 +28,7 @@ import secrets
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -235,25 +236,29 @@ def _spill_dir() -> str:
 
 
 def lines(raw: Any, message_pk: int, channel: str, line: LineBuilder, events: list[str],
-          on_total: Callable[[int], None] | None = None) -> Iterator[tuple[memoryview, int]]:
+          on_total: Callable[[int], None] | None = None, tally: Tally | None = None
+          ) -> Iterator[tuple[memoryview, int]]:
     """(lines, count) chunks of the message's recipients (those with one of `events`,
     or all), ordered by subscription id, each line built by `line`. Each range is
     pivoted on a thread of its own while the lines of the range before are built.
     on_total hears how many rows the read gives: once a range is pivoted, the rows so
-    far scaled to every range (ids are random, ranges near equal), exact at the last."""
-    with closing(rows(raw, message_pk, channel, events, on_total)) as batches:
+    far scaled to every range (ids are random, ranges near equal), exact at the last.
+    A `tally` counts the recipients as they go by (see Tally)."""
+    with closing(rows(raw, message_pk, channel, events, on_total, tally=tally)) as batches:
         for batch in batches:
             yield joined(line(batch)), batch.num_rows
 
 
 def rows(raw: Any, message_pk: int, channel: str, events: list[str],
-         on_total: Callable[[int], None] | None = None, recs: bool = False
-         ) -> Generator[pa.RecordBatch, None, None]:
+         on_total: Callable[[int], None] | None = None, recs: bool = False,
+         tally: Tally | None = None) -> Generator[pa.RecordBatch, None, None]:
     """The pivot's rows of `lines`, in chunks of CHUNK_ROWS at most, in key order
     (with `recs`, each event's first `rec` too: see pivot_sql)."""
+    if tally is not None and events:
+        raise ValueError("a tally counts every recipient: no events filter")
     pivoted = functools.partial(pivot, channel=channel, where=where_any(events), recs=recs)
     with split(raw, message_pk) as sources, \
-            closing(Ahead(_pivoted(sources, pivoted), depth=1, name="pivot")) as ranges:
+            closing(Ahead(_pivoted(sources, pivoted, tally), depth=1, name="pivot")) as ranges:
         rows = 0
         for done, table in enumerate(ranges, 1):
             rows += table.num_rows
@@ -262,12 +267,41 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
             for batch in table.to_batches(CHUNK_ROWS):
                 if batch.num_rows:
                     yield batch
+        if tally is not None:
+            tally.complete = True
 
 
-def _pivoted(sources: list[Source], pivoted: Callable[..., pa.Table]) -> Iterator[pa.Table]:
-    """Each range pivoted, in turn."""
+def _pivoted(sources: list[Source], pivoted: Callable[..., pa.Table],
+             tally: Tally | None = None) -> Iterator[pa.Table]:
+    """Each range pivoted, in turn (and counted, with a tally)."""
     for con, table in _each(sources):
-        yield pivoted(con, table)
+        table = pivoted(con, table)
+        if tally is not None:
+            tally.add(con, table)
+        yield table
+
+
+@dataclass
+class Tally:
+    """The counters (as `counts` gives them) of the recipients a read pivots, counted
+    on each range as it goes by (a few ms per range): an export of every recipient
+    leaves the message's counters current, so that nobody pivots the same snapshot
+    again to count them (the next read of the message, or the worker's upkeep)."""
+
+    channel: str
+    # Every range's counts, once the read went through all of them.
+    complete: bool = False
+    _parts: list[list[tuple[Any, ...]]] = field(default_factory=list)
+
+    def add(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+        con.register("r", table)
+        try:
+            self._parts.append(con.sql(_counts_sql(self.channel)).fetchall())
+        finally:
+            con.unregister("r")
+
+    def counts(self) -> list[tuple[Any, ...]]:
+        return _summed(self._parts)
 
 
 def joined(column: pa.Array) -> memoryview:
@@ -312,15 +346,26 @@ def _recipients(raw: Any, message_pk: int, channel: str,
 
 def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
     """(device_type, recipients, failed, count per event of EVENTS) per device type."""
+    sql = _counts_sql(channel)
+    return _summed(con.sql(sql).fetchall()
+                   for con in _recipients(raw, message_pk, channel, ("device_type",)))
+
+
+def _counts_sql(channel: str) -> str:
+    """The counters of the recipients in `r`, per device type."""
     failed = " OR ".join(f"{e} IS NOT NULL" for e in FAILURE_EVENTS
                          if e in CHANNEL_EVENTS[channel]) or "false"
     per_event = ", ".join(f"count({e})" if e in CHANNEL_EVENTS[channel] else "0"
                           for e in EVENTS)
-    sql = (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
-           f" {per_event} FROM r GROUP BY device_type")
+    return (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
+            f" {per_event} FROM r GROUP BY device_type")
+
+
+def _summed(parts: Iterable[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """Counters of parts of the recipients, summed per device type."""
     summed: dict[Any, list[int]] = {}
-    for con in _recipients(raw, message_pk, channel, ("device_type",)):
-        for device_type, *values in con.sql(sql).fetchall():
+    for part in parts:
+        for device_type, *values in part:
             slot = summed.setdefault(device_type, [0] * len(values))
             for i, value in enumerate(values):
                 slot[i] += int(value)

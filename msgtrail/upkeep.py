@@ -70,13 +70,25 @@ def refresh_stats(engine: Engine, message_pk: int) -> None:
         return
     with activity.snapshot(engine) as raw:
         counts = recipients.counts(raw, message_pk, str(channel))
+    store_counts(engine, message_pk, str(channel), counts, seen)
+
+
+def store_counts(engine: Engine, message_pk: int, channel: str,
+                 counts: Iterable[tuple[Any, ...]], seen: int, only_current: bool = False
+                 ) -> None:
+    """Store counters (`recipients.counts`) read by a snapshot that saw `seen` batches
+    of the message. They stop being pending only if no batch came since; with
+    `only_current`, they are not stored otherwise either (an export's tally must not
+    replace counters a later read stored), nor if they are not pending."""
     with engine.begin() as conn:
-        # Only if no append began since we looked (PostgreSQL rechecks on the row
-        # version it waited for): a later append leaves the counters pending.
+        # PostgreSQL rechecks `next_batch` on the row version it waited for: a later
+        # append leaves the counters pending.
         conn.execute(text("UPDATE messages SET stats = :stats, pending_since = CASE"
                           " WHEN next_batch = :seen THEN NULL ELSE pending_since END"
-                          " WHERE id = :pk"),
-                     {"stats": json.dumps(_stats(counts, str(channel))), "pk": message_pk,
+                          " WHERE id = :pk"
+                          + (" AND next_batch = :seen AND pending_since IS NOT NULL"
+                             if only_current else "")),
+                     {"stats": json.dumps(_stats(counts, channel)), "pk": message_pk,
                       "seen": seen})
 
 

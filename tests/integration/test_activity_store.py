@@ -5,6 +5,7 @@ reader sees; a reader stopped midway leaves nothing open."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from msgtrail import activity, event_batch, recipients, upkeep
-from msgtrail.channels import EVENT_CODE
+from msgtrail.channels import EVENT_CODE, EVENTS
 from msgtrail.db.engine import make_engine
 from tests.integration.conftest import InProcess
 
@@ -370,3 +371,53 @@ def test_many_passes_read_exactly_what_one_pass_reads(
 def _counts(api: InProcess, pk: int) -> list[tuple[object, ...]]:
     with activity.snapshot(api.engine) as raw:
         return sorted(recipients.counts(raw, pk, "push"), key=str)
+
+
+def _counters(api: InProcess, pk: int) -> tuple[object, dict | None]:  # type: ignore[type-arg]
+    with api.engine.connect() as conn:
+        pending, stats = conn.execute(text(
+            "SELECT pending_since, stats FROM messages WHERE id = :pk"), {"pk": pk}).one()
+    return pending, json.loads(stats) if stats else None
+
+
+def test_an_export_of_every_recipient_leaves_the_counters_current(api: InProcess) -> None:
+    """A fresh export of every recipient counts them as its pivot goes by, and stores
+    the message's counters from that snapshot (nothing pivots it again to count them),
+    exactly as a recount gives them. A filtered export leaves them pending, and a tally
+    of an older snapshot never replaces them."""
+    message_id = api.create_message()
+    now = int(time.time())
+    subs = [str(uuid.uuid4()) for _ in range(40)]
+    events = [{"subscription_id": s, "event": "sent", "timestamp": now - 60,
+               "device_type": "iOS" if i % 3 else "Android"} for i, s in enumerate(subs)]
+    events += [{"subscription_id": s, "event": "delivered", "timestamp": now - 50}
+               for s in subs[:30]]
+    events += [{"subscription_id": s, "event": "failed", "timestamp": now - 50,
+                "failure_message": "gone"} for s in subs[30:34]]
+    events += [{"subscription_id": s, "event": "clicked", "timestamp": now - 40}
+               for s in subs[:5]]
+    assert api.send(message_id, events).status_code == 200
+    pk = _pk(api, message_id)
+    assert _counters(api, pk)[0] is not None  # pending: nothing has counted them yet
+
+    assert len(api.export(message_id, events="clicked")) == 5
+    assert _counters(api, pk)[0] is not None  # a filtered export counts only some
+
+    assert len(api.export(message_id)) == 40
+    pending, stats = _counters(api, pk)
+    with activity.snapshot(api.engine) as raw:
+        recount = recipients.counts(raw, pk, "push")
+    assert pending is None
+    assert stats == json.loads(json.dumps(upkeep._stats(recount, "push")))
+    assert stats["totals"]["recipients"] == 40 and stats["totals"]["failed"] == 4
+
+    # An event after the export: a tally of the export's older snapshot is refused.
+    late = str(uuid.uuid4())
+    assert api.send(message_id, [{"subscription_id": late, "event": "sent",
+                                  "timestamp": now}]).status_code == 200
+    with api.engine.connect() as conn:
+        batches = conn.execute(text("SELECT next_batch FROM messages WHERE id = :pk"),
+                               {"pk": pk}).scalar_one()
+    upkeep.store_counts(api.engine, pk, "push", [("iOS", 1, 0, *[0] * len(EVENTS))], batches - 1,
+                        only_current=True)
+    assert _counters(api, pk)[1] == stats

@@ -438,10 +438,11 @@ def with_lines(table: pa.Table, channel: str) -> pa.Table:
     """The page's rows with each recipient's line and, only where it differs (a
     formula cell), its raw line. Most pages have no formula cell: their raw lines are
     not built (a third of a page build's line work)."""
+    if not csv_schema.has_formula(table, channel):  # then neutralising changes nothing
+        line = csv_schema.lines(table, channel, safe=False)
+        return table.append_column("line", line).append_column(
+            "raw_line", pa.nulls(len(line), pa.string()))
     safe = csv_schema.lines(table, channel)
-    if not csv_schema.has_formula(table, channel):
-        return table.append_column("line", safe).append_column(
-            "raw_line", pa.nulls(len(safe), pa.string()))
     raw = csv_schema.lines(table, channel, safe=False)
     differs = pc.not_equal(raw, safe)
     return table.append_column("line", safe).append_column(

@@ -19,13 +19,14 @@ from msgtrail.api.exports import (
     manifest_url,
     public_status,
     start_job,
+    status_of,
 )
 from msgtrail.api.notifications import MAX_OFFSET
 from msgtrail.api.openapi import ACTIVITY_EXPORT_BODY, errors
 from msgtrail.apps import App
 from msgtrail.channels import EVENTS
 from msgtrail.db.schema import messages
-from msgtrail.errors import BadRequest, NotFound
+from msgtrail.errors import BadRequest
 from msgtrail.event_batch import parse_iso
 from msgtrail.file_formats import COMPRESSIONS, DEFAULT_COMPRESSION
 
@@ -132,14 +133,8 @@ def status(request: Request, app_id: str, export_id: str) -> dict[str, Any]:
     """As an export's status, plus its filter and, once finished, `next_cursor`."""
     app = require_app(request, app_id)
     export_id = require_uuid(export_id, "export_id")
-    with request.app.state.engine.connect() as conn:
-        job = jobs.find_in_app(conn, app, "activity", export_id)
-        if job is None:
-            raise NotFound(f"No activity export with id {export_id} in this app")
-        try:
-            return public_status(request, conn, job)
-        finally:
-            conn.rollback()
+    return status_of(request, lambda conn: jobs.find_in_app(conn, app, "activity", export_id),
+                     f"No activity export with id {export_id} in this app")
 
 
 @router.get("/apps/{app_id}/activity_exports", summary="An app's activity exports",

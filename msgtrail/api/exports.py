@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,6 +46,20 @@ def file_url(request: Request, kind: str, key: str) -> str:
 
 def manifest_url(request: Request, key: str) -> str:
     return jobs.manifest_url(request.app.state.settings.resolved_public_url(), key)
+
+
+def status_of(request: Request, find: Callable[[Connection], jobs.Job | None],
+              missing: str) -> dict[str, Any]:
+    """The public status of the job `find` finds on a connection of its own; a 404
+    saying `missing` if it finds none."""
+    with request.app.state.engine.connect() as conn:
+        try:
+            job = find(conn)
+            if job is None:
+                raise NotFound(missing)
+            return public_status(request, conn, job)
+        finally:
+            conn.rollback()
 
 
 def public_status(request: Request, conn: Connection, job: jobs.Job) -> dict[str, Any]:
@@ -190,12 +205,7 @@ def export_status(request: Request, message_id: str, export_id: str,
     app = require_app(request, app_id)
     message_id = require_uuid(message_id, "message_id")
     export_id = require_uuid(export_id, "export_id")
-    with request.app.state.engine.connect() as conn:
-        message = messages.find(conn, app, message_id)
-        job = jobs.find(conn, app, message, export_id)
-        if job is None:
-            raise NotFound(f"No export with id {export_id} for this message")
-        try:
-            return public_status(request, conn, job)
-        finally:
-            conn.rollback()
+    return status_of(
+        request, lambda conn: jobs.find(conn, app, messages.find(conn, app, message_id),
+                                        export_id),
+        f"No export with id {export_id} for this message")

@@ -14,6 +14,7 @@ field. Three paths, each taken only when the one before cannot vouch for the bat
 
 from __future__ import annotations
 
+import binascii
 import io
 import re
 from collections.abc import Sequence
@@ -60,11 +61,15 @@ _batch_decoder = msgspec.json.Decoder(BatchIn)
 _list_decoder = msgspec.json.Decoder(list[EventIn])
 
 
-# The columns of stored events. `rec` is the event's place in the order msgtrail
-# accepted the message's events: its position in the batch here, then (batch <<
-# REC_BITS) | position once the store numbers the batch (`activity.append`).
+# The columns of stored events. A subscription id is kept as its 16 bytes (`keys`):
+# the store is 23% smaller than with 36-character strings, and DuckDB groups the
+# ids as 128-bit integers (README, "How activity is stored"). `rec` is the event's
+# place in the order msgtrail accepted the message's events: its position in the
+# batch here, then (batch << REC_BITS) | position once the store numbers the batch
+# (`activity.append`).
+KEY = pa.binary(16)
 SCHEMA = pa.schema([
-    ("subscription_id", pa.string()),
+    ("subscription_id", KEY),
     ("event", pa.int8()),
     ("ts", pa.int64()),
     ("onesignal_id", pa.string()),
@@ -91,10 +96,26 @@ def columns(rows: Sequence[Row]) -> pa.RecordBatch:
     if max(index) >= 1 << REC_BITS:
         raise ValueError("a batch holds too many events")
     return pa.RecordBatch.from_arrays(
-        [pa.array(subs, pa.string()), pa.array(events, pa.int8()), pa.array(ts, pa.int64()),
+        [keys(pa.array(subs, pa.string())), pa.array(events, pa.int8()),
+         pa.array(ts, pa.int64()),
          pa.array(onesignal, pa.string()), pa.array(external, pa.string()),
          pa.array(device, pa.string()), pa.array(failure, pa.string()),
          pa.array(index, pa.int64())], schema=SCHEMA)
+
+
+def keys(ids: pa.Array) -> pa.Array:
+    """Canonical UUID strings (lower case, with dashes) as their 16 bytes each, in the
+    same order (bytes sort as their hex does). One decode of the whole buffer: ~0.1 µs
+    per id."""
+    n = len(ids)
+    offsets = memoryview(ids.buffers()[1]).cast("i")
+    start, end = offsets[ids.offset], offsets[ids.offset + n]
+    if ids.null_count or end - start != 36 * n:
+        raise ValueError("subscription ids must be canonical UUIDs")
+    data = ids.buffers()[2]
+    text = b"" if data is None else memoryview(data)[start:end].tobytes()
+    raw = binascii.a2b_hex(text.replace(b"-", b""))
+    return pa.FixedSizeBinaryArray.from_buffers(KEY, n, [None, pa.py_buffer(raw)])
 
 
 def _canonical_uuids(values: list[str]) -> list[str] | None:
@@ -165,11 +186,11 @@ def _common_batch(body: bytes, channel: str, now: int, max_events: int) -> pa.Re
                                                                      strict=True))):
         return None
     codes = pc.take(pa.array([EVENT_CODE[e] for e in names], pa.int8()), picked)
-    keys = pc.binary_join_element_wise(subs, pc.cast(codes, pa.string()), "/")
-    if pc.count_distinct(keys).as_py() != n:
+    pairs = pc.binary_join_element_wise(subs, pc.cast(codes, pa.string()), "/")
+    if pc.count_distinct(pairs).as_py() != n:
         return None
     return pa.RecordBatch.from_arrays(
-        [subs.chunk(0), codes.chunk(0), ts.chunk(0), osids.chunk(0),
+        [keys(subs.chunk(0)), codes.chunk(0), ts.chunk(0), osids.chunk(0),
          *(col.chunk(0) for col in texts), pa.array(range(n), pa.int64())], schema=SCHEMA)
 
 

@@ -81,7 +81,12 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
     DuckDB ~0.2 s more per 1,000,000 recipients and held them all in its hash table."""
     positions = pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), events.num_rows),
                                   start=-1)
-    con.register("events", events.append_column("i", positions))
+    # The ids' bytes seen as Arrow's UUID type: DuckDB groups them as 128-bit integers
+    # and gives them back as canonical strings, in the same order.
+    ids = pa.chunked_array([pa.ExtensionArray.from_storage(pa.uuid(), chunk)
+                            for chunk in events.column(0).chunks], pa.uuid())
+    con.register("events", events.set_column(0, pa.field("subscription_id", pa.uuid()), ids)
+                 .append_column("i", positions))
     try:
         table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes)})"
                         f" WHERE {where}"
@@ -128,8 +133,8 @@ def export_line(channel: str, raw: bool) -> LineBuilder:
 # (README, "How activity is stored": one pass over 2,000,000 events took the process
 # 300-425 MB above its base; sixteen, ~190 MB, in the same time).
 PASS_EVENTS = 200_000
-# Ranges are cut on the ids' first two hex digits: at most 256 passes.
-_PREFIXES = pa.array([f"{i:02x}" for i in range(256)])
+# Ranges are cut on the ids' first byte: at most 256 passes.
+_PREFIXES = 256
 
 # A pass's events, read when the pass begins.
 Source = Callable[[], pa.Table]
@@ -141,7 +146,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
     PASS_EVENTS: straight from the store's parts (`activity.PARTS`, a power of two of
     them to a range) when every segment has one and the ranges need be no finer;
     else its segments are read once and split into temporary Arrow files by the ids'
-    first two hex digits."""
+    first byte."""
     cursor = raw.cursor()
     try:
         total, mixed = cursor.execute(
@@ -152,7 +157,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
     finally:
         cursor.close()
     ranges = 1
-    while ranges < len(_PREFIXES) and int(total) > ranges * PASS_EVENTS:
+    while ranges < _PREFIXES and int(total) > ranges * PASS_EVENTS:
         ranges *= 2
     if not mixed and ranges <= activity.PARTS:
         width = activity.PARTS // ranges
@@ -185,7 +190,7 @@ def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
 @contextmanager
 def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
     """The message's segments read once and split into `ranges` temporary Arrow files
-    by their ids' first two hex digits."""
+    by their ids' first byte."""
     os.makedirs(_spill_dir(), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
         paths = [os.path.join(tmp, str(k)) for k in range(ranges)]
@@ -196,8 +201,7 @@ def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
                     if ranges == 1:
                         sinks[0].write_batch(batch)
                         continue
-                    prefix = pc.utf8_slice_codeunits(batch.column(0), 0, 2)
-                    part = pc.divide(pc.index_in(prefix, _PREFIXES), len(_PREFIXES) // ranges)
+                    part = pc.divide(activity.first_byte(batch), _PREFIXES // ranges)
                     for k, rows in activity.grouped(batch, part):
                         sinks[k].write_batch(rows)
         finally:

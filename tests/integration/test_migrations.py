@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import pyarrow as pa
+import pyarrow.ipc as ipc
 from sqlalchemy import text
 
 from msgtrail import activity, apps, event_batch, messages, recipients
@@ -58,6 +60,20 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
             rows = recipients.sample(raw, message.pk, "push", ["delivered"], 10)
         assert [(r["subscription_id"], r["external_id"]) for r in rows] == [
             (folded, "first"), (logged, "l")]
+        # The old segments hold ids as strings; compaction rewrites them as 16 bytes
+        # beside the new one, and nobody reads a difference.
+        with engine.connect() as conn:
+            stored = [ipc.open_stream(d).schema.field(0).type for d in conn.execute(text(
+                "SELECT data FROM activity_segments WHERE message_pk = :pk"),
+                {"pk": message.pk}).scalars()]
+        assert pa.string() in stored and event_batch.KEY in stored
+        assert activity.compact(engine, message.pk)
+        with activity.snapshot(engine) as raw:
+            assert recipients.sample(raw, message.pk, "push", ["delivered"], 10) == rows
+        with engine.connect() as conn:
+            assert {ipc.open_stream(d).schema.field(0).type for d in conn.execute(text(
+                "SELECT data FROM activity_segments WHERE message_pk = :pk"),
+                {"pk": message.pk}).scalars()} == {event_batch.KEY}
     finally:
         engine.dispose()
         backend.release(env)

@@ -20,8 +20,9 @@ def body(*events: dict) -> bytes:
 def rows(batch: ParsedBatch) -> list[tuple]:
     """The batch as (position, subscription, event, ts, onesignal_id, external_id,
     device_type, failure_message) tuples."""
-    *fields, rec = batch.events.to_pydict().values()
-    return [(r, *f) for r, *f in zip(rec, *fields, strict=True)]
+    subs, *fields, rec = batch.events.to_pydict().values()
+    ids = [str(uuid.UUID(bytes=s)) for s in subs]  # stored as their 16 bytes
+    return [(r, *f) for r, *f in zip(rec, ids, *fields, strict=True)]
 
 
 def ev(**kw: object) -> dict:

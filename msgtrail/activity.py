@@ -75,9 +75,14 @@ def decode(data: bytes) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
-def first_byte(events: pa.RecordBatch) -> pa.Array:
-    """The first byte of each event's subscription id, as an integer (0-255)."""
-    return pc.index_in(pc.binary_slice(events.column(0), 0, 1), _BYTES)
+def first_byte(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The first byte of each subscription id, as an integer (0-255)."""
+    return pc.index_in(pc.binary_slice(ids, 0, 1), _BYTES)
+
+
+def part_of(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The part (`PARTS`) each subscription id is stored in: its first hex digit."""
+    return pc.shift_right(first_byte(ids), 4)
 
 
 def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -> None:
@@ -109,7 +114,7 @@ def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -
 def by_part(events: pa.RecordBatch) -> list[tuple[int | None, pa.RecordBatch]]:
     """The events grouped by the first hex digit of their subscription ids, as (digit,
     events) in digit order."""
-    return list(grouped(events, pc.shift_right(first_byte(events), 4)))
+    return list(grouped(events, part_of(events.column(0))))
 
 
 def grouped(events: pa.RecordBatch, key: pa.Array) -> list[tuple[int, pa.RecordBatch]]:

@@ -76,17 +76,17 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
     rows `where` says, by subscription id if `ordered`; only the `attributes` asked for
     (the counters need only the device type).
 
-    DuckDB finds, for each attribute, which event first carried it (its position in
-    `events`), and Arrow takes the values: aggregating the strings themselves cost
-    DuckDB ~0.2 s more per 1,000,000 recipients and held them all in its hash table."""
-    positions = pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), events.num_rows),
-                                  start=-1)
+    DuckDB finds, for each attribute, which event first carried it (its place `i` in
+    the order of `rec`), and Arrow takes the values: aggregating the strings themselves
+    cost DuckDB ~0.2 s more per 1,000,000 recipients and held them all in its hash
+    table."""
+    order, places = _rec_order(events)
     # The ids' bytes seen as Arrow's UUID type: DuckDB groups them as 128-bit integers
     # and gives them back as canonical strings, in the same order.
     ids = pa.chunked_array([pa.ExtensionArray.from_storage(pa.uuid(), chunk)
                             for chunk in events.column(0).chunks], pa.uuid())
     con.register("events", events.set_column(0, pa.field("subscription_id", pa.uuid()), ids)
-                 .append_column("i", positions))
+                 .append_column("i", places))
     try:
         table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes)})"
                         f" WHERE {where}"
@@ -94,16 +94,37 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
     finally:
         con.unregister("events")
     for a in attributes:
-        table = table.set_column(table.schema.get_field_index(a), a,
-                                 events.column(a).take(table.column(a)))
+        at = table.column(a) if order is None else order.take(table.column(a))
+        table = table.set_column(table.schema.get_field_index(a), a, events.column(a).take(at))
     return table
+
+
+def _rec_order(events: pa.Table) -> tuple[pa.Array | None, pa.Array]:
+    """Each event's place in `rec` order, for its subscription, and the events'
+    positions in that order (None when their positions are such places already).
+
+    A range read from the store holds its parts one after the other, each in `rec`
+    order unless compaction merged segments around others; a subscription lives in
+    one part, so if `rec` falls only where one part ends and the next begins, the
+    positions are in `rec` order for every subscription, and nothing is sorted. With
+    places in `rec` order, "the first event that carried it" is the smallest place:
+    DuckDB's `min` took 0.04-0.06 s less than `arg_min(i, rec)` per 1,000,000
+    recipients."""
+    rec = events.column("rec").combine_chunks()
+    n = len(rec)
+    falls = pc.indices_nonzero(pc.less_equal(rec.slice(1), rec.slice(0, max(n - 1, 0))))
+    if not len(falls) or pc.all(pc.not_equal(
+            activity.part_of(events.column(0).take(falls)),
+            activity.part_of(events.column(0).take(pc.add(falls, 1))))).as_py():
+        return None, pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n), start=-1)
+    return pc.sort_indices(rec), pc.subtract(pc.rank(rec, tiebreaker="first"), 1).cast(pa.int32())
 
 
 def pivot_sql(channel: str, recs: bool = False,
               attributes: tuple[str, ...] = ATTRIBUTES) -> str:
-    """The pivot's query over `events` (and `i`, each event's position): the attributes
-    as the position of the event that first carried each (see pivot)."""
-    attrs = "".join(f", arg_min(i, rec) FILTER (WHERE {a} IS NOT NULL) AS {a}"
+    """The pivot's query over `events` (and `i`, each event's place in `rec` order):
+    the attributes as the place of the event that first carried each (see pivot)."""
+    attrs = "".join(f", min(i) FILTER (WHERE {a} IS NOT NULL) AS {a}"
                     for a in attributes)
     times = ", ".join(f"min(ts) FILTER (WHERE event = {EVENT_CODE[e]}) AS {e}"
                       for e in CHANNEL_EVENTS[channel])
@@ -201,7 +222,7 @@ def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
                     if ranges == 1:
                         sinks[0].write_batch(batch)
                         continue
-                    part = pc.divide(activity.first_byte(batch), _PREFIXES // ranges)
+                    part = pc.divide(activity.first_byte(batch.column(0)), _PREFIXES // ranges)
                     for k, rows in activity.grouped(batch, part):
                         sinks[k].write_batch(rows)
         finally:

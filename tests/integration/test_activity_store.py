@@ -127,6 +127,34 @@ def test_compaction_changes_nothing_a_reader_sees(api: InProcess,
     assert not activity.compact(api.engine, pk)  # one segment: nothing to merge
 
 
+def test_the_first_known_value_is_first_recorded_not_first_stored(api: InProcess) -> None:
+    """Compaction stores a subscription's earliest event after a later batch's segment
+    that it did not merge (one too big to be small): a reader still takes the first
+    recorded value, wherever it sits in the store."""
+    message_id = api.create_message()
+    now = int(time.time())
+    sub = "a" + str(uuid.uuid4())[1:]
+    neighbours = ["a" + str(uuid.uuid4())[1:] for _ in range(activity.SMALL_SEGMENT)]
+    assert api.send(message_id, [{"subscription_id": sub, "event": "sent",
+                                  "timestamp": now - 60, "external_id": "first"}]
+                    ).status_code == 200
+    big = [{"subscription_id": s, "event": "sent", "timestamp": now - 50} for s in neighbours]
+    assert api.send(message_id, [*big, {"subscription_id": sub, "event": "delivered",
+                                        "timestamp": now - 40, "external_id": "second",
+                                        "device_type": "iOS"}]).status_code == 200
+    pk = _pk(api, message_id)
+    assert activity.compact(api.engine, pk)
+    with api.engine.connect() as conn:  # the first batch's event is now stored last
+        stored = conn.execute(text("SELECT first_batch FROM activity_segments"
+                                   " WHERE message_pk = :pk ORDER BY part, id"),
+                              {"pk": pk}).scalars().all()
+    assert stored == [2, 1]
+    with activity.snapshot(api.engine) as raw:
+        [row] = recipients.sample(raw, pk, "push", ["delivered"], 10)
+    assert (row["subscription_id"], row["external_id"], row["device_type"]) == (
+        sub, "first", "iOS")
+
+
 def test_a_reader_stopped_midway_leaves_nothing_open(api: InProcess) -> None:
     """What a lost lease does: the writer stops after one chunk."""
     pk, _ = _seeded(api)

@@ -283,9 +283,13 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
         raise ValueError("a tally counts every recipient: no events filter")
     pivoted = functools.partial(pivot, channel=channel, where=where_any(events), recs=recs)
     with split(raw, message_pk) as sources, \
-            closing(Ahead(_pivoted(sources, pivoted, tally), depth=1, name="pivot")) as ranges:
+            closing(Ahead(_pivoted(sources, pivoted), depth=1, name="pivot")) as ranges:
         rows = 0
         for done, table in enumerate(ranges, 1):
+            # Counted here, not on the pivot's thread: the pivot is the read's
+            # slowest stage, and this one waits on it.
+            if tally is not None:
+                tally.add(table)
             rows += table.num_rows
             if on_total is not None:
                 on_total(rows * len(sources) // done)
@@ -296,14 +300,10 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
             tally.complete = True
 
 
-def _pivoted(sources: list[Source], pivoted: Callable[..., pa.Table],
-             tally: Tally | None = None) -> Iterator[pa.Table]:
-    """Each range pivoted, in turn (and counted, with a tally)."""
+def _pivoted(sources: list[Source], pivoted: Callable[..., pa.Table]) -> Iterator[pa.Table]:
+    """Each range pivoted, in turn."""
     for con, table in _each(sources):
-        table = pivoted(con, table)
-        if tally is not None:
-            tally.add(con, table)
-        yield table
+        yield pivoted(con, table)
 
 
 @dataclass
@@ -318,12 +318,8 @@ class Tally:
     complete: bool = False
     _parts: list[list[tuple[Any, ...]]] = field(default_factory=list)
 
-    def add(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-        con.register("r", table)
-        try:
-            self._parts.append(con.sql(_counts_sql(self.channel)).fetchall())
-        finally:
-            con.unregister("r")
+    def add(self, table: pa.Table) -> None:
+        self._parts.append(_counted(table, self.channel))
 
     def counts(self) -> list[tuple[Any, ...]]:
         return _summed(self._parts)
@@ -345,18 +341,18 @@ def joined(column: pa.Array) -> memoryview:
 
 def _recipients(raw: Any, message_pk: int, channel: str,
                 attributes: tuple[str, ...] = ATTRIBUTES
-                ) -> Generator[duckdb.DuckDBPyConnection, None, None]:
-    """One DuckDB connection that sees each part of the message's recipients in turn,
-    in key order, as `r` (at least the pivot's times and those `attributes`): its pages
-    when they hold every event or are a few behind (`recipient_pages`), else the
-    pivot's passes."""
+                ) -> Generator[tuple[duckdb.DuckDBPyConnection, pa.Table], None, None]:
+    """Each part of the message's recipients in turn, in key order (at least the
+    pivot's times and those `attributes`), with one DuckDB connection that sees it as
+    `r`: its pages when they hold every event or are a few behind (`recipient_pages`),
+    else the pivot's passes."""
     pages = recipient_pages(raw, message_pk, channel)
     if pages is None:
         for con, events in passes(raw, message_pk):
-            con.register("r", pivot(con, events, channel, ordered=False,
-                                    attributes=attributes))
+            table = pivot(con, events, channel, ordered=False, attributes=attributes)
+            con.register("r", table)
             try:
-                yield con
+                yield con, table
             finally:
                 con.unregister("r")
         return
@@ -364,26 +360,33 @@ def _recipients(raw: Any, message_pk: int, channel: str,
         for page in pages:
             con.register("r", page)
             try:
-                yield con
+                yield con, page
             finally:
                 con.unregister("r")
 
 
 def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
     """(device_type, recipients, failed, count per event of EVENTS) per device type."""
-    sql = _counts_sql(channel)
-    return _summed(con.sql(sql).fetchall()
-                   for con in _recipients(raw, message_pk, channel, ("device_type",)))
+    return _summed(_counted(table, channel)
+                   for _, table in _recipients(raw, message_pk, channel, ("device_type",)))
 
 
-def _counts_sql(channel: str) -> str:
-    """The counters of the recipients in `r`, per device type."""
-    failed = " OR ".join(f"{e} IS NOT NULL" for e in FAILURE_EVENTS
-                         if e in CHANNEL_EVENTS[channel]) or "false"
-    per_event = ", ".join(f"count({e})" if e in CHANNEL_EVENTS[channel] else "0"
-                          for e in EVENTS)
-    return (f"SELECT device_type, count(*), count(*) FILTER (WHERE {failed}),"
-            f" {per_event} FROM r GROUP BY device_type")
+def _counted(table: pa.Table, channel: str) -> list[tuple[Any, ...]]:
+    """The counters (as `counts` gives them) of these recipients, per device type, by
+    Arrow's group-by: 1 ms per 62,500 recipients, where the same query in DuckDB took
+    3.5 ms."""
+    known = CHANNEL_EVENTS[channel]
+    failures = [table.column(e) for e in FAILURE_EVENTS if e in known]
+    columns = {"device_type": table.column("device_type"),
+               # A recipient failed if it has any failure event: the first one's time.
+               "failed": (pc.coalesce(*failures) if failures
+                          else pa.nulls(table.num_rows, pa.int64())),
+               **{e: table.column(e) for e in known}}
+    found = pa.table(columns).group_by("device_type", use_threads=False).aggregate(
+        [([], "count_all"), ("failed", "count"), *((e, "count") for e in known)])
+    return [(r["device_type"], r["count_all"], r["failed_count"],
+             *(r[f"{e}_count"] if e in known else 0 for e in EVENTS))
+            for r in found.to_pylist()]
 
 
 def _summed(parts: Iterable[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
@@ -413,7 +416,7 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
     sql = " UNION ALL ".join(
         f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM r"
         f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)
-    for con in _recipients(raw, message_pk, channel, ()):
+    for con, _ in _recipients(raw, message_pk, channel, ()):
         for event, at, n in con.sql(sql).fetchall():
             per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
     if not per_minute:
@@ -433,7 +436,7 @@ def sample(raw: Any, message_pk: int, channel: str, events: list[str],
     found: list[dict[str, Any]] = []
     columns = ", ".join(("subscription_id", *ATTRIBUTES, *CHANNEL_EVENTS[channel]))
     with closing(_recipients(raw, message_pk, channel)) as parts:
-        for con in parts:
+        for con, _ in parts:
             found += con.sql(f"SELECT {columns} FROM r WHERE {where_any(events)}"
                              f" ORDER BY subscription_id LIMIT {int(limit - len(found))}"
                              ).to_arrow_table().to_pylist()

@@ -87,8 +87,14 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
                             for chunk in events.column(0).chunks], pa.uuid())
     con.register("events", events.set_column(0, pa.field("subscription_id", pa.uuid()), ids)
                  .append_column("i", places))
+    # What no event of the range holds is null without aggregating it: right after a
+    # send, a range holds sends and deliveries, and the other events' aggregates cost
+    # DuckDB ~0.08 s per 1,000,000 recipients (the failure message's too, elsewhere).
+    codes = set(pc.unique(events.column("event")).to_pylist())
+    held = ({e for e in CHANNEL_EVENTS[channel] if EVENT_CODE[e] in codes}
+            | {a for a in attributes if events.column(a).null_count < events.num_rows})
     try:
-        table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes)})"
+        table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes, held)})"
                         f" WHERE {where}"
                         + (" ORDER BY subscription_id" if ordered else "")).to_arrow_table()
     finally:
@@ -120,18 +126,25 @@ def _rec_order(events: pa.Table) -> tuple[pa.Array | None, pa.Array]:
     return pc.sort_indices(rec), pc.subtract(pc.rank(rec, tiebreaker="first"), 1).cast(pa.int32())
 
 
-def pivot_sql(channel: str, recs: bool = False,
-              attributes: tuple[str, ...] = ATTRIBUTES) -> str:
+def pivot_sql(channel: str, recs: bool, attributes: tuple[str, ...],
+              held: set[str]) -> str:
     """The pivot's query over `events` (and `i`, each event's place in `rec` order):
-    the attributes as the place of the event that first carried each (see pivot)."""
-    attrs = "".join(f", min(i) FILTER (WHERE {a} IS NOT NULL) AS {a}"
-                    for a in attributes)
-    times = ", ".join(f"min(ts) FILTER (WHERE event = {EVENT_CODE[e]}) AS {e}"
-                      for e in CHANNEL_EVENTS[channel])
+    the attributes as the place of the event that first carried each (see pivot). An
+    event or attribute not `held` by any event is null."""
+
+    def first(value: str, name: str, where: str, kind: str) -> str:
+        found = name.removeprefix("rec_")
+        return (f"min({value}) FILTER (WHERE {where}) AS {name}" if found in held
+                else f"NULL::{kind} AS {name}")
+
+    columns = [first("i", a, f"{a} IS NOT NULL", "INTEGER") for a in attributes]
+    columns += [first("ts", e, f"event = {EVENT_CODE[e]}", "BIGINT")
+                for e in CHANNEL_EVENTS[channel]]
     if recs:
-        times += "".join(f", min(rec) FILTER (WHERE event = {EVENT_CODE[e]}) AS rec_{e}"
-                         for e in CHANNEL_EVENTS[channel])
-    return f"SELECT subscription_id{attrs}, {times} FROM events GROUP BY subscription_id"
+        columns += [first("rec", f"rec_{e}", f"event = {EVENT_CODE[e]}", "BIGINT")
+                    for e in CHANNEL_EVENTS[channel]]
+    return (f"SELECT subscription_id, {', '.join(columns)} FROM events"
+            " GROUP BY subscription_id")
 
 
 def where_any(events: list[str]) -> str:

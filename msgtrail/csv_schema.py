@@ -124,13 +124,22 @@ def _may_hold(value: pa.Array, chars: tuple[bytes, ...]) -> bool:
         return False
     if value.type != pa.string():
         return True  # the regular expression decides
-    offsets = memoryview(value.buffers()[1]).cast("i")
-    data = value.buffers()[2]
-    if data is None:
-        return False
-    start, end = offsets[value.offset], offsets[value.offset + len(value)]
-    text = data.slice(start, end - start).to_pybytes()
+    text = bytes(joined(value))
     return any(c in text for c in chars)
+
+
+def joined(column: pa.Array) -> memoryview:
+    """The column's strings end to end: its data buffer between the first and last
+    offsets (lines each end in a newline), without a Python string per value and
+    without a copy (the compressor copies what it queues; a copy here as well cost
+    ~0.07 s per 1,000,000 lines)."""
+    if column.type not in (pa.string(), pa.large_string()):
+        column = column.cast(pa.large_string())
+    offsets = memoryview(column.buffers()[1]).cast("q" if column.type == pa.large_string()
+                                                   else "i")
+    start, end = offsets[column.offset], offsets[column.offset + len(column)]
+    data = column.buffers()[2]
+    return memoryview(b"" if data is None else data.slice(start, end - start))
 
 
 def iso_utc(seconds: pa.Array) -> pa.Array:

@@ -169,7 +169,7 @@ def _as_format(tables: Generator[pa.Table | pa.RecordBatch, None, None],
             if report.format == "parquet":
                 yield parquet(table), table.num_rows
             else:
-                yield recipients.joined(report.line(table)), table.num_rows
+                yield csv_schema.joined(report.line(table)), table.num_rows
 
 
 @dataclass

@@ -113,10 +113,16 @@ def page(conn: Connection, app: App, limit: int, offset: int,
     return int(total), [_row(r) for r in rows]
 
 
+def failures(part: dict[str, int]) -> int:
+    """Recipients with any failure event; counters stored before `failures` was
+    counted have only the `failed` event's."""
+    return int(part.get("failures", part.get("failed", 0)))
+
+
 def _delivery(part: dict[str, int]) -> dict[str, int]:
     return {
         "successful": part["sent"] - _sent_and_failed(part),
-        "failed": part["failed"],
+        "failed": failures(part),
         "errored": 0,
         "converted": part["clicked"],
         "received": part["delivered"],
@@ -125,13 +131,13 @@ def _delivery(part: dict[str, int]) -> dict[str, int]:
 
 def _sent_and_failed(part: dict[str, int]) -> int:
     # Failures are counted among the sent where a recipient has both; never below zero.
-    return min(part["failed"], part["sent"])
+    return min(failures(part), part["sent"])
 
 
 def to_api(message: Message, app: App) -> dict[str, Any]:
     """The NotificationWithMeta shape; SDK-non-nullable fields are omitted, never null."""
     stats = message.stats or {"totals": None, "platforms": {}}
-    totals = stats["totals"] or {"recipients": 0, "failed": 0, "sent": 0, "delivered": 0,
+    totals = stats["totals"] or {"recipients": 0, "failures": 0, "sent": 0, "delivered": 0,
                                  "clicked": 0, "unsubscribed": 0}
     body = dict(message.body)
     body.update({

@@ -379,12 +379,13 @@ def _counted(table: pa.Table, channel: str) -> list[tuple[Any, ...]]:
     failures = [table.column(e) for e in FAILURE_EVENTS if e in known]
     columns = {"device_type": table.column("device_type"),
                # A recipient failed if it has any failure event: the first one's time.
-               "failed": (pc.coalesce(*failures) if failures
-                          else pa.nulls(table.num_rows, pa.int64())),
+               # (not named `failed`: that is an event's column)
+               "failures": (pc.coalesce(*failures) if failures
+                            else pa.nulls(table.num_rows, pa.int64())),
                **{e: table.column(e) for e in known}}
     found = pa.table(columns).group_by("device_type", use_threads=False).aggregate(
-        [([], "count_all"), ("failed", "count"), *((e, "count") for e in known)])
-    return [(r["device_type"], r["count_all"], r["failed_count"],
+        [([], "count_all"), ("failures", "count"), *((e, "count") for e in known)])
+    return [(r["device_type"], r["count_all"], r["failures_count"],
              *(r[f"{e}_count"] if e in known else 0 for e in EVENTS))
             for r in found.to_pylist()]
 

@@ -94,11 +94,13 @@ def store_counts(engine: Engine, message_pk: int, channel: str,
 
 def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
     """Totals and per-platform counters from (device_type, recipients, failed,
-    *per-event counts) rows."""
-    totals = {"recipients": 0, "failed": 0, **{e: 0 for e in EVENTS}}
+    *per-event counts) rows: `failures` counts the recipients with any failure event
+    (a bounce or a rejection alone is a failure too), `failed` those with the event
+    named so."""
+    totals = {"recipients": 0, "failures": 0, **{e: 0 for e in EVENTS}}
     platforms: dict[str, dict[str, int]] = {}
     for device_type, n, n_failed, *per_event in counts:
-        part = {"recipients": int(n), "failed": int(n_failed),
+        part = {"recipients": int(n), "failures": int(n_failed),
                 **{e: int(v) for e, v in zip(EVENTS, per_event, strict=True)}}
         slot = platforms.setdefault(platform_key(device_type, channel or "push"),
                                     {k: 0 for k in part})

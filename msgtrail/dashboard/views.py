@@ -176,8 +176,8 @@ def message_list(request: Request, q: str = "", page: int = 1) -> Response:
 def _summary(message: messages.Message) -> dict[str, Any]:
     totals = (message.stats or {}).get("totals") or {}
     return {"message": message, **{k: int(totals.get(k, 0)) for k in (
-        "recipients", "sent", "delivered", "clicked", "failed", "unsubscribed", "opened",
-        "bounced")}}
+        "recipients", "sent", "delivered", "clicked", "unsubscribed", "opened", "bounced")},
+        "failed": messages.failures(totals)}
 
 
 def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
@@ -196,7 +196,8 @@ def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
         past = jobs.of_message(conn, app, message)
         conn.rollback()
     return {"app": app, "summary": _summary(message), "message": message,
-            "platforms": (message.stats or {}).get("platforms") or {},
+            "platforms": {k: {**part, "failed": messages.failures(part)} for k, part
+                          in ((message.stats or {}).get("platforms") or {}).items()},
             "chart": charts.svg(timeline), "chart_label": charts.describe(timeline),
             "timeline": timeline, "events": CHANNEL_EVENTS[message.target_channel],
             "activity": activity, "recipients": sample, "sample_size": report.SAMPLE,

@@ -54,6 +54,30 @@ def test_counters_come_from_activity(server, app_creds) -> None:
                                 "received": 4}
 
 
+def test_any_failure_event_counts_as_failed(server, app_creds) -> None:
+    """A bounce or a rejection recorded alone, with no `failed` event beside it, is a
+    failure."""
+    with server.client(app_creds) as client:
+        email = create_message(client, app_creds, "email")
+        subs = [str(uuid.uuid4()) for _ in range(5)]
+        events = [event(s, "sent", device_type="Email") for s in subs]
+        events += [event(subs[0], "bounced", failure_message="550 mailbox unavailable"),
+                   event(subs[1], "failed", failure_message="timeout"),
+                   event(subs[2], "bounced"), event(subs[2], "failed")]
+        assert send_events(client, app_creds, email, events).status_code == 200
+        sms = create_message(client, app_creds, "sms")
+        assert send_events(client, app_creds, sms, [
+            event(s, "sent", device_type="SMS") for s in subs[:2]] + [
+            event(subs[0], "rejected", failure_message="30007 filtered")]).status_code == 200
+
+    api = server.sdk(app_creds)
+    fetched = api.get_notification(app_creds.app_id, email)
+    assert (fetched.successful, fetched.failed) == (2, 3)
+    assert fetched.to_dict()["platform_delivery_stats"]["email"]["bounced"] == 2
+    fetched = api.get_notification(app_creds.app_id, sms)
+    assert (fetched.successful, fetched.failed) == (1, 1)
+
+
 def test_sdk_sees_errors_in_onesignal_envelope(server, app_creds) -> None:
     api = server.sdk(app_creds)
     with pytest.raises(onesignal.ApiException) as err:

@@ -252,14 +252,34 @@ def _merged(raw: Any, message_pk: int,
     cursor.close()
     if len(rows) < (1 if part is None else 2):
         return None
-    table = pa.Table.from_batches([b for r in rows for b in decode(bytes(r[3]))], SCHEMA)
-    table = table.sort_by([("subscription_id", "ascending"), ("rec", "ascending")])
+    table = _without_repeats(
+        pa.Table.from_batches([b for r in rows for b in decode(bytes(r[3]))], SCHEMA))
+    table = table.take(pc.sort_indices(
+        table, [("subscription_id", "ascending"), ("rec", "ascending")]))
+    return table, [r[0] for r in rows], min(r[1] for r in rows), max(r[2] for r in rows)
+
+
+def _without_repeats(table: pa.Table) -> pa.Table:
+    """The events, each exact repeat of another (every column but `rec` equal) dropped,
+    the earliest `rec` kept. Sorted by every column, repeats are neighbours: a hash
+    group-by over the string columns did the same in 2.4x the time and held ~140 MB
+    per 125,000 events where this holds ~30 (README, "How activity is stored")."""
     fields = [c for c in SCHEMA.names if c != "rec"]
-    table = table.group_by(fields, use_threads=False).aggregate([("rec", "min")])
-    table = table.rename_columns([*fields, "rec"]).sort_by(
-        [("subscription_id", "ascending"), ("rec", "ascending")])
-    return (table.select(SCHEMA.names), [r[0] for r in rows],
-            min(r[1] for r in rows), max(r[2] for r in rows))
+    table = table.take(pc.sort_indices(table, [(f, "ascending") for f in (*fields, "rec")]))
+    n = table.num_rows
+    if n < 2:
+        return table
+    repeat = None
+    for f in fields:
+        column = table.column(f)
+        this, before = column.slice(1), column.slice(0, n - 1)
+        same = pc.fill_null(pc.equal(this, before), False)
+        if column.null_count:
+            same = pc.or_(same, pc.and_(pc.is_null(this), pc.is_null(before)))
+        repeat = same if repeat is None else pc.and_(repeat, same)
+    assert repeat is not None
+    return table.filter(pa.concat_arrays([pa.array([True]),
+                                          pc.invert(repeat).combine_chunks()]))
 
 
 def purge(conn: Connection, message_pk: int) -> None:

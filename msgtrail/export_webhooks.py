@@ -11,7 +11,10 @@ never holds an export up, and retry with a doubling delay for up to a day
 A webhook URL is a request msgtrail makes on a user's behalf, so it must not reach
 msgtrail's own network (SSRF): loopback, private, link-local and other non-public
 addresses are refused, when the URL is set and again at every delivery (a name may
-resolve elsewhere later), unless MSGTRAIL_WEBHOOK_ALLOW_PRIVATE=1.
+resolve elsewhere later), unless MSGTRAIL_WEBHOOK_ALLOW_PRIVATE=1. A delivery connects
+to the very address it checked, not to what a second lookup of the name gives: a name
+whose DNS answers a public address to the check and a private one right after
+(rebinding) still reaches only the public one.
 """
 
 from __future__ import annotations
@@ -51,6 +54,21 @@ class UnsafeURL(BadRequest):
 def check_url(url: str, allow_private: bool) -> str:
     """The URL if msgtrail may POST to it: http(s), with a host whose every address is
     public (unless `allow_private`); UnsafeURL (a 400) saying why otherwise."""
+    _checked(url, allow_private)
+    return url
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery connects: the URL with its host replaced by the checked
+    address, and the name the receiver expects (its Host header and TLS name)."""
+
+    url: str
+    host: str | None = None  # None: connect to the URL as it is
+    hostname: str | None = None
+
+
+def _checked(url: str, allow_private: bool) -> Target:
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -61,18 +79,25 @@ def check_url(url: str, allow_private: bool) -> str:
     if parts.username or parts.password:
         raise UnsafeURL("webhook URL must not carry credentials")
     if allow_private:
-        return url
+        return Target(url)
     try:
         infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise UnsafeURL(f"webhook URL's host {parts.hostname!r} does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global or address.is_multicast:
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if not is_public(address):
             raise UnsafeURL(
                 f"webhook URL's host {parts.hostname!r} is {address}, a loopback, private or "
                 "otherwise non-public address; set MSGTRAIL_WEBHOOK_ALLOW_PRIVATE=1 to allow it")
-    return url
+    first = addresses[0]
+    literal = f"[{first}]" if first.version == 6 else str(first)
+    netloc = f"{literal}:{port}" if port else literal
+    return Target(parts._replace(netloc=netloc).geturl(), parts.netloc, parts.hostname)
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
 
 
 def record(conn: Connection, job: jobs.Job, how: str, settings: Settings) -> None:
@@ -152,16 +177,19 @@ def _target(engine: Engine, vault: Vault, job_id: int) -> tuple[str, str] | None
 def send(delivery: Delivery, url: str, secret: str, settings: Settings) -> str | None:
     """POST the notice to `url`; None when the receiver took it (2xx), else why not."""
     try:
-        check_url(url, settings.webhook_allow_private)
+        target = _checked(url, settings.webhook_allow_private)
     except UnsafeURL as exc:
         return str(exc)
     body = delivery.body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"msgtrail/{__version__}",
                HEADER: sign(secret, body, int(time.time()))}
+    if target.host:
+        headers["Host"] = target.host
     try:
         # No redirects: a redirect could lead to an address the check above refuses.
-        r = httpx.post(url, content=body, headers=headers,
-                       timeout=settings.webhook_timeout, follow_redirects=False)
+        with httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False) as client:
+            r = client.post(target.url, content=body, headers=headers, extensions=(
+                {"sni_hostname": target.hostname} if target.hostname else None))
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
     if 200 <= r.status_code < 300:

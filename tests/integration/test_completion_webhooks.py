@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from msgtrail import apps, export_webhooks, retention
 from msgtrail.client import verify_webhook
 from msgtrail.errors import BadRequest
+from msgtrail.settings import Settings
 from msgtrail.storage import open_store
 from msgtrail.testing.backends import Embedded, Scale
 from msgtrail.vault import Vault
@@ -265,3 +267,31 @@ def test_retries_go_to_the_url_the_app_has_now(api: InProcess) -> None:
 def test_an_invalid_port_is_refused() -> None:
     with pytest.raises(BadRequest, match="invalid port"):
         export_webhooks.check_url("http://93.184.216.34:99999/x", allow_private=False)
+
+
+def test_a_delivery_connects_to_the_address_it_checked(monkeypatch: pytest.MonkeyPatch,
+                                                      receiver: Receiver) -> None:
+    """DNS rebinding: the name answers an allowed address to the check and another
+    right after. The notice goes to the checked address, with the URL's name as its
+    Host. (The resolver is the one fake here: no DNS server on this machine can be made
+    to rebind; 127.0.0.1 stands for a public address, 127.0.0.2 for a private one.)"""
+    port = receiver.server.server_address[1]
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.example.test":  # first the allowed address, then the other
+            host = next(answers, "127.0.0.2")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(export_webhooks, "is_public", lambda a: str(a) == "127.0.0.1")
+    settings = Settings(webhook_allow_private=False, webhook_timeout=5)
+    delivery = export_webhooks.Delivery(1, "evt_1", 1, "", '{"type": "export.ready"}', 1, 0)
+    url = f"http://hooks.example.test:{port}/hooks/msgtrail"
+    assert export_webhooks.send(delivery, url, "whsec_test", settings) is None
+    headers, body = receiver.wait(1)[0]
+    assert headers["Host"] == f"hooks.example.test:{port}" and body == b'{"type": "export.ready"}'
+    # Checked again at the next delivery: the name is now the other address, refused.
+    error = export_webhooks.send(delivery, url, "whsec_test", settings)
+    assert error is not None and "127.0.0.2" in error and len(receiver.requests) == 1

@@ -8,13 +8,16 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from msgtrail import apps, export_webhooks, retention
 from msgtrail.client import verify_webhook
@@ -295,3 +298,34 @@ def test_a_delivery_connects_to_the_address_it_checked(monkeypatch: pytest.Monke
     # Checked again at the next delivery: the name is now the other address, refused.
     error = export_webhooks.send(delivery, url, "whsec_test", settings)
     assert error is not None and "127.0.0.2" in error and len(receiver.requests) == 1
+
+
+def test_a_tls_delivery_to_the_checked_address_verifies_the_name(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Over https the connection goes to the checked address and the certificate is
+    verified for the URL's name (sent as TLS's server name), not for the address."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("hooks.example.test")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    receiver = Receiver([200])
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    try:
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        real = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+            "127.0.0.1" if host == "hooks.example.test" else host, *a, **k))
+        monkeypatch.setattr(export_webhooks, "is_public", lambda a: str(a) == "127.0.0.1")
+        settings = Settings(webhook_allow_private=False, webhook_timeout=5)
+        delivery = export_webhooks.Delivery(1, "evt_1", 1, "", "{}", 1, 0)
+        port = receiver.server.server_address[1]
+        assert export_webhooks.send(delivery, f"https://hooks.example.test:{port}/h",
+                                    "whsec_test", settings) is None
+        assert receiver.wait(1)[0][0]["Host"] == f"hooks.example.test:{port}"
+        # A certificate for another name is refused.
+        error = export_webhooks.send(delivery, f"https://hooks.example.test:{port}/h".replace(
+            "hooks.example.test", "127.0.0.1"), "whsec_test", settings)
+        assert error is not None and "CERTIFICATE_VERIFY_FAILED" in error
+    finally:
+        receiver.server.shutdown()

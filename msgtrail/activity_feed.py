@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msgtrail import csv_schema, file_formats, recipients
-from msgtrail.activity import placeholder
+from msgtrail.activity import query
 from msgtrail.ahead import Ahead
 from msgtrail.channels import CHANNEL_EVENTS, FAILURE_EVENTS
 from msgtrail.event_batch import REC_BITS
@@ -61,14 +61,8 @@ def columns() -> list[dict[str, str]]:
 def messages_of(raw: Any, app_pk: int) -> list[Message]:
     """The app's messages whose activity is kept, in the order they were created, each
     with the last batch this snapshot sees."""
-    cursor = raw.cursor()
-    try:
-        rows = cursor.execute(
-            "SELECT id, message_id, target_channel, next_batch FROM messages"
-            f" WHERE app_pk = {placeholder(cursor)} AND purged_at IS NULL ORDER BY id",
-            (app_pk,)).fetchall()
-    finally:
-        cursor.close()
+    rows = query(raw, "SELECT id, message_id, target_channel, next_batch FROM messages"
+                 " WHERE app_pk = ? AND purged_at IS NULL ORDER BY id", (app_pk,))
     return [Message(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
@@ -79,14 +73,9 @@ def marks(messages: list[Message]) -> dict[str, int]:
 
 def cursor_marks(raw: Any, app_pk: int, export_id: str) -> dict[str, int]:
     """The marks of the app's finished activity export `export_id`."""
-    cursor = raw.cursor()
-    try:
-        param = placeholder(cursor)
-        row = cursor.execute(
-            f"SELECT marks FROM jobs WHERE export_id = {param} AND app_pk = {param}"
-            " AND kind = 'activity'", (export_id, app_pk)).fetchone()
-    finally:
-        cursor.close()
+    found = query(raw, "SELECT marks FROM jobs WHERE export_id = ? AND app_pk = ?"
+                  " AND kind = 'activity'", (export_id, app_pk))
+    row = found[0] if found else None
     if row is None or row[0] is None:
         raise ValueError(f"cursor {export_id} is not a finished activity export of the app")
     return {k: int(v) for k, v in json.loads(row[0]).items()}

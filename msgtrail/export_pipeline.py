@@ -257,18 +257,13 @@ def message_plan(engine: Engine, raw: Any, job: Job, progress: Progress) -> Plan
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
     # First in the snapshot: what the export reads is what these batches hold.
-    cursor = raw.cursor()
-    try:
-        seen = int(cursor.execute(
-            f"SELECT next_batch FROM messages WHERE id = {activity.placeholder(cursor)}",
-            (job.message_pk,)).fetchone()[0])
-    finally:
-        cursor.close()
+    [(seen,)] = activity.query(raw, "SELECT next_batch FROM messages WHERE id = ?",
+                               (job.message_pk,))
     tally = recipients.Tally(channel) if job.kind == "export" else None
     return Plan(report, _chunks(raw, job, channel, report, progress, tally),
                 {"message_ids": [message_id], "events": report.events,
                  "since": None, "until": None},
-                after=functools.partial(_store_tally, engine, job.message_pk, tally, seen))
+                after=functools.partial(_store_tally, engine, job.message_pk, tally, int(seen)))
 
 
 def _store_tally(engine: Engine, message_pk: int, tally: recipients.Tally | None,

@@ -44,7 +44,9 @@ PARQUET_SCHEMA = pa.schema([
 
 
 @dataclass(frozen=True)
-class Message:
+class FeedMessage:
+    """A message as an activity export reads it (not `messages.Message`, the API's)."""
+
     pk: int
     message_id: str
     channel: str
@@ -58,15 +60,15 @@ def columns() -> list[dict[str, str]]:
             for c in COLUMNS]
 
 
-def messages_of(raw: Any, app_pk: int) -> list[Message]:
+def messages_of(raw: Any, app_pk: int) -> list[FeedMessage]:
     """The app's messages whose activity is kept, in the order they were created, each
     with the last batch this snapshot sees."""
     rows = query(raw, "SELECT id, message_id, target_channel, next_batch FROM messages"
                  " WHERE app_pk = ? AND purged_at IS NULL ORDER BY id", (app_pk,))
-    return [Message(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+    return [FeedMessage(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
-def marks(messages: list[Message]) -> dict[str, int]:
+def marks(messages: list[FeedMessage]) -> dict[str, int]:
     """What an export's cursor continues from: each message's last batch it saw."""
     return {str(m.pk): m.upto for m in messages}
 
@@ -81,7 +83,7 @@ def cursor_marks(raw: Any, app_pk: int, export_id: str) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(row[0]).items()}
 
 
-def rows(raw: Any, messages: list[Message], params: dict[str, Any],
+def rows(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
          after: dict[str, int]) -> Generator[pa.Table, None, None]:
     """The feed's rows in chunks, message by message (in `messages`' order), each in
     (subscription, event) order: the message's recipients (`msgtrail.recipients`: its
@@ -94,7 +96,7 @@ def rows(raw: Any, messages: list[Message], params: dict[str, Any],
         yield from tables
 
 
-def _unfolded(raw: Any, messages: list[Message], params: dict[str, Any],
+def _unfolded(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
               after: dict[str, int]) -> Iterator[pa.Table]:
     wanted = set(params.get("message_ids") or [])
     for message in messages:
@@ -117,7 +119,7 @@ def _unfolded(raw: Any, messages: list[Message], params: dict[str, Any],
                     yield found
 
 
-def unfolded(table: pa.Table | pa.RecordBatch, message: Message, events: list[str],
+def unfolded(table: pa.Table | pa.RecordBatch, message: FeedMessage, events: list[str],
              params: dict[str, Any], first_rec: int | None) -> pa.Table:
     """Recipients' rows (sorted by subscription) as one row per event they have among
     `events`, in (subscription, event) order, within `since`/`until` and, if

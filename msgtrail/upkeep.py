@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from msgtrail import activity, recipients
 from msgtrail.channels import EVENTS, platform_key
+from msgtrail.coalesced import Coalesced
 
 # A message with this many small segments, or any of no part, has them merged...
 COMPACT_SEGMENTS = 64
@@ -56,9 +57,20 @@ def compact_next(engine: Engine, now: int) -> bool:
     return True
 
 
+# Readers of one message's counters while its events flow (the API, the dashboard, a
+# client polling) share recounts: each recount pivots every recipient.
+_recounts = Coalesced()
+
+
 def refresh_stats(engine: Engine, message_pk: int) -> None:
     """Recompute a message's delivery counters if events arrived since they were
-    last computed; they then reflect every event committed before this call."""
+    last computed; they then reflect every event committed before this call. Callers
+    at the same time share a recount that started after they called (`Coalesced`):
+    one running and one more, however many they are."""
+    _recounts.run((id(engine), message_pk), lambda: _refresh(engine, message_pk))
+
+
+def _refresh(engine: Engine, message_pk: int) -> None:
     with engine.connect() as conn:
         seen = conn.execute(text(
             "SELECT next_batch FROM messages WHERE id = :pk AND pending_since IS NOT NULL"),

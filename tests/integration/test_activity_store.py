@@ -449,3 +449,41 @@ def test_an_export_of_every_recipient_leaves_the_counters_current(api: InProcess
     upkeep.store_counts(api.engine, pk, "push", [("iOS", 1, 0, *[0] * len(EVENTS))], batches - 1,
                         only_current=True)
     assert _counters(api, pk)[1] == stats
+
+
+def test_readers_of_pending_counters_share_recounts(api: InProcess,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight readers of a message whose events keep coming (a dashboard, clients
+    polling) share at most two recounts instead of pivoting eight times, and each reads
+    counters that hold every event committed before it asked."""
+    pk, subs = _seeded(api)
+    pivots: list[float] = []
+    real = recipients.counts
+
+    def slow_counts(*args, **kwargs):  # the real recount, slowed so that readers overlap
+        pivots.append(time.monotonic())
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipients, "counts", slow_counts)
+    with api.engine.connect() as conn:  # events arrived since the counters were computed
+        assert conn.execute(text("SELECT pending_since FROM messages WHERE id = :pk"),
+                            {"pk": pk}).scalar() is not None
+    start = threading.Barrier(8)
+    totals: list[int] = []
+
+    def reader() -> None:
+        start.wait()
+        upkeep.refresh_stats(api.engine, pk)
+        with api.engine.connect() as conn:
+            stats = json.loads(conn.execute(text("SELECT stats FROM messages WHERE id = :pk"),
+                                            {"pk": pk}).scalar_one())
+        totals.append(stats["totals"]["sent"])
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert totals == [len(subs)] * 8
+    assert 1 <= len(pivots) <= 2, pivots

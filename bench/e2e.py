@@ -24,7 +24,6 @@ import argparse
 import gzip
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from sqlalchemy import text
@@ -32,7 +31,7 @@ from sqlalchemy import text
 from msgtrail.db.engine import make_engine
 from msgtrail.testing.backends import add_bench_arguments
 from msgtrail.testing.service import bench_service, peak_rss_mb, wait_idle
-from msgtrail.testing.workload import ndjson_batches
+from msgtrail.testing.workload import ndjson_batches, send_ndjson
 
 
 def main() -> None:
@@ -54,17 +53,8 @@ def main() -> None:
                               headers={"Authorization": f"Key {creds['api_key']}"})
         message_id = client.post("/notifications", json={
             **params, "target_channel": "push", "name": "e2e"}).json()["id"]
-        url = f"/notifications/{message_id}/events"
-
-        def send(body: bytes) -> int:
-            r = client.post(url, params=params, content=body,
-                            headers={"Content-Type": "application/x-ndjson"})
-            r.raise_for_status()
-            return int(r.json()["accepted"])
-
         started = time.perf_counter()
-        with ThreadPoolExecutor(args.senders) as pool:
-            accepted = sum(pool.map(send, payloads))
+        accepted = send_ndjson(client, message_id, creds["app_id"], payloads, args.senders)
         last_accepted = time.perf_counter()
         last_accepted_at = time.time()
         assert accepted == events, accepted

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from msgtrail.testing.backends import add_bench_arguments
 from msgtrail.testing.service import bench_service
-from msgtrail.testing.workload import ndjson_batches
+from msgtrail.testing.workload import ndjson_batches, send_ndjson
 
 
 def main() -> None:
@@ -39,17 +38,8 @@ def main() -> None:
             "app_id": creds["app_id"], "contents": {"en": "bench"},
             "target_channel": "push"}).json()["id"]
         payloads = ndjson_batches(args.events // 2, args.batch, int(time.time()))
-        url = f"/notifications/{message_id}/events?app_id={creds['app_id']}"
-
-        def send(body: bytes) -> int:
-            r = client.post(url, content=body,
-                            headers={"Content-Type": "application/x-ndjson"})
-            r.raise_for_status()
-            return r.json()["accepted"]
-
         start = time.perf_counter()
-        with ThreadPoolExecutor(args.connections) as pool:
-            accepted = sum(pool.map(send, payloads))
+        accepted = send_ndjson(client, message_id, creds["app_id"], payloads, args.connections)
         ingest_s = time.perf_counter() - start
         assert accepted == args.events, accepted
 

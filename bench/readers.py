@@ -22,7 +22,7 @@ import httpx
 
 from msgtrail.testing.backends import add_bench_arguments
 from msgtrail.testing.service import bench_service, peak_rss_mb
-from msgtrail.testing.workload import ndjson_batches
+from msgtrail.testing.workload import ndjson_batches, send_ndjson
 
 
 def main() -> None:
@@ -42,12 +42,8 @@ def main() -> None:
         message_id = client.post("/notifications", json={
             **params, "target_channel": "push", "name": "readers"}).json()["id"]
 
-        def send(body: bytes) -> None:
-            client.post(f"/notifications/{message_id}/events", params=params, content=body,
-                        headers={"Content-Type": "application/x-ndjson"}).raise_for_status()
-
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(send, payloads))
+        accepted = send_ndjson(client, message_id, creds["app_id"], payloads, 2)
+        assert accepted == 2 * args.recipients, accepted
         before = peak_rss_mb(server.process.pid)
         started = time.perf_counter()
 

@@ -127,6 +127,40 @@ def test_compaction_changes_nothing_a_reader_sees(api: InProcess,
     assert not activity.compact(api.engine, pk)  # one segment: nothing to merge
 
 
+def test_compaction_holds_a_bounded_number_of_events_at_a_time(
+        api: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many small segments wait, a merge reads at most MERGE_EVENTS events of
+    them (or two segments, whatever their size, so that every round makes progress):
+    what compaction holds in memory does not grow with the backlog. Readers see the
+    same recipients afterwards."""
+    monkeypatch.setattr(activity, "MERGE_EVENTS", 40)
+    merges: list[tuple[int, int]] = []  # (events, segments) of each merge
+    real = activity._merged
+
+    def counted(raw, message_pk, part):  # type: ignore[no-untyped-def]
+        found = real(raw, message_pk, part)
+        if found is not None:
+            merges.append((found[0].num_rows, len(found[1])))
+        return found
+
+    monkeypatch.setattr(activity, "_merged", counted)
+    message_id = api.create_message()
+    now = int(time.time())
+    for _ in range(30):  # groups of 16 (webhooks): segments of no part
+        assert api.send(message_id, [
+            {"subscription_id": str(uuid.uuid4()), "event": "sent", "timestamp": now - 30}
+            for _ in range(16)]).status_code == 200
+    pk = _pk(api, message_id)
+    before = b"".join(d for d, _ in _lines(api, pk))
+    assert activity.compact(api.engine, pk)
+    assert merges and all(events <= 40 or segments == 2 for events, segments in merges)
+    assert b"".join(d for d, _ in _lines(api, pk)) == before
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT sum(events), count(*) - count(part)"
+                                 " FROM activity_segments WHERE message_pk = :pk"),
+                            {"pk": pk}).one() == (480, 0)
+
+
 def test_the_first_known_value_is_first_recorded_not_first_stored(api: InProcess) -> None:
     """Compaction stores a subscription's earliest event after a later batch's segment
     that it did not merge (one too big to be small): a reader still takes the first
@@ -394,6 +428,13 @@ def test_many_passes_read_exactly_what_one_pass_reads(
     # Scaled from the ranges read so far, then exact.
     assert len(totals) == ranges and totals[-1] == RECIPIENTS
     assert len(many[2][1]) == report.SAMPLE
+    # Pages are cut per range (a range's last page may hold fewer), still in key order.
+    monkeypatch.setattr(recipients, "PAGE_ROWS", 16)
+    assert recipients.build_pages(api.engine, pk)
+    with activity.snapshot(api.engine) as raw:
+        pages = list(recipients.recipient_pages(raw, pk, "push") or [])
+        assert b"".join(d for d, _ in recipients.page_lines(pages, [], False)) == many[0]
+    assert max(p.num_rows for p in pages) == 16 and len(pages) > -(-RECIPIENTS // 16)
 
 
 def _counts(api: InProcess, pk: int) -> list[tuple[object, ...]]:

@@ -239,7 +239,7 @@ def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
 def _merged(raw: Any, message_pk: int,
             part: int | None) -> tuple[pa.Table, list[int], int, int] | None:
     which = "part IS NULL" if part is None else f"part = {int(part)}"
-    rows = []  # the oldest small segments, up to MERGE_EVENTS events (and two at least)
+    rows: list[Any] = []  # the oldest small segments, up to MERGE_EVENTS events (and two at least)
     held = 0
     for row in query(raw, "SELECT id, first_batch, last_batch, events FROM activity_segments"
                      f" WHERE message_pk = ? AND {which} AND events < {SMALL_SEGMENT}"

@@ -91,7 +91,7 @@ def rows(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
     on a thread of its own while the caller formats the rows before. A message the
     cursor has seen is pivoted with each event's first `rec`, and only events first
     recorded after its mark are kept."""
-    with closing(Ahead(_unfolded(raw, messages, params, after), depth=2,
+    with closing(Ahead(_unfolded(raw, messages, params, after), depth=3,
                        name="unfold")) as tables:
         yield from tables
 

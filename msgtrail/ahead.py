@@ -13,14 +13,20 @@ T = TypeVar("T")
 
 
 class Ahead(Generic[T]):
-    """Runs `source` on its own thread, from creation on, up to `depth` items ahead of
-    the consumer; close() stops it (and the source's cleanup runs on that thread)."""
+    """Runs `source` on its own thread, from creation on, at most `depth` items ahead of
+    the consumer, counting the one it is making: with depth 1 it makes the next item
+    while the consumer works on the current one, then waits for it to be taken. Every
+    item held costs memory (a range's events, a pivot, a chunk of lines), so no more
+    are made than keep the stages busy. close() stops it (and the source's cleanup
+    runs on that thread)."""
 
     _DONE = object()
 
-    def __init__(self, source: Iterator[T], depth: int = 3, name: str = "ahead") -> None:
+    def __init__(self, source: Iterator[T], depth: int, name: str = "ahead") -> None:
         self._source = source
-        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._items = iter(source)
+        self._slots: queue.Queue = queue.Queue()
+        self._room = threading.Semaphore(depth)  # taken to make an item, given back when consumed
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
@@ -28,16 +34,17 @@ class Ahead(Generic[T]):
 
     def _produce(self) -> None:
         try:
-            for item in self._source:
-                while not self._stop.is_set():
-                    try:
-                        self._slots.put(item, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+            while True:
+                while not self._room.acquire(timeout=0.5):
+                    if self._stop.is_set():
+                        return
                 if self._stop.is_set():
                     return
-            self._slots.put(self._DONE)
+                item = next(self._items, self._DONE)
+                self._slots.put(item)
+                if item is self._DONE:
+                    return
+                item = None  # the consumer's now: held here, it could outlive its use
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._slots.put(exc)
         finally:
@@ -52,6 +59,7 @@ class Ahead(Generic[T]):
         if self._finished:
             raise StopIteration
         item = self._slots.get()
+        self._room.release()
         if item is self._DONE:
             self._finished = True
             raise StopIteration

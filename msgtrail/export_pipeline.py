@@ -308,7 +308,7 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
         plan = (activity_plan(raw, job) if job.kind == "activity"
                 else message_plan(engine, raw, job, progress))
         report = plan.report
-        with (closing(Ahead(plan.chunks, name="export-reader")) as chunks,
+        with (closing(Ahead(plan.chunks, depth=4, name="export-reader")) as chunks,
               store.writer(job.file_key) as stored):
             out_raw = _Digest(stored)
             sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,

@@ -250,6 +250,9 @@ def passes(raw: Any, message_pk: int) -> Iterator[tuple[duckdb.DuckDBPyConnectio
 def _each(sources: list[Source]) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa.Table]]:
     """One connection and each range's events in turn; the next range is read from
     the store on a thread of its own meanwhile."""
+    # Depth 1: one range read while the one before is pivoted. Two (a range waiting
+    # besides) held 15-18 MB more at the same speed (an export of 1,000,000
+    # recipients in process, 0.86-0.89 s, 3 runs each).
     tables = Ahead((source() for source in sources), depth=1, name="range-reader")
     with connect() as con, closing(tables):
         for table in tables:
@@ -282,8 +285,10 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
     if tally is not None and events:
         raise ValueError("a tally counts every recipient: no events filter")
     pivoted = functools.partial(pivot, channel=channel, where=where_any(events), recs=recs)
+    # Depth 2: a pivot waiting besides the one being made. With 1, 11 MB less, but the
+    # pivot is the slowest stage and waited: 0.92-0.95 s against 0.85-0.94 s.
     with split(raw, message_pk) as sources, \
-            closing(Ahead(_pivoted(sources, pivoted), depth=1, name="pivot")) as ranges:
+            closing(Ahead(_pivoted(sources, pivoted), depth=2, name="pivot")) as ranges:
         rows = 0
         for done, table in enumerate(ranges, 1):
             # Counted here, not on the pivot's thread: the pivot is the read's

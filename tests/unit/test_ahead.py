@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -40,4 +41,24 @@ def test_close_stops_the_source_early_and_runs_its_cleanup_on_its_thread() -> No
     assert next(ahead) == 0
     ahead.close()
     assert cleaned.is_set() and cleanup_thread == ["stage"]
-    assert len(produced) <= 4  # at most the queue's depth ahead, not the whole source
+    assert len(produced) <= 2  # the one taken and at most one ahead, not the whole source
+
+
+def test_depth_counts_the_item_being_made() -> None:
+    """With depth 1 the source makes the next item while the consumer holds the current
+    one, then waits for it to be taken: at most two items alive, whatever their size."""
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(10):
+            produced.append(i)
+            yield i
+
+    ahead = Ahead(source(), depth=1)
+    try:
+        for expected in range(3):
+            assert next(ahead) == expected
+            time.sleep(0.2)  # time enough to run ahead, were it allowed to
+            assert len(produced) == expected + 2
+    finally:
+        ahead.close()

@@ -39,7 +39,6 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=1, help="API processes")
     parser.add_argument("--activity", choices=["csv", "jsonl", "parquet"], default=None,
                         help="export the app's activity, one row per event, in this format")
     add_bench_arguments(parser)

@@ -126,7 +126,7 @@ def main() -> None:
               f"({args.recipients / fold_s:,.0f} recipients/s)")
         print(f"database: {database_url.split('://')[0]}, storage: "
               f"{env.get('MSGTRAIL_STORAGE_URL', 'local directory').split('?')[0]}")
-        server = start_server(data_dir, env=env)
+        server = start_server(data_dir, "--processes", str(args.processes), env=env)
         try:
             client = httpx.Client(base_url=server.base_url, timeout=120,
                                   headers={"Authorization": f"Key {creds['api_key']}"})

@@ -27,7 +27,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
-    parser.add_argument("--processes", type=int, default=1, help="API processes")
     add_bench_arguments(parser)
     args = parser.parse_args()
 

@@ -30,7 +30,6 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--readers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=1, help="API processes")
     add_bench_arguments(parser)
     args = parser.parse_args()
     payloads = ndjson_batches(args.recipients, args.batch, int(time.time()))

@@ -41,7 +41,6 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100_000, help="events/s in all; 0: no pacing")
     parser.add_argument("--recipients", type=int, default=250_000, help="per message")
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=1, help="API processes")
     add_bench_arguments(parser)
     args = parser.parse_args()
 

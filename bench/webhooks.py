@@ -75,7 +75,6 @@ def main() -> None:
     parser.add_argument("--source", default="postmark", choices=sorted(EVENT))
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--senders", type=int, default=32)
-    parser.add_argument("--processes", type=int, default=1, help="API processes")
     add_bench_arguments(parser)
     args = parser.parse_args()
 

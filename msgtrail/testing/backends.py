@@ -92,7 +92,9 @@ class Scale:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where a benchmark runs: the embedded default, `--scale`, or given services."""
+    """Where a benchmark runs: the embedded default, `--scale`, or given services, and
+    with how many API processes (`bench_service` starts that many)."""
+    parser.add_argument("--processes", type=int, default=1, help="API processes")
     parser.add_argument("--scale", action="store_true",
                         help="a throwaway PostgreSQL database and SeaweedFS + Redis")
     parser.add_argument("--database-url", default=None, help="an existing database")

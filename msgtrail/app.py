@@ -39,7 +39,7 @@ log = logging.getLogger("msgtrail")
 
 # OneSignal's routes, served at the root and under /api/v1.
 API_ROUTERS = (notifications.router, events.router, exports.router, history.router,
-               activity_exports.router)
+               activity_exports.router, webhooks.router)
 
 
 def app_from_env() -> ASGIApp:
@@ -116,7 +116,6 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs
         # and community libraries still call: they work by changing only the host.
         app.include_router(router, prefix="/api/v1")
-    app.include_router(webhooks.router)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")
     app.include_router(files.router)

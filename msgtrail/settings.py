@@ -69,8 +69,15 @@ class Settings(BaseSettings):
     # Webhooks: how long an API process remembers an app's connections and whose API
     # key is whose; a disconnect, re-key or revoked key takes effect within this time.
     webhook_cache_seconds: float = 5
-    # Mailgun: a signature older (or newer) than this is a replay and is refused.
+    # Mailgun and SendGrid: a signature whose timestamp is further than this from now
+    # (older, or newer) is a replay and is refused.
     mailgun_max_age_seconds: int = 300
+    sendgrid_max_age_seconds: int = 300
+
+    def replay_window(self, source: str) -> int:
+        """Seconds a provider's signed timestamp may be from now (0: it signs none)."""
+        return {"mailgun": self.mailgun_max_age_seconds,
+                "sendgrid": self.sendgrid_max_age_seconds}.get(source, 0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 from cachetools import TTLCache
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -31,6 +31,9 @@ from msgtrail.intake import Delivery
 router = APIRouter(tags=["webhooks"])
 
 Source = Literal["onesignal", "sendgrid", "ses", "twilio", "postmark", "mailgun"]
+# The path takes any name, so that an unknown one is answered 404 by the route itself;
+# the document still lists the sources there are.
+SOURCE_PATH = Path(description="The provider", json_schema_extra={"enum": sorted(SOURCES)})
 
 
 def _fetch(url: str) -> bytes:
@@ -98,7 +101,7 @@ def _prepare(request: Request, source: str, app_id: str, req: WebhookRequest) ->
     module = SOURCES[source]
     app, credential = state.lookups.connection(app_id, source)
     settings = state.settings
-    ctx = Context(app_id=app.app_id, max_age_seconds=settings.mailgun_max_age_seconds,
+    ctx = Context(app_id=app.app_id, max_age_seconds=settings.replay_window(source),
                   sns_host_pattern=settings.sns_host_pattern, key_owner=state.lookups.key_owner,
                   fetch=_fetch)
     module.verify(req, credential, ctx)
@@ -108,7 +111,8 @@ def _prepare(request: Request, source: str, app_id: str, req: WebhookRequest) ->
 @router.post("/webhooks/{source}/{app_id}", summary="Receive a provider's webhook",
              responses=errors(400, 401, 403, 404, 413, 503),
              openapi_extra={"requestBody": WEBHOOK_BODY})
-async def receive_webhook(request: Request, source: Source, app_id: str) -> dict[str, int]:
+async def receive_webhook(request: Request, app_id: str,
+                          source: str = SOURCE_PATH) -> dict[str, int]:
     """Events as the provider sends them, checked as it signs them (see the README's
     table per source). Answers once they are durable: `{"accepted": n, "rejected": m}`,
     where rejected events are kept among the app's webhook rejections."""
@@ -136,7 +140,8 @@ async def receive_webhook(request: Request, source: Source, app_id: str) -> dict
     return {"accepted": outcome.accepted, "rejected": outcome.rejected}
 
 
-_PATH = re.compile(r"/webhooks/([a-z]+)/([^/]+)")
+# At the root and under /api/v1, like every other route.
+_PATH = re.compile(r"(?:/api/v1)?/webhooks/([^/]+)/([^/]+)")
 
 
 class FastPath:
@@ -151,14 +156,14 @@ class FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = (_PATH.fullmatch(scope["path"]) if scope["type"] == "http"
                  and scope["method"] == "POST" else None)
-        if found is None or found.group(1) not in SOURCES:
+        if found is None:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app  # what request.app is, as under FastAPI
         request = Request(scope, receive)
         try:
             response: Response = JSONResponse(
-                await receive_webhook(request, found.group(1), found.group(2)))  # type: ignore[arg-type]
+                await receive_webhook(request, found.group(2), found.group(1)))
         except Exception as exc:  # noqa: BLE001 - every error answers in the envelope
             response = self.on_error(exc)
         await response(scope, receive, send)

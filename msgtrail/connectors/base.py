@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from msgtrail.errors import BadRequest
+from msgtrail.errors import BadRequest, Unauthorized
 
 # The metadata keys a sender puts on each message, under every provider.
 MESSAGE_KEY = "msgtrail_message_id"
@@ -135,12 +135,21 @@ class Context:
     """What a connector may consult beyond the request."""
 
     app_id: str
+    # How far from now a signed timestamp may be (a replay window; the source's own).
     max_age_seconds: int
     sns_host_pattern: str
     # The app_id an API key belongs to, or None (OneSignal's Authorization header).
     key_owner: Callable[[str], str | None]
     # GET a URL and return its body (SNS certificates and SubscribeURLs).
     fetch: Callable[[str], bytes]
+
+
+def check_age(signed_at: object, ctx: Context, now: int, provider: str) -> None:
+    """Refuse a signature whose signed timestamp is outside the replay window."""
+    at = unix_seconds(signed_at)
+    if at is None or abs(now - at) > ctx.max_age_seconds:
+        raise Unauthorized(f"{provider} signature timestamp is more than "
+                           f"{ctx.max_age_seconds} s from now (a replay?)")
 
 
 def obj(value: object) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from msgtrail.connectors.base import (
     Context,
     Incoming,
     WebhookRequest,
+    check_age,
     expand,
     ids_from,
     json_body,
@@ -61,10 +62,7 @@ def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
                         hashlib.sha256).hexdigest()
     if not given or not hmac.compare_digest(expected.encode(), given.encode()):
         raise Unauthorized("Mailgun signature does not verify")
-    at = unix_seconds(timestamp)
-    if at is None or abs(req.now - at) > ctx.max_age_seconds:
-        raise Unauthorized(f"Mailgun signature timestamp is more than "
-                           f"{ctx.max_age_seconds} s from now (a replay?)")
+    check_age(timestamp, ctx, req.now, "Mailgun")
 
 
 def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:

@@ -1,5 +1,6 @@
 """SendGrid's Event Webhook: a JSON array of events, signed with ECDSA P-256/SHA-256
-over the timestamp header followed by the raw body (the Signed Event Webhook)."""
+over the timestamp header followed by the raw body (the Signed Event Webhook); a
+timestamp outside the replay window (five minutes by default) is refused."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from msgtrail.connectors.base import (
     Context,
     Incoming,
     WebhookRequest,
+    check_age,
     expand,
     ids_from,
     json_body,
@@ -75,6 +77,8 @@ def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
             ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError, binascii.Error):
         raise Unauthorized("SendGrid signature does not verify") from None
+    # The signature covers the timestamp, so only its age tells a replay.
+    check_age(timestamp, ctx, req.now, "SendGrid")
 
 
 def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:

@@ -88,7 +88,9 @@ class SendGrid:
         body = (json.dumps([self.event(h) for h in happened]) + "\r\n").encode()
         return [self.signed(app_id, body)]
 
-    def signed(self, app_id: str, body: bytes, timestamp: str = "1700000000") -> Call:
+    def signed(self, app_id: str, body: bytes, timestamp: str | None = None) -> Call:
+        """The body signed as SendGrid signs it, at `timestamp` (default: now)."""
+        timestamp = timestamp or str(int(dt.datetime.now(dt.UTC).timestamp()))
         signature = self.key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         return Call(f"/webhooks/sendgrid/{app_id}", {
             "content-type": "application/json",

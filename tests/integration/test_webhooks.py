@@ -355,8 +355,44 @@ def test_sources_not_connected_or_disconnected_take_nothing(
     with hooks.engine.begin() as conn:
         assert connections.disconnect(conn, hooks.app_id, "sendgrid")
     assert post(hooks, call).status_code == 404
-    assert hooks.client.post(f"/webhooks/nosuch/{hooks.app_id}", content=b"{}"
-                             ).status_code in (400, 404)
+
+
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+def test_an_unknown_source_is_404(hooks: InProcess, prefix: str) -> None:
+    before = stored(hooks)
+    for source in ("nosuch", "SendGrid", "sendgrid%00", "x" * 300):
+        r = hooks.client.post(f"{prefix}/webhooks/{source}/{hooks.app_id}", content=b"{}")
+        assert r.status_code == 404, (source, r.text)
+        assert r.json()["errors"][0].startswith("No webhook source")
+    assert stored(hooks) == before
+
+
+def test_sendgrid_refuses_a_replayed_signature(hooks: InProcess, sns: SnsEndpoint) -> None:
+    p = provider("sendgrid", hooks, sns)
+    message_id = hooks.create_message("email")
+    body = json.dumps([p.event(Happened("sent", message_id, str(uuid.uuid4()), T0))]).encode()
+    before = stored(hooks)
+    for signed_at in (int(time.time()) - 301, 1_600_000_000, int(time.time()) + 301):
+        r = post(hooks, p.signed(hooks.app_id, body, str(signed_at)))
+        assert r.status_code == 401 and "replay" in r.json()["errors"][0], r.text
+    assert stored(hooks) == before
+    inside = str(int(time.time()) - 250)
+    assert post(hooks, p.signed(hooks.app_id, body, inside)).json() == {
+        "accepted": 1, "rejected": 0}
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_webhooks_are_taken_under_api_v1_too(hooks: InProcess, sns: SnsEndpoint,
+                                              name: str) -> None:
+    p = provider(name, hooks, sns)
+    message_id = message_for(hooks, p)
+    happened = scenario(p, message_id, str(uuid.uuid4()), str(uuid.uuid4()))
+    calls = p.calls(hooks.app_id, happened, hooks.settings.resolved_public_url() + "/api/v1")
+    for call in calls:
+        path = call.path if call.path.startswith("/api/v1") else "/api/v1" + call.path
+        r = post(hooks, Call(path, call.headers, call.body))
+        assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
+    assert len(hooks.export(message_id)) == 2
 
 
 def test_credentials_are_sealed_at_rest(hooks: InProcess, sns: SnsEndpoint) -> None:

@@ -45,19 +45,33 @@ def req(body: bytes | str, headers: dict[str, str] | None = None, url: str = "",
 def test_sendgrid_verifies_sendgrid_pythons_vector() -> None:
     cred = sendgrid.credential(public_key=SG_PUBLIC_KEY)
     headers = {sendgrid.SIGNATURE: SG_SIGNATURE, sendgrid.TIMESTAMP: SG_TIMESTAMP}
-    sendgrid.verify(req(SG_PAYLOAD, headers), cred, CTX)
+    signed_at = int(SG_TIMESTAMP)
+    sendgrid.verify(req(SG_PAYLOAD, headers, now=signed_at + 10), cred, CTX)
     for body, ts in (("payload", SG_TIMESTAMP), (SG_PAYLOAD, "timestamp"),
                      (SG_PAYLOAD.rstrip(), SG_TIMESTAMP)):
         with pytest.raises(Unauthorized):
-            sendgrid.verify(req(body, {**headers, sendgrid.TIMESTAMP: ts}), cred, CTX)
+            sendgrid.verify(req(body, {**headers, sendgrid.TIMESTAMP: ts}, now=signed_at),
+                            cred, CTX)
     other = sendgrid.credential(public_key=(
         "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4SXZkLW6jDutdhXSJCWHw8"
         "REntlo7aNDthvj+y7GjUuFDb/R1NGe1OPzpA=="))
     with pytest.raises(Unauthorized):
-        sendgrid.verify(req(SG_PAYLOAD, headers), other, CTX)
+        sendgrid.verify(req(SG_PAYLOAD, headers, now=signed_at), other, CTX)
     [event] = sendgrid.parse(req(SG_PAYLOAD), CTX)
     assert (event.event, event.failure_message, event.problem) == (
         "suppressed", "Bounced Address", None)
+
+
+def test_sendgrid_refuses_a_signature_outside_the_replay_window() -> None:
+    cred = sendgrid.credential(public_key=SG_PUBLIC_KEY)
+    headers = {sendgrid.SIGNATURE: SG_SIGNATURE, sendgrid.TIMESTAMP: SG_TIMESTAMP}
+    signed_at = int(SG_TIMESTAMP)
+    for now in (signed_at - 300, signed_at + 300):
+        sendgrid.verify(req(SG_PAYLOAD, headers, now=now), cred, CTX)
+    # The vector's own signature, replayed long after (or before) it was made.
+    for now in (signed_at + 301, signed_at - 301, 1_700_000_000):
+        with pytest.raises(Unauthorized, match="replay"):
+            sendgrid.verify(req(SG_PAYLOAD, headers, now=now), cred, CTX)
 
 
 def test_sendgrid_refuses_a_key_that_is_not_p256() -> None:

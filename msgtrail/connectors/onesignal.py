@@ -1,6 +1,7 @@
 """OneSignal Event Streams: one event per request, in the body template the README
 gives (OneSignal's flat Liquid keys, `"event.kind": "{{ event.kind }}"`, or the same
-fields nested), authenticated by the app's own msgtrail key in `Authorization: Key`.
+fields nested) or in OneSignal's own example body (the flat keys grouped under headings
+such as "Event Data" and "Message Data"), authenticated by the app's own msgtrail key in `Authorization: Key`.
 The message id is OneSignal's: a message not seen before is created, so a whole
 OneSignal app mirrors itself without registering anything."""
 
@@ -55,6 +56,21 @@ def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
         raise Unauthorized("Missing or invalid REST API key for the app.")
 
 
+# The top-level names of OneSignal's Liquid fields; any other object at the top is a
+# heading that groups fields (OneSignal's example body: "Event Data", "Message Data").
+_ROOTS = {"event", "message", "user", "subscription"}
+
+
+def _ungrouped(obj: dict[str, Any]) -> dict[str, Any]:
+    """The fields under headings lifted to the top; a field already there wins."""
+    out = {k: v for k, v in obj.items() if k in _ROOTS or not isinstance(v, dict)}
+    for key, value in obj.items():
+        if key not in _ROOTS and isinstance(value, dict):
+            for name, field in value.items():
+                out.setdefault(name, field)
+    return out
+
+
 def _nested(obj: dict[str, Any]) -> dict[str, Any]:
     """The flat template's dotted keys as nested objects; nested input stays as is."""
     out: dict[str, Any] = {}
@@ -76,7 +92,7 @@ def _nested(obj: dict[str, Any]) -> dict[str, Any]:
 def _one(raw: Any) -> list[Incoming]:
     if not isinstance(raw, dict):
         raise BadRequest("body: expected an Event Streams object (or an array of them)")
-    doc = _nested(raw)
+    doc = _nested(_ungrouped(raw))
     event = obj(doc.get("event"))
     message = obj(doc.get("message"))
     data = obj(event.get("data"))

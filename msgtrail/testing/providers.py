@@ -337,6 +337,9 @@ class OneSignal:
     channel: str = "push"
     # The flat Liquid template the README documents; False: the same fields nested.
     flat: bool = True
+    # OneSignal's own documented example body instead: the flat fields grouped under
+    # "Event Data" and "Message Data", with every field it lists (empty where unset).
+    documented: bool = False
     source: str = "onesignal"
     events: tuple[str, ...] = tuple(_ONESIGNAL)
 
@@ -353,6 +356,20 @@ class OneSignal:
             "message": {"id": h.message_id or "", "name": "Spring sale"}}
         if not self.flat:
             return nested
+        if self.documented:
+            return {"Event Data": {
+                "event.kind": nested["event"]["kind"], "event.id": nested["event"]["id"],
+                "event.timestamp": str(h.ts), "event.datetime": _iso(h.ts),
+                "event.app_id": str(uuid.uuid4()), "event.subscription_device_type": "Android",
+                "event.subscription_id": h.subscription_id or "", "event.onesignal_id": "",
+                "event.external_id": "", "event.data.page_name": "", "event.data.page_id": "",
+                "event.data.target_name": "", "event.data.target_id": "",
+                "event.data.failure_reason": h.reason or ""},
+                "Message Data": {
+                "message.id": h.message_id or "", "message.name": "Spring sale",
+                "message.title": "Sale", "message.contents": "50% off", "template_id": "",
+                "message.template_id": "", "message.url": "", "message.app_url": "",
+                "message.web_url": ""}}
         return {"event.kind": nested["event"]["kind"], "event.id": nested["event"]["id"],
                 "event.timestamp": str(h.ts), "message.id": h.message_id or "",
                 "message.name": "Spring sale",

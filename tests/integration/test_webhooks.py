@@ -33,7 +33,7 @@ from tests.integration.conftest import InProcess
 
 NOW = int(time.time())
 T0 = NOW - 3600
-SOURCES = ["onesignal", "onesignal-nested", "sendgrid", "ses-v1", "ses-v2", "twilio",
+SOURCES = ["onesignal", "onesignal-nested", "onesignal-documented", "sendgrid", "ses-v1", "ses-v2", "twilio",
            "postmark", "mailgun"]
 # What a provider event means in the CSV: a bounce is also a failure.
 IMPLIES = {"bounced": ("bounced", "failed")}
@@ -60,6 +60,7 @@ def provider(name: str, api: InProcess, sns: SnsEndpoint, app_id: str | None = N
     made: Any = {
         "onesignal": lambda: OneSignal(api_key=key or api.key),
         "onesignal-nested": lambda: OneSignal(api_key=key or api.key, flat=False),
+        "onesignal-documented": lambda: OneSignal(api_key=key or api.key, documented=True),
         "sendgrid": SendGrid, "twilio": Twilio, "postmark": Postmark, "mailgun": Mailgun,
         "ses-v1": lambda: Ses(sns, version="1"), "ses-v2": lambda: Ses(sns, version="2"),
     }[name]()

@@ -145,8 +145,20 @@ def test_onesignal_flat_and_nested_bodies_read_the_same() -> None:
                         "subscription_id": "s", "onesignal_id": "o", "external_id": "x",
                         "data": {"failure_reason": "expired token"}},
               "message": {"id": "m", "name": "n"}}
-    a, b = (onesignal.parse(req(json.dumps(d)), CTX)[0] for d in (flat, nested))
+    # OneSignal's documented example body: the same fields under two headings, with
+    # every other field it lists rendered empty.
+    documented = {
+        "Event Data": {**{k: v for k, v in flat.items() if k.startswith("event.")},
+                       "event.datetime": "2023-11-14T22:13:20.000Z", "event.app_id": "a",
+                       "event.subscription_device_type": "", "event.data.page_name": "",
+                       "event.data.page_id": "", "event.data.target_name": "",
+                       "event.data.target_id": ""},
+        "Message Data": {"message.id": "m", "message.name": "n", "message.title": "",
+                         "message.contents": "", "template_id": "", "message.template_id": "",
+                         "message.url": "", "message.app_url": "", "message.web_url": ""}}
+    a, b, c = (onesignal.parse(req(json.dumps(d)), CTX)[0] for d in (flat, nested, documented))
     assert a.__dict__ | {"raw": None} == b.__dict__ | {"raw": None}
+    assert a.__dict__ | {"raw": None} == c.__dict__ | {"raw": None}
     assert (a.channel, a.ts, a.failure_message, a.message_name) == (
         "push", 1_700_000_000, "expired token", "n")
 

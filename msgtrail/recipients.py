@@ -367,18 +367,26 @@ def _counted(table: pa.Table, channel: str) -> list[tuple[Any, ...]]:
     Arrow's group-by: 1 ms per 62,500 recipients, where the same query in DuckDB took
     3.5 ms."""
     known = CHANNEL_EVENTS[channel]
-    failures = [table.column(e) for e in FAILURE_EVENTS if e in known]
     columns = {"device_type": table.column("device_type"),
-               # A recipient failed if it has any failure event: the first one's time.
                # (not named `failed`: that is an event's column)
-               "failures": (pc.coalesce(*failures) if failures
-                            else pa.nulls(table.num_rows, pa.int64())),
+               "failures": _failure(table, known),
                **{e: table.column(e) for e in known}}
     found = pa.table(columns).group_by("device_type", use_threads=False).aggregate(
         [([], "count_all"), ("failures", "count"), *((e, "count") for e in known)])
     return [(r["device_type"], r["count_all"], r["failures_count"],
              *(r[f"{e}_count"] if e in known else 0 for e in EVENTS))
             for r in found.to_pylist()]
+
+
+def _failure(table: pa.Table, known: tuple[str, ...]) -> pa.ChunkedArray:
+    """When each recipient failed (null: it did not): its first failure event's time.
+    A `failed` that a delivery followed was a temporary refusal that a retry got past
+    (SendGrid's blocked bounce, say): it is not a failure."""
+    failed = table.column("failed")
+    delivered_after = pc.fill_null(pc.greater_equal(table.column("delivered"), failed), False)
+    failed = pc.if_else(delivered_after, pa.scalar(None, failed.type), failed)
+    others = [table.column(e) for e in FAILURE_EVENTS if e in known and e != "failed"]
+    return pc.coalesce(failed, *others) if others else failed
 
 
 def _summed(parts: Iterable[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:

@@ -81,6 +81,12 @@ def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
         base.failure_message = (text(status.get("description")) or text(status.get("message"))
                                 or reason)
         return expand(base, ("suppressed",) if reason in SUPPRESSED else ("bounced", "failed"))
+    if kind == "rejected":
+        # Mailgun refused to send it at all (a bad address, a blocked domain...).
+        reject = obj(data.get("reject"))
+        base.failure_message = (text(reject.get("description")) or text(reject.get("reason"))
+                                or text(data.get("reason")))
+        return expand(base, ("failed",))
     if kind not in EVENTS:
         base.problem = f"Mailgun event {kind!r} is not recorded by msgtrail"
         return [base]

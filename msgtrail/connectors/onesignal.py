@@ -1,7 +1,8 @@
 """OneSignal Event Streams: one event per request, in the body template the README
 gives (OneSignal's flat Liquid keys, `"event.kind": "{{ event.kind }}"`, or the same
 fields nested) or in OneSignal's own example body (the flat keys grouped under headings
-such as "Event Data" and "Message Data"), authenticated by the app's own msgtrail key in `Authorization: Key`.
+such as "Event Data" and "Message Data"), authenticated by the app's own msgtrail key
+in `Authorization: Key`.
 The message id is OneSignal's: a message not seen before is created, so a whole
 OneSignal app mirrors itself without registering anything."""
 

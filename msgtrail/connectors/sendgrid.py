@@ -96,6 +96,11 @@ def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
         base = Incoming(raw=raw, ts=unix_seconds(raw.get("timestamp")), channel=CHANNEL,
                         provider_id=text(raw.get("sg_event_id")), device_type="email",
                         failure_message=text(raw.get("reason")), **ids_from(raw))
+        if kind == "bounce" and raw.get("type") == "blocked":
+            # A temporary refusal by the receiving server: a failure that a later
+            # delivery (SendGrid tries again) outweighs, not a bounce.
+            out.extend(expand(base, ("failed",)))
+            continue
         if kind not in EVENTS:
             base.problem = f"SendGrid event {kind!r} is not recorded by msgtrail"
             out.append(base)

@@ -1,11 +1,17 @@
 """Amazon SES events, published to an SNS topic (a configuration set's event
 destination, or an identity's notifications) that msgtrail is subscribed to. Only
 topics given at connect time are accepted: any AWS account can sign a valid SNS
-message for its own topic. Our ids ride in the message tags (`mail.tags`)."""
+message for its own topic. Our ids ride in the message tags (`mail.tags`).
+
+Tags belong to an SES message, not to a recipient. A message sent to one address is
+that address's subscription (the tag's). A message sent to several is recorded per
+address: each one's subscription id is `uuid5(NAMESPACE_URL, "mailto:" + address)`
+(lower case), so that every recipient an event names gets its own row."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -90,20 +96,43 @@ def parse(req: WebhookRequest, ctx: Context) -> list[Incoming]:
     if kind == "Bounce" and detail.get("bounceType") != "Permanent":
         return []  # transient and undetermined bounces: SES is still trying
     base.ts = unix_seconds(detail.get("timestamp") or mail.get("timestamp"))
-    recipients = detail.get(recipients_field) if recipients_field else None
-    if not isinstance(recipients, list) or not recipients:
-        recipients = [{"emailAddress": a} for a in mail.get("destination") or [None]]
+    if kind == "Reject":
+        base.failure_message = text(detail.get("reason"))
+    if kind == "Rendering Failure":
+        base.failure_message = text(detail.get("errorMessage"))
+    destination = [a for a in (text(x) for x in _listed(mail.get("destination"))) if a]
+    if len(destination) <= 1:
+        # One recipient: the tag's subscription, once, whatever the event lists.
+        recipients = _listed(detail.get(recipients_field)) if recipients_field else []
+        if recipients and isinstance(recipients[0], dict):
+            base.failure_message = (text(recipients[0].get("diagnosticCode"))
+                                    or text(recipients[0].get("status")))
+        return expand(base, events)
+    named = _listed(detail.get(recipients_field)) if recipients_field else []
+    if not named:
+        if kind in ("Send", "Reject", "Rendering Failure"):
+            named = list(destination)  # the event is the whole message's
+        else:
+            base.problem = (f"SES {kind} event of a message sent to {len(destination)} "
+                            "addresses does not say whose it is")
+            return [base]
     out: list[Incoming] = []
-    # One event per recipient the notification names; the message's tags say which
-    # subscription it was sent to (send one SES message per recipient for exact ids).
-    for recipient in recipients:
-        one = replace(base)
+    for recipient in named:
+        address = text(recipient.get("emailAddress") if isinstance(recipient, dict)
+                       else recipient)
+        one = replace(base, subscription_id=address_id(address) if address else None,
+                      external_id=None)
         if isinstance(recipient, dict):
             one.failure_message = (text(recipient.get("diagnosticCode"))
                                    or text(recipient.get("status")))
-        if kind == "Reject":
-            one.failure_message = text(detail.get("reason"))
-        if kind == "Rendering Failure":
-            one.failure_message = text(detail.get("errorMessage"))
         out.extend(expand(one, events))
     return out
+
+
+def _listed(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def address_id(address: str) -> str:
+    """The subscription id msgtrail gives an address of an SES message sent to several."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mailto:" + address.strip().lower()))

@@ -432,3 +432,30 @@ def test_provider_text_with_nul_is_stored_without_it(hooks: InProcess, sns: SnsE
     assert row["failure_message"] == "badtoken" and row["failed"] == iso(T0)
     doc = hooks.client.get(f"/notifications/{message_id}", params={"app_id": hooks.app_id})
     assert doc.json()["name"] == "N" + "n" * 499
+
+
+def test_a_blocked_sendgrid_bounce_then_a_delivery_is_not_a_failure(
+        hooks: InProcess, sns: SnsEndpoint) -> None:
+    p = provider("sendgrid", hooks, sns)
+    message_id = hooks.create_message("email")
+    retried, bounced = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def sg(kind: str, sub: str, ts: int, **extra: Any) -> dict[str, Any]:
+        return {**p.event(Happened("sent", message_id, sub, ts)), "event": kind, **extra}
+
+    body = json.dumps([
+        sg("processed", retried, T0), sg("processed", bounced, T0),
+        sg("bounce", retried, T0 + 60, type="blocked", reason="421 try later", status="4.0.0"),
+        sg("delivered", retried, T0 + 600),
+        sg("bounce", bounced, T0 + 60, type="bounce", reason="550 no such user", status="5.1.1"),
+    ]).encode()
+    assert post(hooks, p.signed(hooks.app_id, body)).json() == {"accepted": 6, "rejected": 0}
+    doc = hooks.client.get(f"/notifications/{message_id}",
+                           params={"app_id": hooks.app_id}).json()
+    assert (doc["successful"], doc["failed"], doc["received"]) == (1, 1, 1), doc
+    rows = {r["subscription_id"]: r for r in hooks.export(message_id)}
+    # The export keeps what happened: the refusal and the delivery after it.
+    assert (rows[retried]["failed"], rows[retried]["delivered"], rows[retried]["bounced"],
+            rows[retried]["failure_message"]) == (iso(T0 + 60), iso(T0 + 600), "",
+                                                  "421 try later")
+    assert (rows[bounced]["failed"], rows[bounced]["bounced"]) == (iso(T0 + 60), iso(T0 + 60))

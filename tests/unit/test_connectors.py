@@ -177,7 +177,10 @@ def test_ses_bounces_transient_ones_are_not_events() -> None:
     assert [(g.event, g.failure_message) for g in got] == [
         ("bounced", "550 unknown"), ("failed", "550 unknown"), ("bounced", "5.1.1"),
         ("failed", "5.1.1")]
-    assert {(g.message_id, g.subscription_id, g.ts) for g in got} == {("m", "s", 1767225605)}
+    a, b = ses.address_id("a@x"), ses.address_id("b@x")
+    assert [(g.message_id, g.subscription_id, g.ts) for g in got] == [
+        ("m", a, 1767225605), ("m", a, 1767225605), ("m", b, 1767225605),
+        ("m", b, 1767225605)]
     bounce["bounce"]["bounceType"] = "Transient"
     assert ses.parse(notification(bounce), CTX) == []
     assert ses.parse(notification({"eventType": "DeliveryDelay", "mail": mail}), CTX) == []
@@ -191,3 +194,63 @@ def test_postmark_and_mailgun_transient_failures_are_not_events() -> None:
     suppressed = {"signature": {}, "event-data": {
         "event": "failed", "severity": "permanent", "reason": "suppress-bounce"}}
     assert [e.event for e in mailgun.parse(req(json.dumps(suppressed)), CTX)] == ["suppressed"]
+
+
+def _ses(event: dict[str, Any]) -> list[Any]:
+    return ses.parse(req(json.dumps({"Type": "Notification", "Message": json.dumps(event)})),
+                     CTX)
+
+
+def test_ses_records_each_recipient_a_notification_names() -> None:
+    mail = {"timestamp": "2026-01-01T00:00:00.000Z",
+            "destination": ["A@x.example", "b@x.example", "c@x.example"],
+            "tags": {"msgtrail_message_id": ["m"], "msgtrail_subscription_id": ["s"],
+                     "msgtrail_external_id": ["u"]}}
+    ids = [ses.address_id(a) for a in ("a@x.example", "b@x.example", "c@x.example")]
+    assert len(set(ids)) == 3 and ses.address_id(" A@X.example") == ids[0]
+    sent = _ses({"eventType": "Send", "mail": mail, "send": {}})
+    assert [(g.event, g.subscription_id, g.external_id) for g in sent] == [
+        ("sent", i, None) for i in ids]
+    delivered = _ses({"eventType": "Delivery", "mail": mail, "delivery": {
+        "timestamp": "2026-01-01T00:00:03.000Z", "recipients": ["b@x.example"]}})
+    assert [(g.event, g.subscription_id, g.ts) for g in delivered] == [
+        ("delivered", ids[1], 1767225603)]
+    complaint = _ses({"eventType": "Complaint", "mail": mail, "complaint": {
+        "complainedRecipients": [{"emailAddress": "c@x.example"}, {"emailAddress": "a@x.example"}]}})
+    assert [(g.event, g.subscription_id) for g in complaint] == [
+        ("reported_spam", ids[2]), ("reported_spam", ids[0])]
+    rejected = _ses({"eventType": "Reject", "mail": mail, "reject": {"reason": "Bad content"}})
+    assert [(g.event, g.subscription_id, g.failure_message) for g in rejected] == [
+        ("failed", i, "Bad content") for i in ids]
+    # An open names nobody: with several addresses, it cannot be put on one of them.
+    [opened] = _ses({"eventType": "Open", "mail": mail, "open": {}})
+    assert opened.problem and "3 addresses" in opened.problem
+    # One address: the tag's subscription and external id, as before.
+    one = {**mail, "destination": ["a@x.example"]}
+    [alone] = _ses({"eventType": "Delivery", "mail": one, "delivery": {
+        "recipients": ["a@x.example"]}})
+    assert (alone.subscription_id, alone.external_id) == ("s", "u")
+    assert [g.subscription_id for g in _ses({"eventType": "Open", "mail": one})] == ["s"]
+
+
+def test_mailgun_rejected_is_a_failure_with_its_reason() -> None:
+    body = {"signature": {}, "event-data": {
+        "event": "rejected", "id": "r1", "timestamp": 1_700_000_000.5,
+        "reject": {"reason": "hardfail", "description": "Not delivering to a bounced address"},
+        "user-variables": {"msgtrail_message_id": "m", "msgtrail_subscription_id": "s"}}}
+    [got] = mailgun.parse(req(json.dumps(body)), CTX)
+    assert (got.event, got.failure_message, got.problem, got.ts) == (
+        "failed", "Not delivering to a bounced address", None, 1_700_000_000)
+    del body["event-data"]["reject"]["description"]  # type: ignore[attr-defined]
+    [got] = mailgun.parse(req(json.dumps(body)), CTX)
+    assert got.failure_message == "hardfail"
+
+
+def test_sendgrid_blocked_bounce_is_a_failure_not_a_bounce() -> None:
+    blocked = {"event": "bounce", "type": "blocked", "reason": "421 try again later",
+               "status": "4.0.0", "timestamp": 1_700_000_000}
+    [got] = sendgrid.parse(req(json.dumps([blocked])), CTX)
+    assert (got.event, got.failure_message) == ("failed", "421 try again later")
+    hard = {**blocked, "type": "bounce", "reason": "550 no such user"}
+    assert [g.event for g in sendgrid.parse(req(json.dumps([hard])), CTX)] == [
+        "bounced", "failed"]

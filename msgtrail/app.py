@@ -103,7 +103,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     app.state.store = open_store(settings.resolved_storage_url())
     app.state.store_healthy = HealthCheck(app.state.store)
     app.state.vault = Vault(settings)
-    app.state.sessions = dashboard.sessions_for(settings, app.state.vault)
+    app.state.sessions = dashboard.sessions_for(settings, app.state.vault, engine)
     app.state.intake = GroupCommit(engine)
     app.state.lookups = webhooks.Lookups(engine, app.state.vault,
                                          settings.webhook_cache_seconds)

@@ -12,10 +12,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from msgtrail.clock import now
-from msgtrail.db.schema import accounts, api_keys, apps
+from msgtrail.db.schema import accounts, api_keys, apps, dashboard_sessions
 from msgtrail.errors import NotFound
 from msgtrail.vault import Vault
 
@@ -101,12 +101,18 @@ def rotate_key(conn: Connection, app_id: str) -> str:
 
 
 def revoke_keys(conn: Connection, app_id: str, key_prefix: str | None = None) -> int:
-    """Revoke the app's keys (or the one starting with key_prefix); returns how many."""
+    """Revoke the app's keys (or the one starting with key_prefix), and end the
+    dashboard sessions signed in with them; returns how many keys."""
     app = get_app(conn, app_id)
     query = api_keys.update().where(api_keys.c.app_pk == app.pk, api_keys.c.revoked_at.is_(None))
     if key_prefix:
         query = query.where(api_keys.c.key_prefix == key_prefix[:12])
-    return conn.execute(query.values(revoked_at=now())).rowcount
+    revoked = conn.execute(query.values(revoked_at=now()).returning(api_keys.c.key_hash)
+                           ).scalars().all()
+    if revoked:
+        conn.execute(delete(dashboard_sessions).where(
+            dashboard_sessions.c.key_hash.in_(revoked)))
+    return len(revoked)
 
 
 def set_history(conn: Connection, app_id: str, enabled: bool) -> App:

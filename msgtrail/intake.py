@@ -42,7 +42,7 @@ _INSERT_REJECTION = text(
 _CREATE_MESSAGE = text(
     "INSERT INTO messages (message_id, app_pk, name, target_channel, body, created_at)"
     " VALUES (:message_id, :app_pk, :name, :channel, :body, :at)"
-    " ON CONFLICT (message_id) DO NOTHING")
+    " ON CONFLICT (app_pk, message_id) DO NOTHING")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,6 @@ class Outcome:
 @dataclass(frozen=True)
 class _Target:
     pk: int
-    app_pk: int
     channel: str
     purged: bool
 
@@ -85,11 +84,15 @@ def _digest(source: str, incoming: Incoming) -> str:
 
 
 def _find(conn: Connection, delivery: Delivery, incoming: Incoming, message_id: str,
-          cache: dict[str, _Target | None]) -> _Target | None:
-    if message_id not in cache:
-        row = conn.execute(select(messages.c.id, messages.c.app_pk, messages.c.target_channel,
+          cache: dict[tuple[int, str], _Target | None]) -> _Target | None:
+    """The delivery's app's message of that id. Ids are unique within an app only, so
+    another app's message is never seen here: its id reads as unknown."""
+    key = (delivery.app.pk, message_id)
+    if key not in cache:
+        row = conn.execute(select(messages.c.id, messages.c.target_channel,
                                   messages.c.purged_at)
-                           .where(messages.c.message_id == message_id)).first()
+                           .where(messages.c.app_pk == delivery.app.pk,
+                                  messages.c.message_id == message_id)).first()
         if row is None and delivery.source == "onesignal" and incoming.channel:
             # OneSignal's message ids are its own: mirror the message on first sight.
             body = {"name": _text(incoming.message_name, MAX_NAME),
@@ -100,13 +103,12 @@ def _find(conn: Connection, delivery: Delivery, incoming: Incoming, message_id: 
                 "body": json.dumps({k: v for k, v in body.items() if v is not None}),
                 "at": delivery.now})
             return _find(conn, delivery, incoming, message_id, cache)
-        cache[message_id] = None if row is None else _Target(row[0], row[1], row[2],
-                                                             row[3] is not None)
-    return cache[message_id]
+        cache[key] = None if row is None else _Target(row[0], row[1], row[2] is not None)
+    return cache[key]
 
 
 def _problem(conn: Connection, delivery: Delivery, incoming: Incoming,
-             cache: dict[str, _Target | None]) -> tuple[str | None, _Target | None]:
+             cache: dict[tuple[int, str], _Target | None]) -> tuple[str | None, _Target | None]:
     """Why the event cannot be recorded (None: it can), and its message."""
     if incoming.problem:
         return incoming.problem, None
@@ -119,7 +121,7 @@ def _problem(conn: Connection, delivery: Delivery, incoming: Incoming,
         if canonical_uuid(value) is None:
             return f"{name} {value!r} is not a UUID", None
     target = _find(conn, delivery, incoming, str(canonical_uuid(incoming.message_id)), cache)
-    if target is None or target.app_pk != delivery.app.pk:
+    if target is None:
         return f"no message {incoming.message_id} in this app", None
     if target.purged:
         return f"message {incoming.message_id} is past its activity retention", None
@@ -138,7 +140,7 @@ def _problem(conn: Connection, delivery: Delivery, incoming: Incoming,
     return None, target
 
 
-def _attribute(conn: Connection, delivery: Delivery, cache: dict[str, _Target | None],
+def _attribute(conn: Connection, delivery: Delivery, cache: dict[tuple[int, str], _Target | None],
                rows: dict[int, list[tuple[Any, ...]]], rejections: list[dict[str, Any]]
                ) -> Outcome:
     accepted = rejected = 0
@@ -167,7 +169,7 @@ def record(engine: Engine, deliveries: list[Delivery]) -> list[Outcome]:
     """Record the deliveries in one transaction: each message's events as one batch
     of its log, in the order the requests came."""
     with engine.begin() as conn:
-        cache: dict[str, _Target | None] = {}
+        cache: dict[tuple[int, str], _Target | None] = {}
         rows: dict[int, list[tuple[Any, ...]]] = {}
         rejections: list[dict[str, Any]] = []
         outcomes = [_attribute(conn, d, cache, rows, rejections) for d in deliveries]

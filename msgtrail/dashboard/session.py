@@ -1,16 +1,24 @@
-"""The dashboard's session: a signed, expiring cookie (itsdangerous) holding the app,
-the SHA-256 of the key it signed in with (checked on every request, so revoking the
-key ends the session) and the CSRF token every form must carry back."""
+"""The dashboard's session. Before sign-in it is a signed cookie (itsdangerous) that
+holds only the CSRF token the sign-in form must carry back. Signed in, the cookie holds
+a random token and the session itself is a row of `dashboard_sessions` (the token's
+SHA-256, the app, the key it signed in with, its CSRF token, its expiry): signing out,
+or rotating or revoking that key, deletes the row, and the cookie opens nothing after
+that, wherever it was copied to (ASVS 3.3.1)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import Engine, delete, insert, select
 from starlette.requests import Request
 from starlette.responses import Response
+
+from msgtrail.clock import now
+from msgtrail.db.schema import dashboard_sessions
 
 COOKIE = "msgtrail_session"
 MAX_AGE = 8 * 3600
@@ -19,16 +27,24 @@ MAX_AGE = 8 * 3600
 @dataclass(frozen=True)
 class Session:
     csrf: str
-    app_id: str | None = None
+    app_pk: int | None = None
     key_hash: str | None = None
+    # The cookie's token of a signed-in session (only its hash is stored).
+    token: str | None = None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Sessions:
-    def __init__(self, secret: bytes, secure: bool) -> None:
+    def __init__(self, secret: bytes, secure: bool, engine: Engine) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="msgtrail-dashboard")
         self._secure = secure
+        self._engine = engine
 
     def read(self, request: Request) -> Session | None:
+        """The request's session: a signed-in one only while its row exists."""
         raw = request.cookies.get(COOKIE)
         if not raw:
             return None
@@ -36,22 +52,46 @@ class Sessions:
             doc = self._serializer.loads(raw, max_age=MAX_AGE)
         except BadSignature:  # also an expired one (SignatureExpired)
             return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("csrf"), str):
+        if not isinstance(doc, dict):
             return None
-        return Session(doc["csrf"], doc.get("app_id"), doc.get("key_hash"))
+        token = doc.get("token")
+        if isinstance(token, str):
+            with self._engine.connect() as conn:
+                row = conn.execute(select(dashboard_sessions).where(
+                    dashboard_sessions.c.token_hash == _hash(token),
+                    dashboard_sessions.c.expires_at > now())).first()
+                conn.rollback()
+            if row is None or not hmac.compare_digest(row.token_hash, _hash(token)):
+                return None
+            return Session(row.csrf, row.app_pk, row.key_hash, token)
+        csrf = doc.get("csrf")
+        return Session(csrf) if isinstance(csrf, str) else None
 
     def anonymous(self) -> Session:
         return Session(secrets.token_urlsafe(24))
 
-    def signed_in(self, app_id: str, key_hash: str) -> Session:
-        # A new CSRF token at sign-in: one seen before it proves nothing after.
-        return Session(secrets.token_urlsafe(24), app_id, key_hash)
+    def sign_in(self, app_pk: int, key_hash: str) -> Session:
+        """A new signed-in session, stored. A new CSRF token at sign-in: one seen before
+        it proves nothing after. Sessions past their expiry are cleared on the way."""
+        session = Session(secrets.token_urlsafe(24), app_pk, key_hash, secrets.token_urlsafe(32))
+        at = now()
+        with self._engine.begin() as conn:
+            conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at <= at))
+            conn.execute(insert(dashboard_sessions).values(
+                token_hash=_hash(str(session.token)), app_pk=app_pk, key_hash=key_hash,
+                csrf=session.csrf, created_at=at, expires_at=at + MAX_AGE))
+        return session
+
+    def sign_out(self, session: Session) -> None:
+        if session.token:
+            with self._engine.begin() as conn:
+                conn.execute(delete(dashboard_sessions).where(
+                    dashboard_sessions.c.token_hash == _hash(session.token)))
 
     def write(self, response: Response, session: Session) -> None:
-        value = self._serializer.dumps({"csrf": session.csrf, "app_id": session.app_id,
-                                        "key_hash": session.key_hash})
-        response.set_cookie(COOKIE, value, max_age=MAX_AGE, httponly=True, samesite="strict",
-                            secure=self._secure, path="/")
+        doc = {"token": session.token} if session.token else {"csrf": session.csrf}
+        response.set_cookie(COOKIE, self._serializer.dumps(doc), max_age=MAX_AGE,
+                            httponly=True, samesite="strict", secure=self._secure, path="/")
 
     def clear(self, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",

@@ -8,25 +8,31 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from msgtrail import apps, history_csv, jobs, messages
+from msgtrail.api.events import read_body
 from msgtrail.api.exports import request_export
 from msgtrail.api.history import request_history
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.dashboard import charts, report
 from msgtrail.dashboard.session import Session, Sessions, csrf_ok
-from msgtrail.errors import MsgtrailError, NotFound
+from msgtrail.errors import MsgtrailError, NotFound, PayloadTooLarge
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
+# The forms carry an app id, a key, a CSRF token and an email address: a body past
+# this is not one of them, and is refused (413) before any of it is parsed.
+FORM_MAX_BYTES = 16 * 1024
 # No inline script or style anywhere: the pages work under this policy as written.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -70,10 +76,11 @@ def static_files() -> Static:
     return Static(directory=HERE / "static")
 
 
-def sessions_for(settings: Any, vault: Any) -> Sessions:
-    """The dashboard's session cookies, signed with a key derived from the vault's."""
+def sessions_for(settings: Any, vault: Any, engine: Any) -> Sessions:
+    """The dashboard's sessions: cookies signed with a key derived from the vault's,
+    signed-in sessions kept in the database."""
     return Sessions(vault.derive("dashboard-session"),
-                    settings.resolved_public_url().startswith("https:"))
+                    settings.resolved_public_url().startswith("https:"), engine)
 
 
 def _sessions(request: Request) -> Sessions:
@@ -92,12 +99,12 @@ def _render(request: Request, template: str, session: Session, status: int = 200
 def _signed_in(request: Request) -> tuple[Session, App] | None:
     """The session and its app, if its key is still active and still that app's."""
     session = _sessions(request).read(request)
-    if session is None or not session.app_id or not session.key_hash:
+    if session is None or session.app_pk is None or not session.key_hash:
         return None
     with request.app.state.engine.connect() as conn:
         app = apps.by_key_hash(conn, session.key_hash)
         conn.rollback()
-    if app is None or app.app_id != session.app_id:
+    if app is None or app.pk != session.app_pk:
         return None
     return session, app
 
@@ -113,6 +120,22 @@ def _forbidden(request: Request) -> HTMLResponse:
                            "Go back, reload and try again.")
 
 
+async def _form(request: Request) -> FormData | Response:
+    """The posted form (URL-encoded, as the pages send it), or the 413 page."""
+    try:
+        body = await read_body(request, FORM_MAX_BYTES)
+    except PayloadTooLarge:
+        session = _sessions(request).read(request) or _sessions(request).anonymous()
+        return _render(request, "error.html", session, 413,
+                       message="That form is larger than any of these pages sends.")
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+            "application/x-www-form-urlencoded"):
+        return FormData()  # no fields, so no CSRF token: refused as a forged form
+    fields: list[tuple[str, str | UploadFile]] = list(
+        parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return FormData(fields)
+
+
 @router.get("/")
 def home(request: Request) -> Response:
     if _signed_in(request):
@@ -123,8 +146,10 @@ def home(request: Request) -> Response:
 
 @router.post("/signin")
 async def sign_in(request: Request) -> Response:
-    form = await request.form()
-    session = _sessions(request).read(request)
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    session = await run_in_threadpool(_sessions(request).read, request)
     if not csrf_ok(session, form.get("csrf")):
         return _forbidden(request)
     assert session is not None
@@ -140,17 +165,22 @@ async def sign_in(request: Request) -> Response:
     if app is None:
         return _render(request, "signin.html", session, 401, app_id=app_id,
                        error="That app ID and API key do not match an active key.")
+    signed_in = await run_in_threadpool(_sessions(request).sign_in, app.pk, apps.hash_key(key))
     response = RedirectResponse("/messages", status_code=303)
-    _sessions(request).write(response, _sessions(request).signed_in(app.app_id,
-                                                                    apps.hash_key(key)))
+    _sessions(request).write(response, signed_in)
     return response
 
 
 @router.post("/signout")
 async def sign_out(request: Request) -> Response:
-    form = await request.form()
-    if not csrf_ok(_sessions(request).read(request), form.get("csrf")):
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    session = await run_in_threadpool(_sessions(request).read, request)
+    if not csrf_ok(session, form.get("csrf")):
         return _forbidden(request)
+    assert session is not None
+    await run_in_threadpool(_sessions(request).sign_out, session)
     response = RedirectResponse("/", status_code=303)
     _sessions(request).clear(response)
     return response
@@ -208,7 +238,7 @@ def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
 
 async def _report_page(request: Request, message_id: str, status: int = 200,
                        **extra: Any) -> Response:
-    found = _signed_in(request)
+    found = await run_in_threadpool(_signed_in, request)
     if found is None:
         return _to_sign_in()
     session, app = found
@@ -226,11 +256,13 @@ async def message_report(request: Request, message_id: str) -> Response:
 
 
 async def _start(request: Request, message_id: str, kind: str) -> Response:
-    found = _signed_in(request)
+    found = await run_in_threadpool(_signed_in, request)
     if found is None:
         return _to_sign_in()
     session, app = found
-    form = await request.form()
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
     if not csrf_ok(session, form.get("csrf")):
         return _forbidden(request)
     try:

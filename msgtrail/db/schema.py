@@ -65,7 +65,8 @@ messages = Table(
     "messages",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("message_id", String(36), nullable=False, unique=True),
+    # Unique within its app (ux_messages_app_message): another app may hold the same id.
+    Column("message_id", String(36), nullable=False),
     Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
     Column("name", String(500), nullable=True),
     Column("target_channel", String(8), nullable=False),
@@ -87,6 +88,24 @@ messages = Table(
     Column("purged_at", BigInteger, nullable=True),
     Index("ix_messages_app_created", "app_pk", "created_at"),
     Index("ix_messages_pending", "pending_since"),
+    Index("ux_messages_app_message", "app_pk", "message_id", unique=True),
+)
+
+# A signed-in dashboard session: its cookie carries a random token, of which only the
+# SHA-256 is kept; deleting the row (sign-out, the key rotated or revoked) ends it.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    # The key it signed in with: the session lasts no longer than that key.
+    Column("key_hash", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_dashboard_sessions_key", "key_hash"),
+    Index("ix_dashboard_sessions_expires", "expires_at"),
 )
 
 # A message's events, one segment (an Arrow IPC stream, see msgtrail.activity) per

@@ -8,7 +8,9 @@ import uuid
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from msgtrail import activity, apps, event_batch, messages, recipients
 from msgtrail.db.engine import make_engine, upgrade
@@ -89,7 +91,7 @@ def test_postgresql_stores_blobs_as_they_are(tmp_path, backend: Embedded | Scale
         upgrade(engine)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")
-                                ).scalar_one() == "0011"
+                                ).scalar_one() == "0012"
             if engine.dialect.name != "postgresql":
                 return
             storage = dict(conn.execute(text(
@@ -97,6 +99,38 @@ def test_postgresql_stores_blobs_as_they_are(tmp_path, backend: Embedded | Scale
                 " WHERE attname = 'data' AND attrelid IN"
                 " ('activity_segments'::regclass, 'recipient_pages'::regclass)")).all())
         assert storage == {"activity_segments": "e", "recipient_pages": "e"}
+    finally:
+        engine.dispose()
+        backend.release(env)
+
+
+def test_message_ids_become_unique_per_app(tmp_path, backend: Embedded | Scale) -> None:  # type: ignore[no-untyped-def]
+    """A store made before 0012 upgrades with its messages and their activity; after it,
+    another app may hold the same message id, and one app still may not hold it twice."""
+    env = backend.provision(tmp_path)
+    url = env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'old.db'}")
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0011")
+        subscription = str(uuid.uuid4())
+        with engine.begin() as conn:
+            first, _ = apps.create_app(conn, "first")
+            second, _ = apps.create_app(conn, "second")
+            message = messages.create(conn, first, {"target_channel": "push"})
+            activity.append(conn, message.pk, event_batch.columns(
+                [(0, subscription, 0, 1_700_000_000, None, None, None, None)]), 1_700_000_000)
+        upgrade(engine)
+        with engine.begin() as conn:
+            again = messages.create(conn, second, {"target_channel": "email"},
+                                    message.message_id)
+        with engine.connect() as conn:
+            assert messages.find(conn, first, message.message_id).pk == message.pk
+            assert messages.find(conn, second, message.message_id).pk == again.pk
+        with activity.snapshot(engine) as raw:
+            [row] = recipients.sample(raw, message.pk, "push", [], 10)
+        assert row["subscription_id"] == subscription
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            messages.create(conn, first, {"target_channel": "push"}, message.message_id)
     finally:
         engine.dispose()
         backend.release(env)

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # Where an SNS signing certificate or SubscribeURL may come from: scheme and host.
     sns_host_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+    # The roots an SNS signing certificate must chain to (a PEM bundle; unset: the
+    # system's), and where its issuer may be fetched from when it comes without it.
+    sns_ca_bundle: str | None = None
+    # (Amazon Trust Services' hosts: crt.r2m01.amazontrust.com, ...)
+    sns_issuer_pattern: str = r"^http://crt\.[a-z0-9-]+\.amazontrust\.com$"
     # Webhooks: how long an API process remembers an app's connections and whose API
     # key is whose; a disconnect, re-key or revoked key takes effect within this time.
     webhook_cache_seconds: float = 5

@@ -103,7 +103,8 @@ def _prepare(request: Request, source: str, app_id: str, req: WebhookRequest) ->
     settings = state.settings
     ctx = Context(app_id=app.app_id, max_age_seconds=settings.replay_window(source),
                   sns_host_pattern=settings.sns_host_pattern, key_owner=state.lookups.key_owner,
-                  fetch=_fetch)
+                  fetch=_fetch, sns_ca_bundle=settings.sns_ca_bundle,
+                  sns_issuer_pattern=settings.sns_issuer_pattern)
     module.verify(req, credential, ctx)
     return Delivery(app, source, module.parse(req, ctx), req.now)
 

@@ -142,6 +142,11 @@ class Context:
     key_owner: Callable[[str], str | None]
     # GET a URL and return its body (SNS certificates and SubscribeURLs).
     fetch: Callable[[str], bytes]
+    # Trusted roots for SNS signing certificates (a PEM file; None: the system's), and
+    # where a certificate's missing issuer may be fetched from (scheme and host; the
+    # default allows nowhere).
+    sns_ca_bundle: str | None = None
+    sns_issuer_pattern: str = "^$"
 
 
 def check_age(signed_at: object, ctx: Context, now: int, provider: str) -> None:

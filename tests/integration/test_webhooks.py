@@ -51,6 +51,8 @@ def hooks(api: InProcess, sns: SnsEndpoint) -> InProcess:
     # Certificates and SubscribeURLs come from the loopback stand-in for SNS (the
     # service reads its settings object on each request).
     api.settings.sns_host_pattern = sns.host_pattern
+    api.settings.sns_ca_bundle = sns.ca_file
+    api.settings.sns_issuer_pattern = sns.host_pattern
     return api
 
 
@@ -263,6 +265,43 @@ def test_ses_certificate_only_from_an_sns_host(hooks: InProcess, sns: SnsEndpoin
     r = post(hooks, Call(call.path, call.headers, json.dumps(doc).encode()))
     assert r.status_code == 401 and "not an SNS host" in r.json()["errors"][0]
     assert stored(hooks) == before
+
+
+@pytest.mark.parametrize(("cert", "why"), [
+    ("expired", "not valid now"), ("foreign", "not trusted"), ("selfsigned", "not trusted")])
+def test_ses_refuses_a_certificate_sns_did_not_issue(hooks: InProcess, sns: SnsEndpoint,
+                                                      cert: str, why: str) -> None:
+    """Signed with the key the certificate names, from the SNS host: still refused when
+    the certificate is expired, issued for another name, or chains to no trusted root."""
+    p = provider("ses-v2", hooks, sns)
+    message_id = hooks.create_message("email")
+    happened = scenario(p, message_id, str(uuid.uuid4()), str(uuid.uuid4()))
+    before = stored(hooks)
+    for version in ("1", "2"):
+        doc = sns.envelope("Notification", p.topic_arn,
+                           {"Message": json.dumps(p.event(happened[0]))}, version, cert)
+        doc["SigningCertURL"] += f"?{uuid.uuid4()}"  # not one remembered as verified
+        r = post(hooks, p.call(hooks.app_id, doc))
+        assert r.status_code == 401 and why in r.json()["errors"][0], r.text
+    assert stored(hooks) == before
+
+
+def test_ses_certificate_without_its_issuer_is_completed_from_its_ca(
+        hooks: InProcess, sns: SnsEndpoint) -> None:
+    p = provider("ses-v1", hooks, sns)
+    message_id = hooks.create_message("email")
+    happened = scenario(p, message_id, str(uuid.uuid4()), str(uuid.uuid4()))
+    doc = sns.envelope("Notification", p.topic_arn,
+                       {"Message": json.dumps(p.event(happened[0]))}, "1", "aia")
+    # A URL of this test's own: verified keys are remembered by URL.
+    doc["SigningCertURL"] += f"?{uuid.uuid4()}"
+    hooks.settings.sns_issuer_pattern = "^$"  # the CA's host not allowed: no chain
+    r = post(hooks, p.call(hooks.app_id, doc))
+    assert r.status_code == 401 and "not trusted" in r.json()["errors"][0]
+    hooks.settings.sns_issuer_pattern = sns.host_pattern
+    r = post(hooks, p.call(hooks.app_id, doc))
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "rejected": 0}, r.text
+    assert "/issuer.der" in sns.requests
 
 
 def test_mailgun_refuses_a_stale_signature(hooks: InProcess, sns: SnsEndpoint) -> None:

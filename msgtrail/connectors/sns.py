@@ -11,6 +11,7 @@ import binascii
 import re
 import ssl
 import threading
+import warnings
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
@@ -69,13 +71,29 @@ def check_host(url: object, ctx: Context, what: str) -> str:
     return url
 
 
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
 @lru_cache(maxsize=4)
 def _roots(bundle: str) -> Store:
-    """The trusted roots in a PEM bundle (the system's by default), read once."""
+    """The trusted roots in a PEM bundle (the system's by default), read once. A root
+    that cryptography cannot parse is left out rather than failing them all (the
+    system bundle holds old roots that newer releases refuse)."""
     try:
-        return Store(x509.load_pem_x509_certificates(Path(bundle).read_bytes()))
-    except (OSError, ValueError) as exc:
+        data = Path(bundle).read_bytes()
+    except OSError as exc:
         raise Unavailable(f"cannot read the CA bundle {bundle} ({exc})") from None
+    roots = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for block in _PEM.findall(data):
+            try:
+                roots.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    if not roots:
+        raise Unavailable(f"the CA bundle {bundle} holds no certificate")
+    return Store(roots)
 
 
 def _issuer(leaf: x509.Certificate, ctx: Context) -> list[x509.Certificate]:

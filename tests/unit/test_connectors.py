@@ -254,3 +254,25 @@ def test_sendgrid_blocked_bounce_is_a_failure_not_a_bounce() -> None:
     hard = {**blocked, "type": "bounce", "reason": "550 no such user"}
     assert [g.event for g in sendgrid.parse(req(json.dumps([hard])), CTX)] == [
         "bounced", "failed"]
+
+
+def test_sns_roots_leave_out_what_cannot_be_parsed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    import trustme
+
+    from msgtrail.connectors import sns
+    from msgtrail.errors import Unavailable
+
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+                       + trustme.CA().cert_pem.bytes())
+    assert sns._roots(str(bundle)) is not None
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    with pytest.raises(Unavailable):
+        sns._roots(str(empty))
+    with pytest.raises(Unavailable):
+        sns._roots(str(tmp_path / "missing.pem"))
+    # The system's bundle, which the service trusts by default, loads.
+    assert sns._roots(str(ssl.get_default_verify_paths().cafile)) is not None

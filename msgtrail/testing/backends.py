@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import psycopg
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from msgtrail.testing.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
 
@@ -72,6 +73,24 @@ class Scale:
         database = env["MSGTRAIL_DATABASE_URL"].rsplit("/", 1)[1]
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        self._drop_bucket(self.bucket(env))
+
+    def _drop_bucket(self, bucket: str) -> None:
+        """Empty the bucket and delete it: SeaweedFS gives each bucket volumes of its
+        own and frees them only with the bucket, so a long run that kept its buckets
+        ran out of volumes after ~70 of them (PutObject: InternalError)."""
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+            for upload in self.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+                self.s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                               UploadId=upload["UploadId"])
+            self.s3.delete_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise  # (a test that broke the storage deleted it already)
 
     @staticmethod
     def bucket(env: dict[str, str]) -> str:

@@ -31,11 +31,11 @@ from pathlib import Path
 import httpx
 from isal import igzip
 
-from msgtrail import activity, apps, event_batch, messages, upkeep
-from msgtrail import recipients as readers
+from msgtrail import apps, messages
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.demo import _activity
+from msgtrail.store import activity, event_batch, pages, upkeep
 from msgtrail.testing.backends import add_bench_arguments, bench_env, bench_teardown
 from msgtrail.testing.service import peak_rss_mb, start_server, stop_server
 
@@ -63,7 +63,7 @@ def load(database_url: str, recipients: int) -> tuple[dict[str, str], str, float
         print(f"\rloaded {done + CHUNK:,} recipients", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t = time.perf_counter()
-    readers.build_pages(engine, message.pk)
+    pages.build_pages(engine, message.pk)
     upkeep.refresh_stats(engine, message.pk)
     fold_s = time.perf_counter() - t
     engine.dispose()

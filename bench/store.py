@@ -18,11 +18,12 @@ import uuid
 
 import psycopg
 
-from msgtrail import activity, apps, event_batch, messages, recipients
+from msgtrail import apps, messages
 from msgtrail.channels import EVENT_CODE
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.demo import _activity
+from msgtrail.store import activity, counters, event_batch, pages, pivot
 from msgtrail.testing.service import peak_rss_mb
 
 n, db = int(sys.argv[1]), sys.argv[2]
@@ -46,16 +47,16 @@ for batch in batches:
         activity.append(conn, m.pk, event_batch.columns(batch), now())
 el = time.perf_counter() - started
 print(f"{db} append {len(rows):,} events: {el:.2f} s = {len(rows) / el:,.0f} events/s")
-line = recipients.export_line("push", False)
+line = pivot.export_line("push", False)
 for _ in range(3):
     started = time.perf_counter()
     with activity.snapshot(engine) as raw:
-        out = sum(c for _, c in recipients.lines(raw, m.pk, "push", line, []))
+        out = sum(c for _, c in pivot.lines(raw, m.pk, "push", line, []))
     el = time.perf_counter() - started
     print(f"{db} pivot into {out:,} CSV lines: {el:.2f} s = {out / el:,.0f} records/s")
 started = time.perf_counter()
 with activity.snapshot(engine) as raw:
-    recipients.counts(raw, m.pk, "push")
+    counters.counts(raw, m.pk, "push")
 print(f"{db} counters: {time.perf_counter() - started:.2f} s")
 
 
@@ -69,10 +70,10 @@ def timed(label: str, read) -> None:  # type: ignore[no-untyped-def]
 
 
 started = time.perf_counter()
-recipients.build_pages(engine, m.pk)
+pages.build_pages(engine, m.pk)
 print(f"{db} build pages: {time.perf_counter() - started:.2f} s")
-timed("pages", lambda raw: recipients.page_lines(
-    recipients.recipient_pages(raw, m.pk, "push") or [], [], False))
+timed("pages", lambda raw: pages.page_lines(
+    pages.recipient_pages(raw, m.pk, "push") or [], [], False))
 rng = random.Random(2)
 known = sorted({r[0] for r in rows})
 added = 0
@@ -85,13 +86,13 @@ for newer in (1_000, 10_000, 100_000):
                 [(j, *c) for j, c in enumerate(clicks[i:i + 10_000])]), now())
     added += newer
     with activity.snapshot(engine) as raw:
-        assert recipients.mergeable_pages(raw, m.pk) is not None
-    timed(f"pages + {added:,} newer events merged", lambda raw: recipients.page_lines(
-        recipients.recipient_pages(raw, m.pk, "push") or [], [], False))
+        assert pages.mergeable_pages(raw, m.pk) is not None
+    timed(f"pages + {added:,} newer events merged", lambda raw: pages.page_lines(
+        pages.recipient_pages(raw, m.pk, "push") or [], [], False))
     timed(f"pivot of everything ({added:,} newer)",
-          lambda raw: recipients.lines(raw, m.pk, "push", line, []))
+          lambda raw: pivot.lines(raw, m.pk, "push", line, []))
 started = time.perf_counter()
-recipients.build_pages(engine, m.pk)
+pages.build_pages(engine, m.pk)
 print(f"{db} build pages by merging the {added:,} newer events: "
       f"{time.perf_counter() - started:.2f} s")
 print(f"peak RSS: {peak_rss_mb(os.getpid()):.0f} MB")

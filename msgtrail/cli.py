@@ -17,13 +17,15 @@ from urllib.parse import quote
 import click
 import uvicorn
 
-from msgtrail import allocators, connections, export_webhooks, intake
 from msgtrail import apps as apps_mod
-from msgtrail.client._cli import export_command
+from msgtrail.client.cli import export_command
 from msgtrail.clock import now
-from msgtrail.connectors import SOURCES
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.errors import MsgtrailError
+from msgtrail.ingest import connections, intake
+from msgtrail.ingest.connectors import SOURCES
+from msgtrail.notify import export_webhooks
+from msgtrail.runtime import allocators
 from msgtrail.settings import Settings
 from msgtrail.vault import Vault
 
@@ -61,7 +63,7 @@ def main(log_level: str) -> None:
 
 
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
-    from msgtrail.app import create_app, served
+    from msgtrail.web.app import create_app, served
 
     if workers is not None:
         settings.workers = workers
@@ -71,7 +73,7 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
         for name, value in settings.model_dump().items():
             if value is not None:
                 os.environ[f"MSGTRAIL_{name.upper()}"] = str(value)
-        uvicorn.run("msgtrail.app:app_from_env", factory=True, workers=processes,
+        uvicorn.run("msgtrail.web.app:app_from_env", factory=True, workers=processes,
                     host=settings.host, port=settings.port, log_level="warning",
                     access_log=False)
         return
@@ -105,8 +107,8 @@ def serve(host, port, workers, processes, public_url, data_dir, database_url) ->
 @database_option
 def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Run background workers without the API."""
-    from msgtrail.storage import open_store
-    from msgtrail.worker import Worker
+    from msgtrail.files import open_store
+    from msgtrail.runtime.worker import Worker
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     engine = _engine(settings, concurrency)
@@ -377,7 +379,7 @@ def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) ->
 @database_option
 def import_command(file, app_id, message_id, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Load a OneSignal audience-activity CSV (.csv or .csv.gz) as a message's events."""
-    from msgtrail.importer import import_file
+    from msgtrail.ingest.importer import import_file
 
     engine, app = _engine_and_app(app_id, data_dir, database_url)
     try:

@@ -7,9 +7,10 @@ import uuid
 
 from sqlalchemy import Engine
 
-from msgtrail import activity, apps, event_batch, messages, upkeep
+from msgtrail import apps, messages
 from msgtrail.channels import EVENT_CODE
 from msgtrail.clock import now
+from msgtrail.store import activity, event_batch, upkeep
 
 PUSH_FAILURES = (
     "InvalidRegistration: the FCM token is no longer valid",

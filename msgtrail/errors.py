@@ -1,7 +1,7 @@
 """The service's exception tree; each maps to one OneSignal-style error answer.
 
 Every error leaves as `{"errors": [...]}` with the status code OneSignal uses; the
-mapping lives in `msgtrail.app` and nowhere else.
+mapping lives in `msgtrail.web.app` and nowhere else.
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from msgtrail import upkeep
 from msgtrail.apps import App
 from msgtrail.channels import CHANNELS
 from msgtrail.clock import now
 from msgtrail.db.schema import messages
 from msgtrail.errors import BadRequest, NotFound
+from msgtrail.store import upkeep
 
 # The name column's size.
 MAX_NAME = 500

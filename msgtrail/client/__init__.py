@@ -22,11 +22,25 @@ from msgtrail.client._exceptions import (
     WebhookSignatureError,
 )
 from msgtrail.client._models import ExportResult, Progress
-from msgtrail.client._webhooks import verify_webhook
+from msgtrail.client._webhooks import WEBHOOK_HEADER, sign_webhook, verify_webhook
 
 __all__ = [
-    "DEFAULT_BASE_URL", "APIError", "AsyncClient", "AuthenticationError", "BadRequestError",
-    "Client", "ClientError", "CorruptFileError", "DeadlineExceededError", "DownloadError",
-    "ExportFailedError", "ExportResult", "NotFoundError", "Progress", "WebhookSignatureError",
+    "DEFAULT_BASE_URL",
+    "WEBHOOK_HEADER",
+    "APIError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ClientError",
+    "CorruptFileError",
+    "DeadlineExceededError",
+    "DownloadError",
+    "ExportFailedError",
+    "ExportResult",
+    "NotFoundError",
+    "Progress",
+    "WebhookSignatureError",
+    "sign_webhook",
     "verify_webhook",
 ]

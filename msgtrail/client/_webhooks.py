@@ -15,10 +15,10 @@ from typing import Any
 
 from msgtrail.client._exceptions import WebhookSignatureError
 
-HEADER = "Msgtrail-Signature"
+WEBHOOK_HEADER = "Msgtrail-Signature"
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
+def sign_webhook(secret: str, body: bytes, timestamp: int) -> str:
     """The signature header's value for `body` sent at `timestamp`."""
     return f"t={timestamp},v1={_digest(secret, body, timestamp)}"
 
@@ -41,7 +41,7 @@ def verify_webhook(secret: str, body: bytes | str, header: str, tolerance: float
             fields.setdefault(key, []).append(value)
     stamps = fields.get("t", [])
     if len(stamps) != 1 or not stamps[0].isdigit() or not fields.get("v1"):
-        raise WebhookSignatureError(f"{HEADER} header is not t=<unix>,v1=<hex>: {header!r}")
+        raise WebhookSignatureError(f"{WEBHOOK_HEADER} header is not t=<unix>,v1=<hex>: {header!r}")
     timestamp = int(stamps[0])
     age = (time.time() if now is None else now) - timestamp
     if abs(age) > tolerance:

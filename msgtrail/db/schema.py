@@ -1,6 +1,6 @@
 """Tables, as SQLAlchemy Core metadata; the Alembic migrations create the same.
 
-Activity is kept as columnar segments (`activity_segments`, see `msgtrail.activity`):
+Activity is kept as columnar segments (`activity_segments`, see `msgtrail.store.activity`):
 appended once, never updated, so that ingestion never pays for random writes into a
 B-tree keyed by random subscription ids.
 """
@@ -108,7 +108,7 @@ dashboard_sessions = Table(
     Index("ix_dashboard_sessions_expires", "expires_at"),
 )
 
-# A message's events, one segment (an Arrow IPC stream, see msgtrail.activity) per
+# A message's events, one segment (an Arrow IPC stream, see msgtrail.store.activity) per
 # accepted batch, or per merge of small ones; read in id order, never updated.
 activity_segments = Table(
     "activity_segments",

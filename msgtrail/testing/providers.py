@@ -3,7 +3,7 @@ ECDSA P-256 pair for SendGrid, a certificate of a test CA served on loopback for
 HMACs for Twilio and Mailgun, basic auth for Postmark, an app key for OneSignal.
 
 The signing here is written from each provider's documentation, apart from
-msgtrail.connectors, so that a test proves the two agree rather than that the code
+msgtrail.ingest.connectors, so that a test proves the two agree rather than that the code
 agrees with itself.
 """
 

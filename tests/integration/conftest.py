@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from msgtrail import apps
-from msgtrail.app import create_app, served
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.settings import Settings
 from msgtrail.testing.backends import Embedded, Scale
+from msgtrail.web.app import create_app, served
 
 
 @dataclass

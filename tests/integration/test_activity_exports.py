@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
 
-from msgtrail import recipients, upkeep
+from msgtrail.store import pages, upkeep
 from tests.integration.conftest import InProcess
 
 COLUMNS = ["message_id", "channel", "subscription_id", "event", "timestamp",
@@ -242,7 +242,7 @@ def test_pages_and_the_pivot_give_the_same_rows(api: InProcess, monkeypatch) -> 
             with api.engine.connect() as conn:
                 pk = conn.execute(text("SELECT id FROM messages WHERE message_id = :m"),
                                   {"m": message_id}).scalar_one()
-            assert recipients.build_pages(api.engine, pk)
+            assert pages.build_pages(api.engine, pk)
         exports[source] = [api.activity_export(format=f, compression="none")[0]
                            for f in ("csv", "jsonl", "parquet")]
     assert exports["pivot"] == exports["pages"]

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from msgtrail import activity, event_batch, recipients, upkeep
 from msgtrail.channels import EVENT_CODE, EVENTS
 from msgtrail.db.engine import make_engine
+from msgtrail.store import activity, counters, event_batch, pages, pivot, upkeep
 from tests.integration.conftest import InProcess
 
 RECIPIENTS = 500
@@ -35,13 +35,13 @@ def _pk(api: InProcess, message_id: str) -> int:
 
 def _lines(api: InProcess, pk: int, events: list[str] | None = None,
            chunk: int = 7) -> list[tuple[bytes, int]]:
-    old, recipients.CHUNK_ROWS = recipients.CHUNK_ROWS, chunk
+    old, pivot.CHUNK_ROWS = pivot.CHUNK_ROWS, chunk
     try:
         with activity.snapshot(api.engine) as raw:
-            return list(recipients.lines(raw, pk, "push", recipients.export_line("push", False),
+            return list(pivot.lines(raw, pk, "push", pivot.export_line("push", False),
                                          events or []))
     finally:
-        recipients.CHUNK_ROWS = old
+        pivot.CHUNK_ROWS = old
 
 
 def _subs(data: bytes) -> list[str]:
@@ -71,7 +71,7 @@ def test_a_reader_sees_one_snapshot(api: InProcess) -> None:
     """Events committed after a read began are not in it, wherever their keys fall."""
     pk, subs = _seeded(api)
     with activity.snapshot(api.engine) as raw:
-        chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
+        chunks = pivot.lines(raw, pk, "push", pivot.export_line("push", False), [])
         first = next(chunks)
         with api.engine.begin() as conn:
             activity.append(conn, pk, event_batch.columns(
@@ -184,7 +184,7 @@ def test_the_first_known_value_is_first_recorded_not_first_stored(api: InProcess
                               {"pk": pk}).scalars().all()
     assert stored == [2, 1]
     with activity.snapshot(api.engine) as raw:
-        [row] = recipients.sample(raw, pk, "push", ["delivered"], 10)
+        [row] = counters.sample(raw, pk, "push", ["delivered"], 10)
     assert (row["subscription_id"], row["external_id"], row["device_type"]) == (
         sub, "first", "iOS")
 
@@ -194,7 +194,7 @@ def test_a_reader_stopped_midway_leaves_nothing_open(api: InProcess) -> None:
     pk, _ = _seeded(api)
     engine = make_engine(api.settings.resolved_database_url())  # the worker's is busy
     with activity.snapshot(engine) as raw:
-        chunks = recipients.lines(raw, pk, "push", recipients.export_line("push", False), [])
+        chunks = pivot.lines(raw, pk, "push", pivot.export_line("push", False), [])
         next(chunks)
         chunks.close()
         assert engine.pool.checkedout() == 1
@@ -206,7 +206,7 @@ def test_a_reader_stopped_midway_leaves_nothing_open(api: InProcess) -> None:
 def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
     """The dashboard's two reads: recipients per event and time bucket, and the first
     recipients by subscription id, all or those with one event."""
-    from msgtrail.dashboard import report
+    from msgtrail.web.dashboard import report
 
     message_id = api.create_message()
     now = int(time.time()) // 3600 * 3600
@@ -243,20 +243,20 @@ def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(
     variants = [{}, {"events": "clicked"}, {"csv_raw": "true"}]
     pivoted = [api.export(message_id, **v) for v in variants]
     views = _dashboard_reads(api, pk)
-    assert recipients.build_pages(api.engine, pk)
+    assert pages.build_pages(api.engine, pk)
     assert _dashboard_reads(api, pk) == views  # now from the pages
-    assert not recipients.build_pages(api.engine, pk)  # current: nothing to do
+    assert not pages.build_pages(api.engine, pk)  # current: nothing to do
     with activity.snapshot(api.engine) as raw:
-        assert recipients.current_pages(raw, pk) is not None
+        assert pages.current_pages(raw, pk) is not None
     assert [api.export(message_id, **v) for v in variants] == pivoted
     assert len(pivoted[1]) == 4
     late = str(uuid.uuid4())
     assert api.send(message_id, [{"subscription_id": late, "event": "sent",
                                   "timestamp": now}]).status_code == 200
     with activity.snapshot(api.engine) as raw:
-        assert recipients.current_pages(raw, pk) is None
+        assert pages.current_pages(raw, pk) is None
     assert late in {r["subscription_id"] for r in api.export(message_id)}
-    assert recipients.build_pages(api.engine, pk)
+    assert pages.build_pages(api.engine, pk)
     with api.engine.connect() as conn:
         generations = conn.execute(text(
             "SELECT count(DISTINCT generation), sum(rows) FROM recipient_pages"
@@ -270,7 +270,7 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
     into the pages as it reads them: byte for byte the pivot's lines, for every filter
     and raw cells, whether a newer recipient sorts before, between or after the pages,
     and with an attribute known first in the pages kept over a newer one."""
-    monkeypatch.setattr(recipients, "PAGE_ROWS", 8)  # several pages
+    monkeypatch.setattr(pages, "PAGE_ROWS", 8)  # several pages
     message_id = api.create_message()
     now = int(time.time())
     subs = sorted(str(uuid.uuid4()) for _ in range(40))
@@ -281,9 +281,9 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
               for s in subs[:3]]
     assert api.send(message_id, first).status_code == 200
     pk = _pk(api, message_id)
-    assert recipients.build_pages(api.engine, pk)
+    assert pages.build_pages(api.engine, pk)
     with activity.snapshot(api.engine) as raw:  # the last recipient of the first page
-        page = next(recipients._pages(raw, pk, recipients.current_pages(raw, pk) or 0))
+        page = next(pages._pages(raw, pk, pages.current_pages(raw, pk) or 0))
         boundary = page.column("subscription_id")[-1].as_py()
     newer = [
         {"subscription_id": "00000000-0000-4000-8000-000000000000", "event": "sent",
@@ -300,26 +300,26 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
     ]
     assert api.send(message_id, newer).status_code == 200
     with monkeypatch.context() as pivot_only:
-        pivot_only.setattr(recipients, "MERGE_EVENTS", 0)
+        pivot_only.setattr(pages, "MERGE_EVENTS", 0)
         views = _dashboard_reads(api, pk)  # from the pivot
         counted = sorted(_counts(api, pk), key=str)
     with activity.snapshot(api.engine) as raw:
-        assert recipients.current_pages(raw, pk) is None
-        assert recipients.mergeable_pages(raw, pk) is not None
+        assert pages.current_pages(raw, pk) is None
+        assert pages.mergeable_pages(raw, pk) is not None
         for events, raw_cells in (([], False), (["clicked"], False), (["delivered"], False),
                                   ([], True), (["sent", "clicked"], True)):
-            merged = list(recipients.page_lines(recipients.recipient_pages(raw, pk, "push")
+            merged = list(pages.page_lines(pages.recipient_pages(raw, pk, "push")
                                                 or [], events, raw_cells))
-            pivoted = list(recipients.lines(
-                raw, pk, "push", recipients.export_line("push", raw_cells), events))
+            pivoted = list(pivot.lines(
+                raw, pk, "push", pivot.export_line("push", raw_cells), events))
             assert b"".join(d for d, _ in merged) == b"".join(d for d, _ in pivoted)
             assert sum(n for _, n in merged) == sum(n for _, n in pivoted)
         # The total is known before the first page: pages' recipients and new ones.
         totals: list[int] = []
-        pages = recipients.recipient_pages(raw, pk, "push", totals.append)
-        assert pages is not None and totals == [] and next(pages) is not None
+        stored = pages.recipient_pages(raw, pk, "push", totals.append)
+        assert stored is not None and totals == [] and next(stored) is not None
         assert totals == [43]
-        pages.close()
+        stored.close()
     assert _dashboard_reads(api, pk) == views  # merged as well
     assert sorted(_counts(api, pk), key=str) == counted
     rows = {r["subscription_id"]: r for r in api.export(message_id, csv_raw="true")}
@@ -329,27 +329,27 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
     assert rows["00000000-0000-4000-8000-000000000000"]["external_user_id"] == "=before"
     assert rows[subs[4]]["external_user_id"] == "=1+1"
     with monkeypatch.context() as behind:
-        behind.setattr(recipients, "MERGE_EVENTS", len(newer) - 1)
+        behind.setattr(pages, "MERGE_EVENTS", len(newer) - 1)
         with activity.snapshot(api.engine) as raw:  # too far behind: the pivot reads
-            assert recipients.mergeable_pages(raw, pk) is None
-            assert recipients.recipient_pages(raw, pk, "push") is None
+            assert pages.mergeable_pages(raw, pk) is None
+            assert pages.recipient_pages(raw, pk, "push") is None
     pivoted = api.export(message_id, csv_raw="true")
     with monkeypatch.context() as merging_only:
-        merging_only.setattr(recipients, "_pivoted_pages", None)  # not called
-        assert recipients.build_pages(api.engine, pk)  # by merging, then current
+        merging_only.setattr(pages, "_pivoted_pages", None)  # not called
+        assert pages.build_pages(api.engine, pk)  # by merging, then current
     with activity.snapshot(api.engine) as raw:
-        generation = recipients.current_pages(raw, pk)
+        generation = pages.current_pages(raw, pk)
         assert generation is not None
-        sizes = [page.num_rows for page in recipients._pages(raw, pk, generation)]
+        sizes = [page.num_rows for page in pages._pages(raw, pk, generation)]
         totals = []
-        recipients.recipient_pages(raw, pk, "push", totals.append)
+        pages.recipient_pages(raw, pk, "push", totals.append)
         assert totals == [43]
     assert sizes == [8] * 5 + [3] and api.export(message_id, csv_raw="true") == pivoted
     assert _dashboard_reads(api, pk) == views
 
 
 def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:
-    from msgtrail.dashboard import report
+    from msgtrail.web.dashboard import report
 
     return (report.activity_timeline(api.engine, pk, "push"),
             report.audience(api.engine, pk, "push", None),
@@ -373,22 +373,22 @@ def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,
 
     monkeypatch.setattr(engine, "begin", dying_begin)
     with pytest.raises(SystemExit):
-        recipients.build_pages(engine, pk)
+        pages.build_pages(engine, pk)
     monkeypatch.setattr(engine, "begin", real)
     engine.dispose()
     with activity.snapshot(api.engine) as raw:
-        assert recipients.current_pages(raw, pk) is None
+        assert pages.current_pages(raw, pk) is None
     with api.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM recipient_pages")).scalar_one() == 1
-    assert recipients.build_pages(api.engine, pk)
+    assert pages.build_pages(api.engine, pk)
     with api.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*), sum(rows) FROM recipient_pages")
                             ).one() == (1, RECIPIENTS)
     chunks = []
     with activity.snapshot(api.engine) as raw:
-        generation = recipients.current_pages(raw, pk)
+        generation = pages.current_pages(raw, pk)
         assert generation is not None
-        chunks = list(recipients.page_lines(recipients._pages(raw, pk, generation), [], False))
+        chunks = list(pages.page_lines(pages._pages(raw, pk, generation), [], False))
     assert _subs(b"".join(d for d, _ in chunks)) == subs
 
 
@@ -403,7 +403,7 @@ def test_many_passes_read_exactly_what_one_pass_reads(
     """A message read in key-range passes (forced small here: 500 events) gives the
     same lines, counters, timeline and sample as one pass, whether its ranges are
     read from the store's parts or split from its segments."""
-    from msgtrail.dashboard import report
+    from msgtrail.web.dashboard import report
 
     pk, subs = _seeded(api)
     one = (b"".join(d for d, _ in _lines(api, pk)), _counts(api, pk), _dashboard_reads(api, pk))
@@ -412,10 +412,10 @@ def test_many_passes_read_exactly_what_one_pass_reads(
             conn.execute(text("UPDATE activity_segments SET part = NULL WHERE id IN"
                               " (SELECT min(id) FROM activity_segments WHERE message_pk = :pk)"),
                          {"pk": pk})
-    monkeypatch.setattr(recipients, "PASS_EVENTS", pass_events)
-    with activity.snapshot(api.engine) as raw, recipients.split(raw, pk) as sources:
+    monkeypatch.setattr(pivot, "PASS_EVENTS", pass_events)
+    with activity.snapshot(api.engine) as raw, pivot.split(raw, pk) as sources:
         assert len(sources) == ranges
-        from_files = any(isinstance(s, functools.partial) and s.func is recipients._events
+        from_files = any(isinstance(s, functools.partial) and s.func is pivot._events
                          for s in sources)
         assert from_files == (mixed or ranges > activity.PARTS)
     many = (b"".join(d for d, _ in _lines(api, pk)), _counts(api, pk), _dashboard_reads(api, pk))
@@ -423,23 +423,23 @@ def test_many_passes_read_exactly_what_one_pass_reads(
     assert _subs(many[0]) == subs
     totals: list[int] = []
     with activity.snapshot(api.engine) as raw:
-        list(recipients.lines(raw, pk, "push", recipients.export_line("push", False), [],
+        list(pivot.lines(raw, pk, "push", pivot.export_line("push", False), [],
                               totals.append))
     # Scaled from the ranges read so far, then exact.
     assert len(totals) == ranges and totals[-1] == RECIPIENTS
     assert len(many[2][1]) == report.SAMPLE
     # Pages are cut per range (a range's last page may hold fewer), still in key order.
-    monkeypatch.setattr(recipients, "PAGE_ROWS", 16)
-    assert recipients.build_pages(api.engine, pk)
+    monkeypatch.setattr(pages, "PAGE_ROWS", 16)
+    assert pages.build_pages(api.engine, pk)
     with activity.snapshot(api.engine) as raw:
-        pages = list(recipients.recipient_pages(raw, pk, "push") or [])
-        assert b"".join(d for d, _ in recipients.page_lines(pages, [], False)) == many[0]
-    assert max(p.num_rows for p in pages) == 16 and len(pages) > -(-RECIPIENTS // 16)
+        kept = list(pages.recipient_pages(raw, pk, "push") or [])
+        assert b"".join(d for d, _ in pages.page_lines(kept, [], False)) == many[0]
+    assert max(p.num_rows for p in kept) == 16 and len(kept) > -(-RECIPIENTS // 16)
 
 
 def _counts(api: InProcess, pk: int) -> list[tuple[object, ...]]:
     with activity.snapshot(api.engine) as raw:
-        return sorted(recipients.counts(raw, pk, "push"), key=str)
+        return sorted(counters.counts(raw, pk, "push"), key=str)
 
 
 def _counters(api: InProcess, pk: int) -> tuple[object, dict | None]:  # type: ignore[type-arg]
@@ -475,7 +475,7 @@ def test_an_export_of_every_recipient_leaves_the_counters_current(api: InProcess
     assert len(api.export(message_id)) == 40
     pending, stats = _counters(api, pk)
     with activity.snapshot(api.engine) as raw:
-        recount = recipients.counts(raw, pk, "push")
+        recount = counters.counts(raw, pk, "push")
     assert pending is None
     assert stats == json.loads(json.dumps(upkeep._stats(recount, "push")))
     assert stats["totals"]["recipients"] == 40 and stats["totals"]["failed"] == 4
@@ -499,14 +499,14 @@ def test_readers_of_pending_counters_share_recounts(api: InProcess,
     counters that hold every event committed before it asked."""
     pk, subs = _seeded(api)
     pivots: list[float] = []
-    real = recipients.counts
+    real = counters.counts
 
     def slow_counts(*args, **kwargs):  # the real recount, slowed so that readers overlap
         pivots.append(time.monotonic())
         time.sleep(0.3)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(recipients, "counts", slow_counts)
+    monkeypatch.setattr(counters, "counts", slow_counts)
     with api.engine.connect() as conn:  # events arrived since the counters were computed
         assert conn.execute(text("SELECT pending_since FROM messages WHERE id = :pk"),
                             {"pk": pk}).scalar() is not None

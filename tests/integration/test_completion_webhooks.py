@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 import trustme
 
-from msgtrail import apps, export_webhooks, retention
+from msgtrail import apps
 from msgtrail.client import verify_webhook
 from msgtrail.errors import BadRequest
+from msgtrail.files import open_store
+from msgtrail.notify import export_webhooks
+from msgtrail.runtime import retention
 from msgtrail.settings import Settings
-from msgtrail.storage import open_store
 from msgtrail.testing.backends import Embedded, Scale
 from msgtrail.vault import Vault
 from tests.integration.conftest import InProcess

@@ -10,11 +10,12 @@ import uuid
 import httpx
 from sqlalchemy import func, select
 
-from msgtrail import apps, connections
-from msgtrail.dashboard.session import COOKIE
-from msgtrail.dashboard.views import FORM_MAX_BYTES
+from msgtrail import apps
 from msgtrail.db.schema import dashboard_sessions, jobs
+from msgtrail.ingest import connections
 from msgtrail.vault import Vault
+from msgtrail.web.dashboard.session import COOKIE
+from msgtrail.web.dashboard.views import FORM_MAX_BYTES
 from tests.integration.conftest import InProcess
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

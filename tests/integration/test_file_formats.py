@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from msgtrail import activity, recipients, upkeep
+from msgtrail.store import activity, pages, upkeep
 from tests.integration.conftest import InProcess
 
 EVENT_COLUMNS = ("sent", "delivered", "clicked", "failed", "unsubscribed")
@@ -68,9 +68,9 @@ def test_jsonl_and_parquet_hold_what_the_csv_holds(api: InProcess, tmp_path,
                                                    from_pages: bool) -> None:
     message_id, pk = _seed(api)
     if from_pages:
-        assert recipients.build_pages(api.engine, pk)
+        assert pages.build_pages(api.engine, pk)
     with activity.snapshot(api.engine) as raw:
-        assert (recipients.current_pages(raw, pk) is not None) == from_pages
+        assert (pages.current_pages(raw, pk) is not None) == from_pages
     expected = _expected(api, message_id)
     assert len(expected) == 40
 

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from msgtrail import activity, apps, event_batch, messages, recipients
+from msgtrail import apps, messages
 from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.store import activity, counters, event_batch
 from msgtrail.testing.backends import Embedded, Scale
 
 
@@ -48,7 +49,7 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
                          {"pk": message.pk})
         upgrade(engine)
         with activity.snapshot(engine) as raw:
-            rows = recipients.sample(raw, message.pk, "push", [], 10)
+            rows = counters.sample(raw, message.pk, "push", [], 10)
         assert [r["subscription_id"] for r in rows] == [folded, logged]
         assert rows[0] | {"subscription_id": None} == {
             "subscription_id": None, "onesignal_id": None, "external_id": "first",
@@ -59,7 +60,7 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
             activity.append(conn, message.pk, event_batch.columns(
                 [(0, logged, 1, now + 1, None, "new", None, None)]), now)
         with activity.snapshot(engine) as raw:
-            rows = recipients.sample(raw, message.pk, "push", ["delivered"], 10)
+            rows = counters.sample(raw, message.pk, "push", ["delivered"], 10)
         assert [(r["subscription_id"], r["external_id"]) for r in rows] == [
             (folded, "first"), (logged, "l")]
         # The old segments hold ids as strings; compaction rewrites them as 16 bytes
@@ -71,7 +72,7 @@ def test_folded_recipients_and_the_log_become_segments(tmp_path, backend: Embedd
         assert pa.string() in stored and event_batch.KEY in stored
         assert activity.compact(engine, message.pk)
         with activity.snapshot(engine) as raw:
-            assert recipients.sample(raw, message.pk, "push", ["delivered"], 10) == rows
+            assert counters.sample(raw, message.pk, "push", ["delivered"], 10) == rows
         with engine.connect() as conn:
             assert {ipc.open_stream(d).schema.field(0).type for d in conn.execute(text(
                 "SELECT data FROM activity_segments WHERE message_pk = :pk"),
@@ -127,7 +128,7 @@ def test_message_ids_become_unique_per_app(tmp_path, backend: Embedded | Scale) 
             assert messages.find(conn, first, message.message_id).pk == message.pk
             assert messages.find(conn, second, message.message_id).pk == again.pk
         with activity.snapshot(engine) as raw:
-            [row] = recipients.sample(raw, message.pk, "push", [], 10)
+            [row] = counters.sample(raw, message.pk, "push", [], 10)
         assert row["subscription_id"] == subscription
         with pytest.raises(IntegrityError), engine.begin() as conn:
             messages.create(conn, first, {"target_channel": "push"}, message.message_id)

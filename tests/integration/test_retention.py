@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from msgtrail import retention
 from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.runtime import retention
 
 
 def test_one_worker_among_many_takes_each_purge_turn(tmp_path, backend) -> None:

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from msgtrail import apps, connections, retention
+from msgtrail import apps
 from msgtrail.csv_schema import columns
 from msgtrail.db.schema import activity_segments, webhook_rejections
-from msgtrail.storage import open_store
+from msgtrail.files import open_store
+from msgtrail.ingest import connections
+from msgtrail.runtime import retention
 from msgtrail.testing.providers import (
     Call,
     Happened,

@@ -1,4 +1,4 @@
-"""msgtrail.ahead: the stage runner every read is built from."""
+"""msgtrail.store.ahead: the stage runner every read is built from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from msgtrail.ahead import Ahead
+from msgtrail.store.ahead import Ahead
 
 
 def test_items_arrive_in_order_and_an_error_reaches_the_consumer() -> None:

@@ -1,4 +1,4 @@
-"""msgtrail.allocators and the package's own setting: which allocator Arrow uses."""
+"""msgtrail.runtime.allocators and the package's own setting: which allocator Arrow uses."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _backend(code: str) -> str:
 def test_a_msgtrail_process_never_sets_up_arrows_default_allocator() -> None:
     """Importing msgtrail first makes the system's allocator Arrow's default from the
     start (mimalloc, once set up, keeps memory resident)."""
-    assert _backend("import msgtrail.app, pyarrow as pa;"
+    assert _backend("import msgtrail.web.app, pyarrow as pa;"
                     " print(pa.default_memory_pool().backend_name)") == "system"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msgtrail.dashboard import charts
+from msgtrail.web.dashboard import charts
 
 T = 1_790_000_000  # 2026-09-21 14:13:20 UTC
 

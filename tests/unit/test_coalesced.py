@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from msgtrail.coalesced import Coalesced
+from msgtrail.store.coalesced import Coalesced
 
 
 def _callers(coalesced: Coalesced, work, n: int) -> list[tuple[float, float, BaseException | None]]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from msgtrail.connectors import mailgun, onesignal, postmark, sendgrid, ses, twilio
-from msgtrail.connectors.base import Context, WebhookRequest
 from msgtrail.errors import BadRequest, Unauthorized
+from msgtrail.ingest.connectors import mailgun, onesignal, postmark, sendgrid, ses, twilio
+from msgtrail.ingest.connectors.base import Context, WebhookRequest
 
 CTX = Context(app_id="app", max_age_seconds=300, sns_host_pattern="^$",
               key_owner=lambda key: None, fetch=lambda url: b"")
@@ -261,8 +261,8 @@ def test_sns_roots_leave_out_what_cannot_be_parsed(tmp_path) -> None:  # type: i
 
     import trustme
 
-    from msgtrail.connectors import sns
     from msgtrail.errors import Unavailable
+    from msgtrail.ingest.connectors import sns
 
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from msgtrail import csv_schema, history_csv
+from msgtrail import csv_schema
+from msgtrail.export import history_csv
 
 SUB = "00000000-0000-4000-8000-000000000001"
 OSID = "00000000-0000-4000-8000-0000000000aa"

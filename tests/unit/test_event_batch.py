@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from msgtrail import event_batch
 from msgtrail.channels import EVENT_CODE
 from msgtrail.errors import BadRequest, PayloadTooLarge
-from msgtrail.event_batch import ParsedBatch, parse_batch
+from msgtrail.store import event_batch
+from msgtrail.store.event_batch import ParsedBatch, parse_batch
 
 NOW = 1_790_000_000
 

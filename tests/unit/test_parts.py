@@ -7,7 +7,7 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from msgtrail import activity, event_batch
+from msgtrail.store import activity, event_batch
 
 
 def _batch(subs: list[str]) -> pa.RecordBatch:

@@ -1,6 +1,6 @@
 """Pure pieces of the export pipeline, without a server."""
 
-from msgtrail.export_pipeline import rows_from_totals, selected_events
+from msgtrail.export.pipeline import rows_from_totals, selected_events
 
 
 def test_row_estimates_come_from_the_folds_counters() -> None:

@@ -1,4 +1,4 @@
-"""recipients.pivot: the first known value is the first recorded, in whatever order
+"""pivot.pivot: the first known value is the first recorded, in whatever order
 a range holds the events."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from msgtrail import event_batch, recipients
 from msgtrail.channels import EVENT_CODE
+from msgtrail.store import event_batch, pivot
 
 X = "10000000-0000-4000-8000-000000000001"  # part 1
 
@@ -28,8 +28,8 @@ def test_a_subscription_split_around_another_part_keeps_its_first_recorded_value
                      3 << event_batch.REC_BITS], pa.int64())
     table = pa.Table.from_batches([events]).set_column(
         event_batch.SCHEMA.get_field_index("rec"), "rec", recs)
-    with recipients.connect() as con:
-        pivoted = recipients.pivot(con, table, "push")
+    with pivot.connect() as con:
+        pivoted = pivot.pivot(con, table, "push")
     row = pivoted.filter(pc.equal(pivoted.column("subscription_id"), X)).to_pylist()[0]
     assert (row["external_id"], row["device_type"]) == ("first", "iOS")
     assert (row["sent"], row["delivered"]) == (1_700_000_010, 1_700_000_005)

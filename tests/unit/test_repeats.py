@@ -4,8 +4,8 @@ string included, are all kept."""
 
 import pyarrow as pa
 
-from msgtrail import activity
-from msgtrail.event_batch import SCHEMA
+from msgtrail.store import activity
+from msgtrail.store.event_batch import SCHEMA
 
 A, B = bytes(16), bytes([1] * 16)
 

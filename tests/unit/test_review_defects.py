@@ -10,8 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from msgtrail.client import Client
-from msgtrail.client._cli import export_command
-from msgtrail.storage import HealthCheck, MemoryStore
+from msgtrail.client.cli import export_command
+from msgtrail.files import HealthCheck, MemoryStore
 from tests.unit.fault_server import FILE_PATH
 from tests.unit.test_client import DATA, ROWS, fault_server
 

@@ -1,0 +1,54 @@
+"""Which webhook sources an app takes, with their credentials sealed at rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from msgtrail.apps import App, get_app
+from msgtrail.clock import now
+from msgtrail.db.schema import connections
+from msgtrail.errors import BadRequest, NotFound
+from msgtrail.ingest.connectors import SOURCES
+from msgtrail.vault import Vault
+
+
+def _source(name: str) -> str:
+    if name not in SOURCES:
+        raise BadRequest(f"source: {name!r} is not one of {', '.join(SOURCES)}")
+    return name
+
+
+def connect(conn: Connection, vault: Vault, app_id: str, source: str,
+            **options: Any) -> tuple[App, dict[str, Any]]:
+    """Enable (or re-key) a source for an app; returns the credential as stored, which
+    the caller shows once (Postmark's generated password lives only there)."""
+    app = get_app(conn, app_id)
+    credential = SOURCES[_source(source)].credential(**options)
+    conn.execute(connections.delete().where(connections.c.app_pk == app.pk,
+                                            connections.c.source == source))
+    conn.execute(connections.insert().values(app_pk=app.pk, source=source,
+                                             secret=vault.seal(credential), created_at=now()))
+    return app, credential
+
+
+def disconnect(conn: Connection, app_id: str, source: str) -> bool:
+    app = get_app(conn, app_id)
+    return bool(conn.execute(connections.delete().where(
+        connections.c.app_pk == app.pk, connections.c.source == _source(source))).rowcount)
+
+
+def credential(conn: Connection, vault: Vault, app: App, source: str) -> dict[str, Any]:
+    """The source's credential for the app, or NotFound if it is not connected."""
+    sealed = conn.execute(select(connections.c.secret).where(
+        connections.c.app_pk == app.pk, connections.c.source == source)).scalar()
+    if sealed is None:
+        raise NotFound(f"{source} is not connected to app {app.app_id} "
+                       f"(msgtrail apps connect {app.app_id} {source})")
+    return vault.open(sealed)
+
+
+def sources(conn: Connection, app: App) -> list[str]:
+    return list(conn.execute(select(connections.c.source).where(
+        connections.c.app_pk == app.pk).order_by(connections.c.source)).scalars())

@@ -1,0 +1,1 @@
+"""Telling people an export ended: signed completion webhooks and email."""

@@ -1,0 +1,2 @@
+"""Background work: the worker that runs jobs, upkeep and retention, and the memory
+allocator settings of a process."""

@@ -1,0 +1,184 @@
+"""Background work: export jobs and their emails, compacting activity, retention, and
+(on a thread of each worker's own, so that a slow receiver never holds exports up) the
+apps' completion webhooks.
+
+A worker is a thread; `msgtrail serve` runs some beside the API and `msgtrail worker`
+runs them on their own. Any number may run against one database and one store: jobs
+are claimed with a lease that the worker renews while it works, so a job whose worker
+died is taken over by another once the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from sqlalchemy import Engine, select
+
+from msgtrail.clock import now
+from msgtrail.db.schema import messages
+from msgtrail.export import jobs
+from msgtrail.export.pipeline import LeaseLost, Progress, run_job
+from msgtrail.files import BlobStore
+from msgtrail.notify import export_webhooks, mailer
+from msgtrail.runtime import retention
+from msgtrail.settings import Settings
+from msgtrail.store import upkeep
+from msgtrail.vault import Vault
+
+log = logging.getLogger("msgtrail.runtime.worker")
+
+
+class Worker:
+    def __init__(self, settings: Settings, engine: Engine, store: BlobStore,
+                 name: str = "worker") -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.name = name
+        # Unique across processes and machines: the lease names its holder.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._courier: threading.Thread | None = None
+        self._vault: Vault | None = None
+        self._ended = export_webhooks.on_end(settings)
+        self._next_purge = 0.0
+        self._progress: Progress | None = None
+
+    def run_once(self) -> bool:
+        """Do one unit of work; False when there was none."""
+        if time.monotonic() >= self._next_purge:
+            # Each worker looks once an interval; one of them, anywhere, purges.
+            self._next_purge = time.monotonic() + self.settings.purge_interval
+            if retention.take_turn(self.engine, self.settings.purge_interval):
+                retention.purge(self.engine, self.store, self.settings, ended=self._ended)
+        job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
+        if job is not None:
+            self.run_job(job)
+            return True
+        job = jobs.claim_email(self.engine, self.owner, self.settings.lease_seconds)
+        if job is not None:
+            self.send_email(job)
+            return True
+        return upkeep.compact_next(self.engine, now())
+
+    def send_email(self, job: jobs.Job) -> None:
+        """Mail the report's link; a failure is recorded on the job and tried again."""
+        assert job.email and job.expires_at
+        mail = mailer.report_email(self.settings, job.email, job.url, self._message_id(job),
+                                   job.params["events"], job.rows_written, job.expires_at)
+        try:
+            mailer.send(self.settings, mail)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - any SMTP or network failure: recorded, retried
+            error = f"{type(exc).__name__}: {exc}"
+        state = jobs.email_sent(self.engine, job, self.owner, error, self.settings.max_attempts,
+                                self.settings.email_retry_seconds)
+        log.info("%s: job %s email to %s: %s%s", self.name, job.export_id, job.email, state,
+                 f" ({error})" if error else "")
+
+    def _message_id(self, job: jobs.Job) -> str:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(messages.c.message_id)
+                                 .where(messages.c.id == job.message_pk)).scalar_one()
+            conn.rollback()
+        return str(value)
+
+    def run_job(self, job: jobs.Job) -> None:
+        progress = self._progress = Progress(total=job.total_rows)
+        beat = threading.Thread(target=self._heartbeat, args=(job, progress),
+                                name=f"{self.name}-lease", daemon=True)
+        beat.start()
+        log.info("%s: job %s (%s) attempt %d", self.name, job.export_id, job.kind, job.attempts)
+        try:
+            written = run_job(self.engine, self.store, job, progress, self.settings)
+        except LeaseLost:
+            if self._stop.is_set():  # shutting down: hand the job back at once
+                jobs.release(self.engine, job, self.owner)
+                log.info("%s: job %s handed back on shutdown", self.name, job.export_id)
+            else:
+                log.warning("%s: job %s was taken over; this attempt stops", self.name,
+                            job.export_id)
+            return
+        except Exception as exc:  # the job records the failure; the worker carries on
+            log.exception("%s: job %s failed", self.name, job.export_id)
+            jobs.fail(self.engine, job, self.owner, f"{type(exc).__name__}: {exc}",
+                      self.settings.max_attempts, self._ended)
+            return
+        finally:
+            progress.done.set()
+            beat.join()
+        if jobs.finish(self.engine, job, self.owner, written.manifest,
+                       self.settings.file_ttl_seconds, written.marks, self._ended):
+            log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id,
+                     written.manifest["rows"], written.manifest["bytes"])
+        else:
+            log.warning("%s: job %s finished after its lease was lost", self.name, job.export_id)
+
+    def deliver_once(self) -> bool:
+        """Deliver one due completion webhook; False when none was due."""
+        if self._vault is None:
+            self._vault = Vault(self.settings)
+        return export_webhooks.deliver_next(self.engine, self._vault, self.owner, self.settings)
+
+    def _deliver(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.deliver_once()
+            except Exception:  # a failed delivery is recorded and retried; carry on
+                log.exception("%s: webhook delivery failed", self.name)
+                busy = False
+            if not busy:
+                self._stop.wait(self.settings.poll_interval)
+
+    def _heartbeat(self, job: jobs.Job, progress: Progress) -> None:
+        """Renew the lease and record progress until the job ends or is lost."""
+        # At least every second, so that the status endpoint shows live progress.
+        interval = max(min(self.settings.lease_seconds / 3, 1.0), 0.05)
+        while not progress.done.wait(interval):
+            try:
+                mine = jobs.heartbeat(self.engine, job, self.owner, self.settings.lease_seconds,
+                                      progress.rows, progress.total)
+            except Exception:  # the database is busy or away: try again, the lease is long
+                log.exception("%s: lease renewal failed", self.name)
+                continue
+            if not mine:
+                progress.lost.set()
+                return
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a failed unit must not kill the worker; it is retried
+                log.exception("%s: work failed", self.name)
+                busy = False
+            if not busy:
+                self._wake.wait(self.settings.poll_interval)
+                self._wake.clear()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+        self._courier = threading.Thread(target=self._deliver, name=f"{self.name}-webhooks",
+                                         daemon=True)
+        self._courier.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._progress is not None:
+            self._progress.lost.set()
+        for thread in (self._thread, self._courier):
+            if thread:
+                thread.join(timeout)

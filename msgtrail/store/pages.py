@@ -1,0 +1,292 @@
+"""A message's recipients kept as sorted pages of finished CSV lines once its events go
+quiet (`recipient_pages`, Arrow IPC). A read of a message that has had no event since
+reads the pages instead of pivoting, at the speed of reading and compressing lines
+(README, benchmarks). Pages a few events behind are merged with the newer events as
+they are read, and the next build merges them the same way; with more newer events
+than MERGE_EVENTS, a read pivots everything. The pages are derived data: deleting them
+loses nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+from sqlalchemy import Engine, text
+
+from msgtrail import csv_schema
+from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.store import activity
+from msgtrail.store.event_batch import REC_BITS, SCHEMA
+from msgtrail.store.pivot import ATTRIBUTES, PASS_EVENTS, connect, pivot, split
+
+PAGE_ROWS = 16_384
+
+
+# LZ4 on the calling thread: Arrow's thread pool compressed no faster here (a build of
+# 1,000,000 recipients 3.24 s either way) and held ~58 MB more at its peak; reading
+# pages unthreaded was no slower either (0.57-0.62 s against 0.64-0.69 s).
+_PAGE_IPC = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+
+
+_PAGE_READ = ipc.IpcReadOptions(use_threads=False)
+
+
+def pages_sql(channel: str, source: str) -> str:
+    """What a page holds, before its lines (`with_lines`): each recipient's row of
+    `source` (a query of the pivot's columns), in the pivot's column order, in key
+    order."""
+    return (f"SELECT subscription_id, {', '.join(ATTRIBUTES)},"
+            f" {', '.join(CHANNEL_EVENTS[channel])}"
+            f" FROM ({source}) ORDER BY subscription_id")
+
+
+def with_lines(table: pa.Table, channel: str) -> pa.Table:
+    """The page's rows with each recipient's line and, only where it differs (a
+    formula cell), its raw line. Most pages have no formula cell: their raw lines are
+    not built (a third of a page build's line work)."""
+    if not csv_schema.has_formula(table, channel):  # then neutralising changes nothing
+        line = csv_schema.lines(table, channel, safe=False)
+        return table.append_column("line", line).append_column(
+            "raw_line", pa.nulls(len(line), pa.string()))
+    safe = csv_schema.lines(table, channel)
+    raw = csv_schema.lines(table, channel, safe=False)
+    differs = pc.not_equal(raw, safe)
+    return table.append_column("line", safe).append_column(
+        "raw_line", pc.if_else(differs, raw, pa.nulls(len(raw), pa.string())))
+
+
+def build_pages(engine: Engine, message_pk: int) -> bool:
+    """Store the message's recipients as pages, unless its pages are current; True when
+    new pages were published. Pages are written under a new generation in small
+    transactions (ingestion is never held up for long), and published by one update of
+    the message once all are there; a build that crashed leaves only an unpublished
+    generation, deleted by the next build."""
+    with activity.snapshot(engine) as raw:
+        [(upto, published, channel)] = activity.query(
+            raw, "SELECT next_batch, pages_upto, target_channel FROM messages WHERE id = ?",
+            (message_pk,))
+        if published == upto:
+            return False
+        generation = secrets.randbits(62)
+        count = 0
+        # Pages a few events behind are merged with them (only the recipients with newer
+        # events are built again); anything else is pivoted whole.
+        behind = mergeable_pages(raw, message_pk)
+        # (Merged pages grow with new recipients: they are cut to PAGE_ROWS again.)
+        tables = (_resliced(_merged_pages(raw, message_pk, str(channel), *behind), PAGE_ROWS)
+                  if behind is not None else _pivoted_pages(raw, message_pk, str(channel)))
+        for table in tables:
+            sink = pa.BufferOutputStream()
+            with ipc.new_stream(sink, table.schema, options=_PAGE_IPC) as writer:
+                writer.write_table(table)
+            with engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO recipient_pages (message_pk, generation, page, rows, data)"
+                    " VALUES (:pk, :g, :page, :rows, :data)"),
+                    {"pk": message_pk, "g": generation, "page": count,
+                     "rows": table.num_rows, "data": sink.getvalue().to_pybytes()})
+            count += 1
+    with engine.begin() as conn:
+        # Published only if every page is there (a concurrent build may have deleted
+        # some) and nothing newer was published meanwhile.
+        mine = conn.execute(text("SELECT count(*) FROM recipient_pages"
+                                 " WHERE message_pk = :pk AND generation = :g"),
+                            {"pk": message_pk, "g": generation}).scalar_one()
+        done = mine == count and conn.execute(text(
+            "UPDATE messages SET pages_generation = :g, pages_upto = :upto"
+            " WHERE id = :pk AND (pages_upto IS NULL OR pages_upto < :upto)"),
+            {"g": generation, "upto": upto, "pk": message_pk}).rowcount == 1
+        kept = generation if done else conn.execute(text(
+            "SELECT pages_generation FROM messages WHERE id = :pk"),
+            {"pk": message_pk}).scalar()
+        conn.execute(text("DELETE FROM recipient_pages WHERE message_pk = :pk"
+                          " AND generation <> :g"), {"pk": message_pk, "g": kept or 0})
+    return done
+
+
+def _pivoted_pages(raw: Any, message_pk: int, channel: str) -> Iterator[pa.Table]:
+    """Each range's recipients in pages of PAGE_ROWS at most (a range's last page may
+    hold fewer)."""
+    # No range read ahead: a build is bound by its own thread (lines, pages, writes),
+    # and two ranges fewer in memory kept its peak 27 MB lower (1,000,000 recipients:
+    # +130 MB over the process's base instead of +160, in the same 4.2-4.4 s). And no
+    # range is held while the next is read: neither its events nor, through a page
+    # carried over to fill the next range's first page, its pivot (+97 MB anonymous
+    # instead of +114, 2 runs each, in the same 2.5-2.8 s).
+    with split(raw, message_pk) as sources, connect() as con:
+        for source in sources:
+            batches = pivot(con, source(), channel).to_batches(PAGE_ROWS)
+            while batches:
+                yield with_lines(pa.Table.from_batches([batches.pop(0)]), channel)
+
+
+def _resliced(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The tables' rows, in order, in tables of `rows` (the last may hold fewer)."""
+    pending: list[pa.Table] = []
+    held = 0
+    for table in tables:
+        pending.append(table)
+        held += table.num_rows
+        while held >= rows:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, rows)
+            pending, held = [whole.slice(rows)], held - rows
+    if held:
+        yield pa.concat_tables(pending)
+
+
+# An export of a message with pages merges at most this many newer events into them
+# as it reads them; with more, it pivots everything.
+MERGE_EVENTS = PASS_EVENTS
+
+
+def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
+    """(generation, last batch they hold) of the message's pages if they are behind by
+    no more than MERGE_EVENTS events, else None."""
+    found = activity.query(raw, "SELECT pages_upto, pages_generation FROM messages"
+                           " WHERE id = ?", (message_pk,))
+    if not found or found[0][0] is None or found[0][1] is None:
+        return None
+    upto, generation = int(found[0][0]), int(found[0][1])
+    if not activity.query(raw, "SELECT 1 FROM recipient_pages WHERE message_pk = ?"
+                          " AND generation = ? LIMIT 1", (message_pk, generation)):
+        return None
+    [(newer,)] = activity.query(
+        raw, "SELECT coalesce(sum(events), 0) FROM activity_segments"
+        " WHERE message_pk = ? AND last_batch > ?", (message_pk, upto))
+    return (generation, upto) if int(newer) <= MERGE_EVENTS else None
+
+
+def recipient_pages(raw: Any, message_pk: int, channel: str,
+                    on_total: Callable[[int], None] | None = None
+                    ) -> Generator[pa.Table, None, None] | None:
+    """The message's recipients as page tables (the columns of `pages_sql` and `with_lines`) in key
+    order, holding every event the snapshot sees: its stored pages, merged with the
+    events newer than them if those are few; None if neither (the caller pivots)."""
+    generation = current_pages(raw, message_pk)
+    if generation is not None:
+        if on_total is not None:
+            on_total(_stored_rows(raw, message_pk, generation))
+        return _pages(raw, message_pk, generation)
+    behind = mergeable_pages(raw, message_pk)
+    if behind is not None:
+        return _merged_pages(raw, message_pk, channel, *behind, on_total=on_total)
+    return None
+
+
+def _stored_rows(raw: Any, message_pk: int, generation: int) -> int:
+    """Recipients in the message's pages of that generation."""
+    [(rows,)] = activity.query(
+        raw, "SELECT coalesce(sum(rows), 0) FROM recipient_pages WHERE message_pk = ?"
+        " AND generation = ?", (message_pk, generation))
+    return int(rows)
+
+
+def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int, upto: int,
+                  on_total: Callable[[int], None] | None = None
+                  ) -> Generator[pa.Table, None, None]:
+    """The stored pages merged with the events recorded after them (batches after
+    `upto`), as the pivot of all of them would give: every page event precedes every
+    newer one in `rec`, so an attribute is the page's if it has one, else the newer
+    events' first; each time is the earlier. Only recipients with newer events get
+    their lines built again."""
+    newer = [b.filter(pc.greater(pc.shift_right(b.column("rec"), REC_BITS), upto))
+             for data in activity.segments(raw, message_pk, after_batch=upto)
+             for b in activity.decode(data)]
+    # The page rows (p) of the recipients with newer events (d), merged.
+    merged = pages_sql(channel, "SELECT d.subscription_id, "
+                       + ", ".join(f"coalesce(p.{a}, d.{a}) AS {a}" for a in ATTRIBUTES) + ", "
+                       + ", ".join(f"least(p.{e}, d.{e}) AS {e}" for e in CHANNEL_EVENTS[channel])
+                       + " FROM d LEFT JOIN p ON p.subscription_id = d.subscription_id")
+    with connect() as con:
+        con.register("d", pivot(con, pa.Table.from_batches(newer, SCHEMA), channel,
+                                ordered=False))
+        newer_subs = con.sql("SELECT subscription_id FROM d").to_arrow_table().column(0)
+        newer_subs = newer_subs.combine_chunks()
+        # Two reads of the pages: the first finds the page rows the newer events change,
+        # merged in one query (a query per page cost ~35 ms of planning, whatever its
+        # size); the second puts the merged rows in their places.
+        touched = [page.filter(pc.is_in(page.column("subscription_id"),
+                                        value_set=newer_subs))
+                   for page in _pages(raw, message_pk, generation)]
+        con.register("p", pa.concat_tables(touched))
+        changed = with_lines(con.sql(merged).to_arrow_table(), channel).cast(
+            touched[0].schema)
+    if on_total is not None:  # the pages' recipients, and those new in the newer events
+        on_total(_stored_rows(raw, message_pk, generation) + changed.num_rows
+                 - sum(t.num_rows for t in touched))
+    subs = changed.column("subscription_id")
+    start = 0
+    for page in _pages(raw, message_pk, generation):
+        # The page's changed recipients: those up to its last one (both are sorted).
+        bound = page.column("subscription_id")[-1]
+        end = start + (pc.sum(pc.less_equal(subs.slice(start), bound)).as_py() or 0)
+        yield _merged_page(page, changed.slice(start, end - start))
+        start = end
+    if start < changed.num_rows:  # new recipients after the last page
+        yield changed.slice(start)
+
+
+def _merged_page(page: pa.Table, changed: pa.Table) -> pa.Table:
+    """The page with its changed rows in place of its own, in key order."""
+    if not changed.num_rows:
+        return page
+    kept = page.filter(pc.invert(pc.is_in(page.column("subscription_id"),
+                                          value_set=changed.column("subscription_id")
+                                          .combine_chunks())))
+    whole = pa.concat_tables([kept, changed])
+    return whole.take(pc.sort_indices(whole, [("subscription_id", "ascending")]))
+
+
+def current_pages(raw: Any, message_pk: int) -> int | None:
+    """The generation of the message's pages if they hold every event the snapshot
+    sees, else None."""
+    found = activity.query(raw, "SELECT next_batch, pages_upto, pages_generation"
+                           " FROM messages WHERE id = ?", (message_pk,))
+    row = found[0] if found else None
+    return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
+
+
+def _pages(raw: Any, message_pk: int, generation: int) -> Generator[pa.Table, None, None]:
+    """The message's stored pages of that generation, in key order."""
+    pages = [r[0] for r in activity.query(
+        raw, "SELECT page FROM recipient_pages WHERE message_pk = ? AND generation = ?"
+        " ORDER BY page", (message_pk, generation))]
+    for page in pages:
+        [(data,)] = activity.query(
+            raw, "SELECT data FROM recipient_pages WHERE message_pk = ? AND generation = ?"
+            " AND page = ?", (message_pk, generation, page))
+        yield ipc.open_stream(pa.py_buffer(data), options=_PAGE_READ).read_all()
+
+
+def _with_any(table: pa.Table, events: list[str]) -> pa.Table:
+    """Only the page's recipients with one of `events` (all if none are given)."""
+    if not events:
+        return table
+    keep = pc.is_valid(table.column(events[0]))
+    for e in events[1:]:
+        keep = pc.or_(keep, pc.is_valid(table.column(e)))
+    return table.filter(keep)
+
+
+def page_rows(pages: Iterable[pa.Table], events: list[str]) -> Generator[pa.Table, None, None]:
+    """Each page's recipients with one of `events` (or all), in subscription order."""
+    for page in pages:
+        table = _with_any(page, events)
+        if table.num_rows:
+            yield table
+
+
+def page_lines(pages: Iterable[pa.Table], events: list[str],
+               raw_cells: bool) -> Iterator[tuple[memoryview, int]]:
+    """(lines, count) per page, in subscription order: the recipients with one of
+    `events` (or all), their raw lines if `raw_cells`."""
+    for table in page_rows(pages, events):
+        column = table.column("line")
+        if raw_cells:
+            column = pc.coalesce(table.column("raw_line"), column)
+        yield csv_schema.joined(column.combine_chunks()), table.num_rows

@@ -1,0 +1,122 @@
+"""Background upkeep of a message's activity, once its events pause: merge its small
+segments (`activity.compact`), bring its recipient pages up to date
+(`pages.build_pages`) and recompute its counters from them. Workers run it
+between jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from msgtrail.channels import EVENTS, platform_key
+from msgtrail.store import activity, counters, pages
+from msgtrail.store.coalesced import Coalesced
+
+# A message with this many small segments, or any of no part, has them merged...
+COMPACT_SEGMENTS = 64
+# ...once its events have paused this long, so as not to take SQLite's write lock from
+# a pipeline in full flow, or anyway once they have waited this long.
+QUIET_SECONDS = 2
+MAX_LAG_SECONDS = 60
+
+
+def compact_next(engine: Engine, now: int) -> bool:
+    """Compact the message whose events have waited longest, once they have paused or
+    waited too long, store its recipients' pages and refresh its counters; False when
+    nothing is due."""
+    with engine.connect() as conn:
+        # Pages count too: a worker killed between the counters and the pages left
+        # counters current and pages stale (the crash test found it).
+        message_pk = conn.execute(text(
+            "SELECT id FROM messages WHERE last_ingest_at IS NOT NULL AND purged_at IS NULL"
+            " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
+            " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
+            " ORDER BY last_ingest_at LIMIT 1"),
+            {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
+        small, unparted = conn.execute(text(
+            "SELECT count(*), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
+            " FROM activity_segments WHERE message_pk = :pk"
+            f" AND events < {activity.SMALL_SEGMENT}"),
+            {"pk": message_pk}).one() if message_pk is not None else (0, 0)
+        # Small segments of no part (webhook groups) make every fresh read split the
+        # message's segments into files: they are stored by part at the first pause.
+        many = small >= COMPACT_SEGMENTS or unparted > 0
+        conn.rollback()
+    if message_pk is None:
+        return False
+    if many:
+        activity.compact(engine, message_pk)
+    # Pages first: the counters are then read from them, not pivoted a second time
+    # (1,000,000 recipients: 0.84 s and +36 MB from the pages, 1.70 s and +94 MB
+    # pivoted, one run each).
+    pages.build_pages(engine, message_pk)
+    refresh_stats(engine, message_pk)
+    return True
+
+
+# Readers of one message's counters while its events flow (the API, the dashboard, a
+# client polling) share recounts: each recount pivots every recipient.
+_recounts = Coalesced()
+
+
+def refresh_stats(engine: Engine, message_pk: int) -> None:
+    """Recompute a message's delivery counters if events arrived since they were
+    last computed; they then reflect every event committed before this call. Callers
+    at the same time share a recount that started after they called (`Coalesced`):
+    one running and one more, however many they are."""
+    _recounts.run((id(engine), message_pk), lambda: _refresh(engine, message_pk))
+
+
+def _refresh(engine: Engine, message_pk: int) -> None:
+    with engine.connect() as conn:
+        seen = conn.execute(text(
+            "SELECT next_batch FROM messages WHERE id = :pk AND pending_since IS NOT NULL"),
+            {"pk": message_pk}).scalar()
+        channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
+                               {"pk": message_pk}).scalar()
+        conn.rollback()
+    if seen is None:
+        return
+    with activity.snapshot(engine) as raw:
+        counts = counters.counts(raw, message_pk, str(channel))
+    store_counts(engine, message_pk, str(channel), counts, seen)
+
+
+def store_counts(engine: Engine, message_pk: int, channel: str,
+                 counts: Iterable[tuple[Any, ...]], seen: int, only_current: bool = False
+                 ) -> None:
+    """Store counters (`counters.counts`) read by a snapshot that saw `seen` batches
+    of the message. They stop being pending only if no batch came since; with
+    `only_current`, they are not stored otherwise either (an export's tally must not
+    replace counters a later read stored), nor if they are not pending."""
+    with engine.begin() as conn:
+        # PostgreSQL rechecks `next_batch` on the row version it waited for: a later
+        # append leaves the counters pending.
+        conn.execute(text("UPDATE messages SET stats = :stats, pending_since = CASE"
+                          " WHEN next_batch = :seen THEN NULL ELSE pending_since END"
+                          " WHERE id = :pk"
+                          + (" AND next_batch = :seen AND pending_since IS NOT NULL"
+                             if only_current else "")),
+                     {"stats": json.dumps(_stats(counts, channel)), "pk": message_pk,
+                      "seen": seen})
+
+
+def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
+    """Totals and per-platform counters from (device_type, recipients, failed,
+    *per-event counts) rows: `failures` counts the recipients with any failure event
+    (a bounce or a rejection alone is a failure too), `failed` those with the event
+    named so."""
+    totals = {"recipients": 0, "failures": 0, **{e: 0 for e in EVENTS}}
+    platforms: dict[str, dict[str, int]] = {}
+    for device_type, n, n_failed, *per_event in counts:
+        part = {"recipients": int(n), "failures": int(n_failed),
+                **{e: int(v) for e, v in zip(EVENTS, per_event, strict=True)}}
+        slot = platforms.setdefault(platform_key(device_type, channel or "push"),
+                                    {k: 0 for k in part})
+        for key, value in part.items():
+            totals[key] += value
+            slot[key] += value
+    return {"totals": totals, "platforms": platforms}

@@ -1,0 +1,1 @@
+"""The ASGI application: the OneSignal-compatible API and the dashboard."""

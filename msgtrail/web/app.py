@@ -1,0 +1,142 @@
+"""The ASGI application: routers, and the one place errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
+
+from msgtrail import __version__
+from msgtrail.errors import MsgtrailError
+from msgtrail.files import HealthCheck, open_store
+from msgtrail.ingest.intake import GroupCommit
+from msgtrail.runtime import allocators
+from msgtrail.runtime.worker import Worker
+from msgtrail.settings import Settings
+from msgtrail.vault import Vault
+from msgtrail.web.api import (
+    activity_exports,
+    events,
+    exports,
+    files,
+    health,
+    history,
+    notifications,
+    openapi,
+    webhooks,
+)
+from msgtrail.web.dashboard import views as dashboard
+from msgtrail.web.rate_limit import RateLimit
+
+log = logging.getLogger("msgtrail")
+
+
+# OneSignal's routes, served at the root and under /api/v1.
+API_ROUTERS = (notifications.router, events.router, exports.router, history.router,
+               activity_exports.router, webhooks.router)
+
+
+def app_from_env() -> ASGIApp:
+    """The service built from MSGTRAIL_* variables: the entry point of each process
+    when `msgtrail serve --processes N` runs several."""
+    from msgtrail.db.engine import make_engine
+
+    allocators.bound()
+    settings = Settings()
+    return served(create_app(settings, make_engine(settings.resolved_database_url(),
+                                                   settings.workers)))
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception: OneSignal's envelope, with the status it maps to."""
+    if isinstance(exc, MsgtrailError):
+        return JSONResponse({"errors": exc.messages, **exc.extra},
+                            status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, OperationalError):
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"errors": ["Service temporarily unavailable"]}, status_code=503,
+                            headers={"Retry-After": "5"})
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"errors": ["Internal server error"]}, status_code=500)
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """The ASGI application a server runs: provider webhooks go straight to their
+    handler, everything else through FastAPI (see webhooks.FastPath)."""
+    return webhooks.FastPath(app, error_response)
+
+
+async def _error_handler(_req: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
+
+
+def create_app(settings: Settings, engine: Engine, workers: int | None = None) -> FastAPI:
+    """The service; `workers` in-process background workers run beside the API."""
+    count = settings.workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        pool = [Worker(settings, engine, app.state.store, name=f"inproc-{i}")
+                for i in range(count)]
+        for worker in pool:
+            worker.start()
+        def wake_workers() -> None:
+            for worker in pool:
+                worker.wake()
+
+        app.state.wake_workers = wake_workers
+        yield
+        for worker in pool:
+            worker.stop()
+        app.state.intake.close()
+
+    app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,
+                  description="Per-recipient message activity and its exports.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.store = open_store(settings.resolved_storage_url())
+    app.state.store_healthy = HealthCheck(app.state.store)
+    app.state.vault = Vault(settings)
+    app.state.sessions = dashboard.sessions_for(settings, app.state.vault, engine)
+    app.state.intake = GroupCommit(engine)
+    app.state.lookups = webhooks.Lookups(engine, app.state.vault,
+                                         settings.webhook_cache_seconds)
+    app.state.export_limit = RateLimit(settings.export_rate_limit,
+                                       settings.redis_url or "memory://")
+    # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
+    app.state.wake_workers = lambda: None
+    for router in API_ROUTERS:
+        app.include_router(router)
+        # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs
+        # and community libraries still call: they work by changing only the host.
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+    app.include_router(files.router)
+    app.include_router(health.router)
+    openapi.install(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ())
+                             if p not in ("body", "query", "path"))
+            messages.append(f"{where or 'body'}: {err.get('msg')}")
+        return JSONResponse({"errors": messages}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"errors": [str(exc.detail)]}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    for kind in (MsgtrailError, OperationalError, Exception):
+        app.add_exception_handler(kind, _error_handler)
+    return app

@@ -1,4 +1,4 @@
-"""Take docs/report.png, the README's picture of a message report: `msgtrail demo` on a
+"""Take docs/report.png, the dashboard page's picture of a message report: `msgtrail demo` on a
 throwaway data dir, signed in and photographed in Debian's Chromium.
 
     .venv/bin/python docs/screenshot.py

@@ -283,7 +283,7 @@ def _webhook_url(settings: Settings, source: str, app_id: str,
 _CONNECT_HINTS = {
     "onesignal": "In OneSignal: Data > Event Streams, method POST, this URL, header "
                  "'Authorization: Key <this app's msgtrail API key>', and the body template "
-                 "in the README.",
+                 "in docs/connectors.md (or OneSignal's own example body).",
     "sendgrid": "In SendGrid: Settings > Mail Settings > Event Webhook, this URL, "
                 "signature verification on; put custom_args msgtrail_message_id and "
                 "msgtrail_subscription_id on each send.",

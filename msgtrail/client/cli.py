@@ -21,7 +21,7 @@ from msgtrail.client._exceptions import (
 )
 from msgtrail.client._models import ExportResult, Progress
 
-# Exit codes, as the README documents them.
+# Exit codes, as docs/client.md documents them.
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_FAILED, EXIT_DEADLINE, EXIT_DOWNLOAD = 0, 1, 3, 4, 5, 6
 
 

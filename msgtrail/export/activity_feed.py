@@ -12,7 +12,7 @@ exactly the batches up to the `next_batch` it sees there. An export keeps those 
 events first recorded in later batches. So a chain of exports, each given the previous
 one's cursor, writes every event exactly once, however API processes interleave their
 commits, and a worker that dies mid-export leaves no trace: the retried attempt takes
-a snapshot of its own and the marks are stored with the finished file (README).
+a snapshot of its own and the marks are stored with the finished file (docs/exports.md).
 """
 
 from __future__ import annotations

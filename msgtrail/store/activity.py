@@ -5,13 +5,13 @@ row of `activity_segments`, written in the request's transaction. Nothing is eve
 updated in place, so ingestion pays one sequential write per batch instead of one
 B-tree insert per event, and a reader (`msgtrail.store.recipients`) pivots a message's
 segments into per-recipient rows in DuckDB when it asks: there is no fold to wait
-for (README, "How activity is stored").
+for (docs/internals/store.md).
 
 A batch is stored as up to PARTS segments, one per first hex digit of its events'
 subscription ids (the ids are random), so that a reader takes a range of ids at a time
-straight from the store, without reading every segment to split it (README). Ids are
-stored as their 16 bytes (`event_batch.keys`); segments written before hold them as
-strings, and `decode` hands every reader bytes.
+straight from the store, without reading every segment to split it
+(docs/internals/store.md). Ids are stored as their 16 bytes (`event_batch.keys`);
+segments written before hold them as strings, and `decode` hands every reader bytes.
 
 Every event carries `rec`, its place in the order msgtrail accepted the message's
 events: the batch number, handed out under the message row's lock (so batches of one
@@ -264,7 +264,7 @@ def _without_repeats(table: pa.Table) -> pa.Table:
     """The events, each exact repeat of another (every column but `rec` equal) dropped,
     the earliest `rec` kept. Sorted by every column, repeats are neighbours: a hash
     group-by over the string columns did the same in 2.4x the time and held ~140 MB
-    per 125,000 events where this holds ~30 (README, "How activity is stored")."""
+    per 125,000 events where this holds ~30 (docs/internals/store.md)."""
     fields = [c for c in SCHEMA.names if c != "rec"]
     table = table.take(pc.sort_indices(table, [(f, "ascending") for f in (*fields, "rec")]))
     n = table.num_rows

@@ -64,7 +64,7 @@ _list_decoder = msgspec.json.Decoder(list[EventIn])
 
 # The columns of stored events. A subscription id is kept as its 16 bytes (`keys`):
 # the store is 23% smaller than with 36-character strings, and DuckDB groups the
-# ids as 128-bit integers (README, "How activity is stored"). `rec` is the event's
+# ids as 128-bit integers (docs/internals/store.md). `rec` is the event's
 # place in the order msgtrail accepted the message's events: its position in the
 # batch here, then (batch << REC_BITS) | position once the store numbers the batch
 # (`activity.append`).

@@ -1,7 +1,7 @@
 """A message's recipients kept as sorted pages of finished CSV lines once its events go
 quiet (`recipient_pages`, Arrow IPC). A read of a message that has had no event since
 reads the pages instead of pivoting, at the speed of reading and compressing lines
-(README, benchmarks). Pages a few events behind are merged with the newer events as
+(docs/benchmarks.md). Pages a few events behind are merged with the newer events as
 they are read, and the next build merges them the same way; with more newer events
 than MERGE_EVENTS, a read pivots everything. The pages are derived data: deleting them
 loses nothing."""

@@ -35,7 +35,7 @@ ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
 
 
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
-# growing the process (README, benchmarks).
+# growing the process (docs/benchmarks.md).
 MEMORY_LIMIT = "128MB"
 
 
@@ -160,7 +160,7 @@ def export_line(channel: str, raw: bool) -> LineBuilder:
 
 # Events per pass: the message's events are read a subscription-id range at a time, in
 # ranges of about this many, each pivoted on its own, so that DuckDB holds one range
-# (README, "How activity is stored": one pass over 2,000,000 events took the process
+# (docs/internals/store.md: one pass over 2,000,000 events took the process
 # 300-425 MB above its base; sixteen, ~190 MB, in the same time).
 PASS_EVENTS = 200_000
 

@@ -418,7 +418,7 @@ _ONESIGNAL = {"sent": "sent", "delivered": "received", "clicked": "clicked",
 class OneSignal:
     api_key: str = ""
     channel: str = "push"
-    # The flat Liquid template the README documents; False: the same fields nested.
+    # The flat Liquid template docs/connectors.md documents; False: the same fields nested.
     flat: bool = True
     # OneSignal's own documented example body instead: the flat fields grouped under
     # "Event Data" and "Message Data", with every field it lists (empty where unset).

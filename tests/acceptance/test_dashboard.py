@@ -21,7 +21,7 @@ from msgtrail.testing.service import AppCreds, Server, start_server, stop_server
 from tests.helpers import create_message, send_events, send_ndjson
 
 XSS = "<img src=x onerror=alert(1)>"
-# Where screenshots go: the test's own directory, or MSGTRAIL_SCREENSHOTS (the README's
+# Where screenshots go: the test's own directory, or MSGTRAIL_SCREENSHOTS (the
 # docs/report.png is taken this way).
 SHOTS = os.environ.get("MSGTRAIL_SCREENSHOTS")
 
@@ -31,7 +31,7 @@ def browser() -> Iterator[Browser]:
     """Chromium for this module only: Playwright's sync API runs an asyncio loop in
     the main thread while it is open, which would break later asyncio.run() callers."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "Debian's chromium is not installed: the README's test command installs it"
+    assert executable, "Debian's chromium is not installed: scripts/test installs it"
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=executable, headless=True,
                                      args=["--no-sandbox"])

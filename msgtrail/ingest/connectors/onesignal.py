@@ -1,4 +1,4 @@
-"""OneSignal Event Streams: one event per request, in the body template the README
+"""OneSignal Event Streams: one event per request, in the body template docs/connectors.md
 gives (OneSignal's flat Liquid keys, `"event.kind": "{{ event.kind }}"`, or the same
 fields nested) or in OneSignal's own example body (the flat keys grouped under headings
 such as "Event Data" and "Message Data"), authenticated by the app's own msgtrail key

@@ -49,7 +49,7 @@ EVENT = {
     "properties": {
         "subscription_id": UUID,
         "event": {"type": "string", "enum": list(EVENTS),
-                  "description": "The channel's events only (see the README)"},
+                  "description": "The channel's events only (see docs/connectors.md)"},
         "timestamp": {"anyOf": [
             {"type": "integer", "minimum": MIN_TIMESTAMP,
              "description": f"Unix seconds, up to {FUTURE_SLACK // 3600} h ahead"},
@@ -74,7 +74,7 @@ EVENTS_BODY = {
 
 WEBHOOK_BODY = {
     "required": True,
-    "description": "As the provider sends it, signed as it signs it (README, Connectors): "
+    "description": "As the provider sends it, signed as it signs it (docs/connectors.md): "
                    "OneSignal Event Streams, SendGrid, SES (SNS) and Mailgun send JSON; "
                    "Twilio a form; Postmark JSON with basic auth",
     "content": {

@@ -115,7 +115,7 @@ def _prepare(request: Request, source: str, app_id: str, req: WebhookRequest) ->
              openapi_extra={"requestBody": WEBHOOK_BODY})
 async def receive_webhook(request: Request, app_id: str,
                           source: str = SOURCE_PATH) -> dict[str, int]:
-    """Events as the provider sends them, checked as it signs them (see the README's
+    """Events as the provider sends them, checked as it signs them (see docs/connectors.md,
     table per source). Answers once they are durable: `{"accepted": n, "rejected": m}`,
     where rejected events are kept among the app's webhook rejections."""
     settings = request.app.state.settings
@@ -149,7 +149,7 @@ _PATH = re.compile(r"(?:/api/v1)?/webhooks/([^/]+)/([^/]+)")
 class FastPath:
     """Provider webhooks straight to `receive_webhook`, past FastAPI's routing (some
     seventy routes), dependency solving and middleware: on one core that stack cost
-    more than the rest of a single-event request (bench/webhooks.py, README). The
+    more than the rest of a single-event request (bench/webhooks.py, docs/benchmarks.md). The
     route stays declared above for the OpenAPI document; both run the same function."""
 
     def __init__(self, app: FastAPI, on_error: Callable[[Exception], Response]) -> None:

@@ -21,6 +21,6 @@ def test_a_msgtrail_process_never_sets_up_arrows_default_allocator() -> None:
 
 
 def test_bound_moves_a_process_that_imported_pyarrow_first() -> None:
-    assert _backend("import pyarrow as pa; from msgtrail import allocators;"
+    assert _backend("import pyarrow as pa; from msgtrail.runtime import allocators;"
                     " allocators.bound(); print(pa.default_memory_pool().backend_name)"
                     ) == "system"

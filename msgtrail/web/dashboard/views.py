@@ -137,6 +137,20 @@ async def _form(request: Request) -> FormData | Response:
     return FormData(fields)
 
 
+async def _posted(request: Request, session: Session | None = None
+                  ) -> tuple[FormData, Session] | Response:
+    """A form posted with its page's CSRF token, and the session it belongs to (the
+    request's own unless given); else the page that refuses it (413 or 403)."""
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    if session is None:
+        session = await run_in_threadpool(_sessions(request).read, request)
+    if session is None or not csrf_ok(session, form.get("csrf")):
+        return _forbidden(request)
+    return form, session
+
+
 @router.get("/")
 def home(request: Request) -> Response:
     if _signed_in(request):
@@ -147,13 +161,10 @@ def home(request: Request) -> Response:
 
 @router.post("/signin")
 async def sign_in(request: Request) -> Response:
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    session = await run_in_threadpool(_sessions(request).read, request)
-    if not csrf_ok(session, form.get("csrf")):
-        return _forbidden(request)
-    assert session is not None
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    form, session = posted
     app_id, key = str(form.get("app_id", "")).strip(), str(form.get("api_key", "")).strip()
 
     def check() -> App | None:
@@ -174,13 +185,10 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/signout")
 async def sign_out(request: Request) -> Response:
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    session = await run_in_threadpool(_sessions(request).read, request)
-    if not csrf_ok(session, form.get("csrf")):
-        return _forbidden(request)
-    assert session is not None
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    _, session = posted
     await run_in_threadpool(_sessions(request).sign_out, session)
     response = RedirectResponse("/", status_code=303)
     _sessions(request).clear(response)
@@ -261,11 +269,10 @@ async def _start(request: Request, message_id: str, kind: str) -> Response:
     if found is None:
         return _to_sign_in()
     session, app = found
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    if not csrf_ok(session, form.get("csrf")):
-        return _forbidden(request)
+    posted = await _posted(request, session)
+    if isinstance(posted, Response):
+        return posted
+    form, _ = posted
     try:
         if kind == "export":
             events = str(form.get("events") or "")

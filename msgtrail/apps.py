@@ -160,3 +160,29 @@ def by_key_hash(conn: Connection, digest: str) -> App | None:
     if row is None or not hmac.compare_digest(row[6], digest):
         return None
     return _row_to_app(row)
+
+
+# Dashboard sign-ins: a row per signed-in session, found by its token's SHA-256 (the
+# token itself lives only in the browser's cookie). Revoking a key above ends its rows.
+
+def open_session(conn: Connection, token_hash: str, app_pk: int, key_hash: str, csrf: str,
+                 at: float, ttl: float) -> None:
+    """Store a signed-in session; sessions past their expiry are cleared on the way."""
+    conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at <= at))
+    conn.execute(dashboard_sessions.insert().values(
+        token_hash=token_hash, app_pk=app_pk, key_hash=key_hash, csrf=csrf, created_at=at,
+        expires_at=at + ttl))
+
+
+def session(conn: Connection, token_hash: str) -> tuple[str, int, str, str] | None:
+    """The live session of a token's hash: (token hash, app pk, key hash, CSRF token)."""
+    row = conn.execute(select(dashboard_sessions.c.token_hash, dashboard_sessions.c.app_pk,
+                              dashboard_sessions.c.key_hash, dashboard_sessions.c.csrf)
+                       .where(dashboard_sessions.c.token_hash == token_hash,
+                              dashboard_sessions.c.expires_at > now())).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+def close_session(conn: Connection, token_hash: str) -> None:
+    conn.execute(delete(dashboard_sessions).where(
+        dashboard_sessions.c.token_hash == token_hash))

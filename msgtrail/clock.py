@@ -3,6 +3,11 @@
 import time
 
 
+def exact() -> float:
+    """Unix seconds, with their fraction (leases, expiries, rates)."""
+    return time.time()
+
+
 def now() -> int:
     """Unix seconds."""
-    return int(time.time())
+    return int(exact())

@@ -7,14 +7,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, func, select
 
 from msgtrail.apps import App
 from msgtrail.channels import CHANNELS
 from msgtrail.clock import now
 from msgtrail.db.schema import messages
 from msgtrail.errors import BadRequest, NotFound
-from msgtrail.store import upkeep
 
 # The name column's size.
 MAX_NAME = 500
@@ -88,13 +87,9 @@ def find(conn: Connection, app: App, message_id: str) -> Message:
     return _row(row)
 
 
-def fresh(engine: Engine, message: Message) -> Message:
-    """The message re-read with its counters current (recomputed if events arrived)."""
-    upkeep.refresh_stats(engine, message.pk)
-    with engine.connect() as conn:
-        row = conn.execute(select(messages).where(messages.c.id == message.pk)).first()
-        conn.rollback()
-    return _row(row)
+def by_pk(conn: Connection, pk: int) -> Message:
+    """A message by its primary key (one already found)."""
+    return _row(conn.execute(select(messages).where(messages.c.id == pk)).one())
 
 
 def page(conn: Connection, app: App, limit: int, offset: int,

@@ -15,12 +15,10 @@ from starlette.types import ASGIApp
 
 from msgtrail import __version__
 from msgtrail.errors import MsgtrailError
-from msgtrail.files import HealthCheck, open_store
-from msgtrail.ingest.intake import GroupCommit
 from msgtrail.runtime import allocators
 from msgtrail.runtime.worker import Worker
+from msgtrail.service import Service
 from msgtrail.settings import Settings
-from msgtrail.vault import Vault
 from msgtrail.web.api import (
     activity_exports,
     events,
@@ -33,7 +31,6 @@ from msgtrail.web.api import (
     webhooks,
 )
 from msgtrail.web.dashboard import views as dashboard
-from msgtrail.web.rate_limit import RateLimit
 
 log = logging.getLogger("msgtrail")
 
@@ -81,37 +78,29 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     """The service; `workers` in-process background workers run beside the API."""
     count = settings.workers if workers is None else workers
 
+    service = Service(settings, engine)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        pool = [Worker(settings, engine, app.state.store, name=f"inproc-{i}")
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        pool = [Worker(settings, engine, service.store, name=f"inproc-{i}")
                 for i in range(count)]
         for worker in pool:
             worker.start()
+
         def wake_workers() -> None:
             for worker in pool:
                 worker.wake()
 
-        app.state.wake_workers = wake_workers
+        service.wake_workers = wake_workers
         yield
         for worker in pool:
             worker.stop()
-        app.state.intake.close()
+        service.close()
 
     app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,
                   description="Per-recipient message activity and its exports.")
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.store = open_store(settings.resolved_storage_url())
-    app.state.store_healthy = HealthCheck(app.state.store)
-    app.state.vault = Vault(settings)
-    app.state.sessions = dashboard.sessions_for(settings, app.state.vault, engine)
-    app.state.intake = GroupCommit(engine)
-    app.state.lookups = webhooks.Lookups(engine, app.state.vault,
-                                         settings.webhook_cache_seconds)
-    app.state.export_limit = RateLimit(settings.export_rate_limit,
-                                       settings.redis_url or "memory://")
-    # Queuing a job wakes the in-process workers; workers elsewhere find it by polling.
-    app.state.wake_workers = lambda: None
+    # The one thing on app.state: routes and pages reach it through `deps.service`.
+    app.state.service = service
     for router in API_ROUTERS:
         app.include_router(router)
         # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from msgtrail import apps
 from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.service import Service
 from msgtrail.settings import Settings
 from msgtrail.testing.backends import Embedded, Scale
 from msgtrail.web.app import create_app, served
@@ -32,6 +33,7 @@ class InProcess:
     key: str
     engine: Engine
     settings: Settings
+    service: Service
 
     def create_message(self, channel: str = "push", prefix: str = "") -> str:
         r = self.client.post(f"{prefix}/notifications", json={
@@ -115,9 +117,11 @@ def api(tmp_path, backend: Embedded | Scale,
     with engine.begin() as conn:
         app, key = apps.create_app(conn, "in-process")
     try:
-        with TestClient(served(create_app(settings, engine, workers=1)),
+        fastapi_app = create_app(settings, engine, workers=1)
+        with TestClient(served(fastapi_app),
                         headers={"Authorization": f"Key {key}"}) as client:
-            yield InProcess(client, app.app_id, key, engine, settings)
+            yield InProcess(client, app.app_id, key, engine, settings,
+                            fastapi_app.state.service)
     finally:
         engine.dispose()
         backend.release(env)

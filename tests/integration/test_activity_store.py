@@ -216,12 +216,12 @@ def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
                for s in subs[:3]]
     assert api.send(message_id, events).status_code == 200
     pk = _pk(api, message_id)
-    timeline = report.activity_timeline(api.engine, pk, "push")
+    timeline = report.activity_timeline(api.service, pk, "push")
     assert sum(timeline.counts["sent"]) == 60 and sum(timeline.counts["clicked"]) == 3
     assert sum(timeline.counts["delivered"]) == 0
-    everyone = report.audience(api.engine, pk, "push", None)
+    everyone = report.audience(api.service, pk, "push", None)
     assert [r["subscription_id"] for r in everyone] == subs[:report.SAMPLE]
-    clicked = report.audience(api.engine, pk, "push", "clicked")
+    clicked = report.audience(api.service, pk, "push", "clicked")
     assert [r["subscription_id"] for r in clicked] == subs[:3]
     assert clicked[0]["clicked"] == now - 1800 and clicked[0]["sent"] == now - 3600
 
@@ -351,9 +351,9 @@ def test_pages_merged_with_newer_events_answer_what_the_pivot_answers(
 def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:
     from msgtrail.web.dashboard import report
 
-    return (report.activity_timeline(api.engine, pk, "push"),
-            report.audience(api.engine, pk, "push", None),
-            report.audience(api.engine, pk, "push", "clicked"))
+    return (report.activity_timeline(api.service, pk, "push"),
+            report.audience(api.service, pk, "push", None),
+            report.audience(api.service, pk, "push", "clicked"))
 
 
 def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,

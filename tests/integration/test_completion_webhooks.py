@@ -187,7 +187,7 @@ def test_failed_and_expired_exports_are_notified(api: InProcess, receiver: Recei
 
     # Failed: the store breaks while the API still remembers it healthy (so the export
     # is accepted), and the one attempt allowed fails to write.
-    health = api.client.app.app.state.store_healthy  # type: ignore[attr-defined]
+    health = api.service.store_healthy
     health.ttl = 3600
     assert health()
     env = {"MSGTRAIL_STORAGE_URL": api.settings.resolved_storage_url()}

@@ -7,12 +7,11 @@ documents them), so a client never sees a partial or stale file.
 
 from __future__ import annotations
 
-import time
-
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from msgtrail.export import jobs
+from msgtrail.web.deps import Svc
 
 router = APIRouter(tags=["files"])
 
@@ -40,15 +39,12 @@ def not_ready(job: jobs.Job | None) -> Response:
 
 @router.get("/exports/{token}/{name}.manifest.json", summary="An export file's manifest",
             responses={404: {"description": "The file is not ready, expired or unknown"}})
-def manifest(request: Request, token: str, name: str) -> Response:
+def manifest(svc: Svc, token: str, name: str) -> Response:
     """What the file holds (rows, bytes, SHA-256 as served, columns, filter), served
     only while the file itself is: published with the job's ready state, after the
     file was written, and hidden with it when it expires."""
-    with request.app.state.engine.connect() as conn:
-        job = jobs.by_file_key(conn, f"{token}/{name}")
-        conn.rollback()
-    if (job is None or job.state != "ready" or not job.manifest
-            or (job.expires_at or 0) <= time.time()):
+    job, ready = svc.ready_job(f"{token}/{name}")
+    if not ready or job is None or not job.manifest:
         return Response(NO_SUCH_KEY, status_code=404, media_type="application/xml")
     return Response(job.manifest, media_type="application/json")
 
@@ -57,14 +53,12 @@ def manifest(request: Request, token: str, name: str) -> Response:
             responses={403: {"description": "A history report not ready (yet)"},
                        404: {"description": "An export not ready, expired or unknown"}})
 @router.head("/exports/{token}/{name}", summary="Whether an export file is ready")
-def download(request: Request, token: str, name: str) -> Response:
+def download(svc: Svc, token: str, name: str) -> Response:
     key = f"{token}/{name}"
-    with request.app.state.engine.connect() as conn:
-        job = jobs.by_file_key(conn, key)
-        conn.rollback()
-    if job is None or job.state != "ready" or (job.expires_at or 0) <= time.time():
+    job, ready = svc.ready_job(key)
+    if not ready:
         return not_ready(job)
-    served = request.app.state.store.served(key, REDIRECT_SECONDS)
+    served = svc.served(key, REDIRECT_SECONDS)
     if served is None:
         return not_ready(job)
     if served.url:  # S3: the store serves the bytes

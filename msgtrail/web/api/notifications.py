@@ -7,21 +7,25 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from msgtrail import messages
-from msgtrail.web.api.auth import require_app, require_uuid
+from msgtrail.inputs import require_uuid
 from msgtrail.web.api.openapi import CREATE_BODY, errors
+from msgtrail.web.deps import Svc, caller
 
 router = APIRouter(tags=["messages"])
+
+# The largest offset a page may start at: every database takes it (a larger integer
+# overflowed PostgreSQL's bigint and answered 500), and no app has that many messages.
+MAX_OFFSET = 2**31 - 1
 
 
 @router.post("/notifications", summary="Register a message",
              responses=errors(400, 401, 404, 503), openapi_extra={"requestBody": CREATE_BODY})
-def create_notification(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+def create_notification(request: Request, svc: Svc, body: dict[str, Any]) -> dict[str, Any]:
     """Records a message as OneSignal's create body describes it; msgtrail does not
     deliver it. Answers `{"id": …, "external_id": …}`."""
     app_id = body.get("app_id")
-    app = require_app(request, app_id if isinstance(app_id, str) else None)
-    with request.app.state.engine.begin() as conn:
-        message = messages.create(conn, app, body)
+    app = caller(request, svc, app_id if isinstance(app_id, str) else None)
+    message = svc.create_message(app, body)
     external_id = body.get("external_id")
     return {"id": message.message_id,
             "external_id": external_id if isinstance(external_id, str) else None}
@@ -29,33 +33,20 @@ def create_notification(request: Request, body: dict[str, Any]) -> dict[str, Any
 
 @router.get("/notifications/{message_id}", summary="View a message",
             responses=errors(400, 401, 404, 503))
-def get_notification(request: Request, message_id: str,
+def get_notification(request: Request, svc: Svc, message_id: str,
                      app_id: str | None = None) -> dict[str, Any]:
-    app = require_app(request, app_id)
-    message_id = require_uuid(message_id, "message_id")
-    engine = request.app.state.engine
-    with engine.connect() as conn:
-        message = messages.find(conn, app, message_id)
-        conn.rollback()
-    return messages.to_api(messages.fresh(engine, message), app)
-
-
-# The largest offset a page may start at: every database takes it (a larger integer
-# overflowed PostgreSQL's bigint and answered 500), and no app has that many messages.
-MAX_OFFSET = 2**31 - 1
+    app = caller(request, svc, app_id)
+    return messages.to_api(svc.message(app, require_uuid(message_id, "message_id")), app)
 
 
 @router.get("/notifications", summary="View messages", responses=errors(400, 401, 404, 503))
-def list_notifications(request: Request, app_id: str | None = None,
+def list_notifications(request: Request, svc: Svc, app_id: str | None = None,
                        limit: int = Query(50, ge=1, le=50),
                        offset: int = Query(0, ge=0, le=MAX_OFFSET),
                        kind: int | None = Query(None, ge=0, le=3)) -> dict[str, Any]:
     """Newest first, OneSignal's NotificationSlice shape. `kind` (0 dashboard, 1 API,
     3 automated) is accepted and ignored: every message recorded here came through the API."""
-    app = require_app(request, app_id)
-    engine = request.app.state.engine
-    with engine.connect() as conn:
-        total, found = messages.page(conn, app, limit, offset)
-        conn.rollback()
+    app = caller(request, svc, app_id)
+    total, found = svc.messages(app, limit, offset)
     return {"total_count": total, "offset": offset, "limit": limit,
-            "notifications": [messages.to_api(messages.fresh(engine, m), app) for m in found]}
+            "notifications": [messages.to_api(m, app) for m in found]}

@@ -13,12 +13,10 @@ import secrets
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import Engine, delete, insert, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from msgtrail.clock import now
-from msgtrail.db.schema import dashboard_sessions
+from msgtrail.service import Service
 
 COOKIE = "msgtrail_session"
 MAX_AGE = 8 * 3600
@@ -38,10 +36,14 @@ def _hash(token: str) -> str:
 
 
 class Sessions:
-    def __init__(self, secret: bytes, secure: bool, engine: Engine) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="msgtrail-dashboard")
-        self._secure = secure
-        self._engine = engine
+    """The cookie's codec, and the signed-in sessions the service keeps."""
+
+    def __init__(self, service: Service) -> None:
+        # Signed with a key derived from the vault's: every process derives the same.
+        self._serializer = URLSafeTimedSerializer(service.vault.derive("dashboard-session"),
+                                                  salt="msgtrail-dashboard")
+        self._secure = service.settings.resolved_public_url().startswith("https:")
+        self._service = service
 
     def read(self, request: Request) -> Session | None:
         """The request's session: a signed-in one only while its row exists."""
@@ -56,14 +58,11 @@ class Sessions:
             return None
         token = doc.get("token")
         if isinstance(token, str):
-            with self._engine.connect() as conn:
-                row = conn.execute(select(dashboard_sessions).where(
-                    dashboard_sessions.c.token_hash == _hash(token),
-                    dashboard_sessions.c.expires_at > now())).first()
-                conn.rollback()
-            if row is None or not hmac.compare_digest(row.token_hash, _hash(token)):
+            row = self._service.session(_hash(token))
+            if row is None or not hmac.compare_digest(row[0], _hash(token)):
                 return None
-            return Session(row.csrf, row.app_pk, row.key_hash, token)
+            _, app_pk, key_hash, signed_in_csrf = row
+            return Session(signed_in_csrf, app_pk, key_hash, token)
         csrf = doc.get("csrf")
         return Session(csrf) if isinstance(csrf, str) else None
 
@@ -74,19 +73,13 @@ class Sessions:
         """A new signed-in session, stored. A new CSRF token at sign-in: one seen before
         it proves nothing after. Sessions past their expiry are cleared on the way."""
         session = Session(secrets.token_urlsafe(24), app_pk, key_hash, secrets.token_urlsafe(32))
-        at = now()
-        with self._engine.begin() as conn:
-            conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at <= at))
-            conn.execute(insert(dashboard_sessions).values(
-                token_hash=_hash(str(session.token)), app_pk=app_pk, key_hash=key_hash,
-                csrf=session.csrf, created_at=at, expires_at=at + MAX_AGE))
+        self._service.open_session(_hash(str(session.token)), app_pk, key_hash, session.csrf,
+                                   MAX_AGE)
         return session
 
     def sign_out(self, session: Session) -> None:
         if session.token:
-            with self._engine.begin() as conn:
-                conn.execute(delete(dashboard_sessions).where(
-                    dashboard_sessions.c.token_hash == _hash(session.token)))
+            self._service.close_session(_hash(session.token))
 
     def write(self, response: Response, session: Session) -> None:
         doc = {"token": session.token} if session.token else {"csrf": session.csrf}

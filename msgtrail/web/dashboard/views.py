@@ -4,7 +4,6 @@ script is static/dashboard.js, which follows a running export's progress."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,14 @@ from starlette.types import Scope
 from msgtrail import apps, messages
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.clock import exact
 from msgtrail.errors import MsgtrailError, NotFound, PayloadTooLarge
 from msgtrail.export import history_csv, jobs
-from msgtrail.web.api.events import read_body
-from msgtrail.web.api.exports import request_export
-from msgtrail.web.api.history import request_history
+from msgtrail.service import Service
+from msgtrail.web.body import read_body
 from msgtrail.web.dashboard import charts, report
 from msgtrail.web.dashboard.session import Session, Sessions, csrf_ok
+from msgtrail.web.deps import Svc
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
@@ -77,34 +77,26 @@ def static_files() -> Static:
     return Static(directory=HERE / "static")
 
 
-def sessions_for(settings: Any, vault: Any, engine: Any) -> Sessions:
-    """The dashboard's sessions: cookies signed with a key derived from the vault's,
-    signed-in sessions kept in the database."""
-    return Sessions(vault.derive("dashboard-session"),
-                    settings.resolved_public_url().startswith("https:"), engine)
-
-
-def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.sessions
-    return sessions
-
-
-def _render(request: Request, template: str, session: Session, status: int = 200,
+def _render(svc: Service, template: str, session: Session, status: int = 200,
             **context: Any) -> HTMLResponse:
     html = templates.get_template(template).render(csrf=session.csrf, **context)
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-    _sessions(request).write(response, session)
+    Sessions(svc).write(response, session)
     return response
 
 
-def _signed_in(request: Request) -> tuple[Session, App] | None:
+def _session(request: Request, svc: Service) -> Session:
+    """The request's session, or a new anonymous one."""
+    sessions = Sessions(svc)
+    return sessions.read(request) or sessions.anonymous()
+
+
+def _signed_in(request: Request, svc: Service) -> tuple[Session, App] | None:
     """The session and its app, if its key is still active and still that app's."""
-    session = _sessions(request).read(request)
+    session = Sessions(svc).read(request)
     if session is None or session.app_pk is None or not session.key_hash:
         return None
-    with request.app.state.engine.connect() as conn:
-        app = apps.by_key_hash(conn, session.key_hash)
-        conn.rollback()
+    app = svc.app_for_key_hash(session.key_hash)
     if app is None or app.pk != session.app_pk:
         return None
     return session, app
@@ -114,20 +106,18 @@ def _to_sign_in() -> RedirectResponse:
     return RedirectResponse("/", status_code=303)
 
 
-def _forbidden(request: Request) -> HTMLResponse:
-    session = _sessions(request).read(request) or _sessions(request).anonymous()
-    return _render(request, "error.html", session, 403,
+def _forbidden(request: Request, svc: Service) -> HTMLResponse:
+    return _render(svc, "error.html", _session(request, svc), 403,
                    message="This form has expired or did not come from this page. "
                            "Go back, reload and try again.")
 
 
-async def _form(request: Request) -> FormData | Response:
+async def _form(request: Request, svc: Service) -> FormData | Response:
     """The posted form (URL-encoded, as the pages send it), or the 413 page."""
     try:
         body = await read_body(request, FORM_MAX_BYTES)
     except PayloadTooLarge:
-        session = _sessions(request).read(request) or _sessions(request).anonymous()
-        return _render(request, "error.html", session, 413,
+        return _render(svc, "error.html", _session(request, svc), 413,
                        message="That form is larger than any of these pages sends.")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
             "application/x-www-form-urlencoded"):
@@ -137,78 +127,74 @@ async def _form(request: Request) -> FormData | Response:
     return FormData(fields)
 
 
-async def _posted(request: Request, session: Session | None = None
+async def _posted(request: Request, svc: Service, session: Session | None = None
                   ) -> tuple[FormData, Session] | Response:
     """A form posted with its page's CSRF token, and the session it belongs to (the
     request's own unless given); else the page that refuses it (413 or 403)."""
-    form = await _form(request)
+    form = await _form(request, svc)
     if isinstance(form, Response):
         return form
     if session is None:
-        session = await run_in_threadpool(_sessions(request).read, request)
+        session = await run_in_threadpool(Sessions(svc).read, request)
     if session is None or not csrf_ok(session, form.get("csrf")):
-        return _forbidden(request)
+        return _forbidden(request, svc)
     return form, session
 
 
 @router.get("/")
-def home(request: Request) -> Response:
-    if _signed_in(request):
+def home(request: Request, svc: Svc) -> Response:
+    if _signed_in(request, svc):
         return RedirectResponse("/messages", status_code=303)
-    session = _sessions(request).read(request) or _sessions(request).anonymous()
-    return _render(request, "signin.html", session)
+    return _render(svc, "signin.html", _session(request, svc))
 
 
 @router.post("/signin")
-async def sign_in(request: Request) -> Response:
-    posted = await _posted(request)
+async def sign_in(request: Request, svc: Svc) -> Response:
+    posted = await _posted(request, svc)
     if isinstance(posted, Response):
         return posted
     form, session = posted
     app_id, key = str(form.get("app_id", "")).strip(), str(form.get("api_key", "")).strip()
 
     def check() -> App | None:
-        with request.app.state.engine.connect() as conn:
-            found = apps.authenticate(conn, key) if key else None
-            conn.rollback()
+        found = svc.app_for_key(key) if key else None
         return found if found is not None and found.app_id == app_id else None
 
     app = await run_in_threadpool(check)
     if app is None:
-        return _render(request, "signin.html", session, 401, app_id=app_id,
+        return _render(svc, "signin.html", session, 401, app_id=app_id,
                        error="That app ID and API key do not match an active key.")
-    signed_in = await run_in_threadpool(_sessions(request).sign_in, app.pk, apps.hash_key(key))
+    sessions = Sessions(svc)
+    signed_in = await run_in_threadpool(sessions.sign_in, app.pk, apps.hash_key(key))
     response = RedirectResponse("/messages", status_code=303)
-    _sessions(request).write(response, signed_in)
+    sessions.write(response, signed_in)
     return response
 
 
 @router.post("/signout")
-async def sign_out(request: Request) -> Response:
-    posted = await _posted(request)
+async def sign_out(request: Request, svc: Svc) -> Response:
+    posted = await _posted(request, svc)
     if isinstance(posted, Response):
         return posted
     _, session = posted
-    await run_in_threadpool(_sessions(request).sign_out, session)
+    sessions = Sessions(svc)
+    await run_in_threadpool(sessions.sign_out, session)
     response = RedirectResponse("/", status_code=303)
-    _sessions(request).clear(response)
+    sessions.clear(response)
     return response
 
 
 @router.get("/messages")
-def message_list(request: Request, q: str = "", page: int = 1) -> Response:
-    found = _signed_in(request)
+def message_list(request: Request, svc: Svc, q: str = "", page: int = 1) -> Response:
+    found = _signed_in(request, svc)
     if found is None:
         return _to_sign_in()
     session, app = found
     page = max(1, min(page, 100_000))
-    engine = request.app.state.engine
-    with engine.connect() as conn:
-        total, rows = messages.page(conn, app, PAGE_SIZE, (page - 1) * PAGE_SIZE,
-                                    q.strip()[:200] or None)
-        conn.rollback()
-    items = [_summary(messages.fresh(engine, m)) for m in rows]
-    return _render(request, "messages.html", session, app=app, items=items, q=q, page=page,
+    total, rows = svc.messages(app, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                               q.strip()[:200] or None)
+    items = [_summary(m) for m in rows]
+    return _render(svc, "messages.html", session, app=app, items=items, q=q, page=page,
                    pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 
@@ -219,21 +205,15 @@ def _summary(message: messages.Message) -> dict[str, Any]:
         "failed": messages.failures(totals)}
 
 
-def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
+def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[str, Any]:
     """Everything the report page shows (NotFound for another app's message)."""
-    engine = request.app.state.engine
-    with engine.connect() as conn:
-        message = messages.find(conn, app, message_id)
-        conn.rollback()
-    message = messages.fresh(engine, message)
+    message = svc.message(app, message_id)
     activity = request.query_params.get("activity") or None
     if activity not in CHANNEL_EVENTS[message.target_channel]:
         activity = None
-    timeline = report.activity_timeline(engine, message.pk, message.target_channel)
-    sample = report.audience(engine, message.pk, message.target_channel, activity)
-    with engine.connect() as conn:
-        past = jobs.of_message(conn, app, message)
-        conn.rollback()
+    timeline = report.activity_timeline(svc, message.pk, message.target_channel)
+    sample = report.audience(svc, message.pk, message.target_channel, activity)
+    past = svc.message_jobs(app, message)
     return {"app": app, "summary": _summary(message), "message": message,
             "platforms": {k: {**part, "failed": messages.failures(part)} for k, part
                           in ((message.stats or {}).get("platforms") or {}).items()},
@@ -241,80 +221,74 @@ def _report(request: Request, app: App, message_id: str) -> dict[str, Any]:
             "timeline": timeline, "events": CHANNEL_EVENTS[message.target_channel],
             "activity": activity, "recipients": sample, "sample_size": report.SAMPLE,
             "jobs": [jobs.status(j) for j in past], "history_events": history_csv.EVENTS,
-            "smtp": bool(request.app.state.settings.smtp_host),
-            "now": time.time()}
+            "smtp": bool(svc.settings.smtp_host),
+            "now": exact()}
 
 
-async def _report_page(request: Request, message_id: str, status: int = 200,
+async def _report_page(request: Request, svc: Service, message_id: str, status: int = 200,
                        **extra: Any) -> Response:
-    found = await run_in_threadpool(_signed_in, request)
+    found = await run_in_threadpool(_signed_in, request, svc)
     if found is None:
         return _to_sign_in()
     session, app = found
     try:
-        context = await run_in_threadpool(_report, request, app, message_id)
+        context = await run_in_threadpool(_report, request, svc, app, message_id)
     except NotFound:
-        return _render(request, "error.html", session, 404, app=app,
+        return _render(svc, "error.html", session, 404, app=app,
                        message="No such message in this app.")
-    return _render(request, "report.html", session, status, **context, **extra)
+    return _render(svc, "report.html", session, status, **context, **extra)
 
 
 @router.get("/messages/{message_id}")
-async def message_report(request: Request, message_id: str) -> Response:
-    return await _report_page(request, message_id)
+async def message_report(request: Request, svc: Svc, message_id: str) -> Response:
+    return await _report_page(request, svc, message_id)
 
 
-async def _start(request: Request, message_id: str, kind: str) -> Response:
-    found = await run_in_threadpool(_signed_in, request)
+async def _start(request: Request, svc: Service, message_id: str, kind: str) -> Response:
+    found = await run_in_threadpool(_signed_in, request, svc)
     if found is None:
         return _to_sign_in()
     session, app = found
-    posted = await _posted(request, session)
+    posted = await _posted(request, svc, session)
     if isinstance(posted, Response):
         return posted
     form, _ = posted
     try:
         if kind == "export":
             events = str(form.get("events") or "")
-            await run_in_threadpool(request_export, request, app, message_id, events, False)
+            await run_in_threadpool(svc.request_export, app, message_id, events, False)
         else:
             email = str(form.get("email") or "").strip() or None
-            await run_in_threadpool(request_history, request, app, message_id,
+            await run_in_threadpool(svc.request_history, app, message_id,
                                     form.get("events"), email, False)
     except MsgtrailError as exc:
-        return await _report_page(request, message_id, exc.status_code,
+        return await _report_page(request, svc, message_id, exc.status_code,
                                   error=" ".join(exc.messages))
     return RedirectResponse(f"/messages/{message_id}#exports", status_code=303)
 
 
 @router.post("/messages/{message_id}/export")
-async def start_export(request: Request, message_id: str) -> Response:
-    return await _start(request, message_id, "export")
+async def start_export(request: Request, svc: Svc, message_id: str) -> Response:
+    return await _start(request, svc, message_id, "export")
 
 
 @router.post("/messages/{message_id}/history")
-async def start_history(request: Request, message_id: str) -> Response:
-    return await _start(request, message_id, "history")
+async def start_history(request: Request, svc: Svc, message_id: str) -> Response:
+    return await _start(request, svc, message_id, "history")
 
 
 @router.get("/messages/{message_id}/jobs/{export_id}")
-def job_progress(request: Request, message_id: str, export_id: str) -> Response:
+def job_progress(request: Request, svc: Svc, message_id: str, export_id: str) -> Response:
     """A job's status for the page's progress bar, with an ETA while it runs."""
-    found = _signed_in(request)
+    found = _signed_in(request, svc)
     if found is None:
         return JSONResponse({"errors": ["Signed out"]}, status_code=401)
     _, app = found
-    with request.app.state.engine.connect() as conn:
-        try:
-            message = messages.find(conn, app, message_id)
-        except NotFound:
-            message = None
-        job = jobs.find(conn, app, message, export_id) if message else None
-        conn.rollback()
+    job = svc.message_job(app, message_id, export_id)
     if job is None:
         return JSONResponse({"errors": ["No such export"]}, status_code=404)
     doc = jobs.status(job)
     if job.state == "running" and job.started_at and job.rows_written and job.total_rows:
-        rate = job.rows_written / max(time.time() - job.started_at, 1e-3)
+        rate = job.rows_written / max(exact() - job.started_at, 1e-3)
         doc["eta_seconds"] = max(0, round((job.total_rows - job.rows_written) / rate))
     return JSONResponse(doc, headers={"Cache-Control": "no-store"})

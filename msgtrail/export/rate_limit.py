@@ -13,7 +13,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from msgtrail.errors import RateLimited, Unavailable
 
-log = logging.getLogger("msgtrail.web.rate_limit")
+log = logging.getLogger("msgtrail.export.rate_limit")
 
 
 class RateLimit:

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     purge_interval: float = Field(
         default=60,
         description="seconds between retention passes (expired files, activity past its window)")
+    # Upkeep of a message's activity (compaction, pages, counters) waits for its events
+    # to pause, so as not to take SQLite's write lock from a pipeline in full flow.
+    upkeep_quiet_seconds: float = Field(
+        default=2,
+        description="seconds a message's events must pause before workers compact its "
+        "activity and build its pages")
+    upkeep_max_lag_seconds: float = Field(
+        default=60,
+        description="seconds after which that upkeep runs even while events still flow")
     # Requests per app to the export endpoints, in the `limits` library's notation;
     # counted in Redis when redis_url is set (shared by every API process), else in process.
     export_rate_limit: str = Field(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from msgtrail.apps import App
+from msgtrail.clock import exact
 from msgtrail.db import dialect
 from msgtrail.db.schema import ACTIVE_STATES, jobs
 from msgtrail.errors import RateLimited
@@ -114,7 +114,7 @@ def request(conn: Connection, kind: str, app: App, message: Message | None,
     identical one already running; 429 while another job of the account is active.
     Runs in the caller's write transaction. The job keeps the URL handed out,
     url_for(file key), for its email and status."""
-    now = time.time()
+    now = exact()
     message_pk = message.pk if message is not None else None
     active = active_job(conn, app.account_id)
     if active is not None:
@@ -191,7 +191,7 @@ def _claim_one(engine: Engine, where: Any, order: Any, values: dict[str, Any]) -
 
 def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
     """Take the oldest queued job, or a running one whose lease expired."""
-    now = time.time()
+    now = exact()
     return _claim_one(
         engine,
         (jobs.c.state == "queued")
@@ -205,7 +205,7 @@ def heartbeat(engine: Engine, job: Job, owner: str, lease_seconds: float,
               rows_written: int, total_rows: int | None) -> bool:
     """Renew the lease and record progress; False if the job is no longer ours."""
     with engine.begin() as conn:
-        values: dict[str, Any] = dict(lease_expires_at=time.time() + lease_seconds,
+        values: dict[str, Any] = dict(lease_expires_at=exact() + lease_seconds,
                                       rows_written=rows_written)
         if total_rows is not None:
             values["total_rows"] = total_rows
@@ -224,7 +224,7 @@ def finish(engine: Engine, job: Job, owner: str, written: dict[str, Any], ttl: f
     """The job is ready, its file described by `written` (a manifest without times),
     which is published in the same update, never before the file; with an activity
     export's snapshot `marks`, which its next_cursor continues from."""
-    now = time.time()
+    now = exact()
     manifest = {**written, "created_at": _iso(job.created_at), "expires_at": _iso(now + ttl)}
     with engine.begin() as conn:
         done = conn.execute(jobs.update().where(
@@ -246,7 +246,7 @@ def fail(engine: Engine, job: Job, owner: str, error: str, max_attempts: int,
         done = conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.lease_owner == owner)
                             .values(state="failed" if final else "queued", error=error,
                                     lease_owner=None, lease_expires_at=None,
-                                    finished_at=time.time() if final else None)).rowcount == 1
+                                    finished_at=exact() if final else None)).rowcount == 1
         if done and final and ended is not None:
             ended(conn, get(conn, job.id), "failed")
 
@@ -254,7 +254,7 @@ def fail(engine: Engine, job: Job, owner: str, error: str, max_attempts: int,
 def claim_email(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
     """Take a ready job whose report is still to be emailed (and due), or whose sender
     vanished mid-send."""
-    now = time.time()
+    now = exact()
     due = (jobs.c.email_state == "pending") & (
         jobs.c.email_next_at.is_(None) | (jobs.c.email_next_at <= now))
     stalled = (jobs.c.email_state == "sending") & (jobs.c.lease_expires_at < now)
@@ -275,7 +275,7 @@ def email_sent(engine: Engine, job: Job, owner: str, error: str | None, max_atte
         state, next_at = "failed", None
     else:
         state = "pending"
-        next_at = time.time() + retry_seconds * 2 ** (job.email_attempts - 1)
+        next_at = exact() + retry_seconds * 2 ** (job.email_attempts - 1)
     with engine.begin() as conn:
         conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.lease_owner == owner)
                      .values(email_state=state, email_error=error, email_next_at=next_at,
@@ -337,7 +337,7 @@ def status(job: Job) -> dict[str, Any]:
             "next_cursor": job.export_id if job.marks is not None else None}
            if job.kind == "activity" else {}),
     }
-    if job.state == "ready" and job.expires_at and job.expires_at <= time.time():
+    if job.state == "ready" and job.expires_at and job.expires_at <= exact():
         doc["state"] = "expired"
     elif job.state == "ready" and job.manifest:
         doc["manifest"] = json.loads(job.manifest)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from msgtrail.clock import exact
 from msgtrail.errors import RateLimited, Unavailable
 
 log = logging.getLogger("msgtrail.export.rate_limit")
@@ -37,4 +37,4 @@ class RateLimit:
             return
         reset = self.limiter.get_window_stats(self.item, *key).reset_time
         raise RateLimited("API rate limit exceeded",
-                          retry_after=max(1, math.ceil(reset - time.time())))
+                          retry_after=max(1, math.ceil(reset - exact())))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from msgtrail.clock import exact
 from msgtrail.files.base import Served
 
 PARTIAL_DIR = ".partial"
@@ -82,7 +82,7 @@ class LocalStore:
     def clean_partials(self, older_than: float) -> int:
         """Remove temporary files that crashed writers left behind."""
         removed = 0
-        cutoff = time.time() - older_than
+        cutoff = exact() - older_than
         for path in (self.root / PARTIAL_DIR).glob("*.part"):
             if path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ also lists and aborts multipart uploads, which cleaning up after a crash needs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 from botocore.config import Config
 
+from msgtrail.clock import exact
 from msgtrail.files.base import Served
 
 PART_BYTES = 8 << 20
@@ -121,7 +121,7 @@ class S3Store:
         aborted = 0
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self._key(key) if key else self.prefix)
-        cutoff = time.time() - (older_than or 0)
+        cutoff = exact() - (older_than or 0)
         for page in pages:
             for upload in page.get("Uploads", []):
                 if key is not None and upload["Key"] != self._key(key):

@@ -23,7 +23,6 @@ import ipaddress
 import json
 import logging
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from sqlalchemy import Connection, Engine, select
 
 from msgtrail import __version__
 from msgtrail.client import WEBHOOK_HEADER, sign_webhook
+from msgtrail.clock import exact
 from msgtrail.db import dialect
 from msgtrail.db.schema import apps, webhook_deliveries
 from msgtrail.errors import BadRequest
@@ -107,7 +107,7 @@ def record(conn: Connection, job: jobs.Job, how: str, settings: Settings) -> Non
     url = conn.execute(select(apps.c.webhook_url).where(apps.c.id == job.app_pk)).scalar()
     if not url:
         return
-    now = time.time()
+    now = exact()
     event_id = f"evt_{uuid.uuid4().hex}"
     body = {"id": event_id, "type": TYPES[how], "created": int(now),
             "data": jobs.public_status(job, settings.resolved_public_url())}
@@ -147,7 +147,7 @@ class Delivery:
 
 def claim(engine: Engine, owner: str, lease_seconds: float) -> Delivery | None:
     """Take a notice that is due, or whose sender vanished mid-send."""
-    now = time.time()
+    now = exact()
     t = webhook_deliveries
     with engine.begin() as conn:
         delivery_id = dialect.claim(
@@ -183,7 +183,7 @@ def send(delivery: Delivery, url: str, secret: str, settings: Settings) -> str |
         return str(exc)
     body = delivery.body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"msgtrail/{__version__}",
-               WEBHOOK_HEADER: sign_webhook(secret, body, int(time.time()))}
+               WEBHOOK_HEADER: sign_webhook(secret, body, int(exact()))}
     if target.host:
         headers["Host"] = target.host
     try:
@@ -205,7 +205,7 @@ def deliver(engine: Engine, vault: Vault, delivery: Delivery, owner: str,
     new state."""
     target = _target(engine, vault, delivery.job_id)
     error = send(delivery, *target, settings) if target else "the app's webhook was removed"
-    now = time.time()
+    now = exact()
     delay = min(settings.webhook_retry_seconds * 2 ** (delivery.attempts - 1), MAX_DELAY_SECONDS)
     if error is None:
         values: dict[str, Any] = dict(state="delivered", delivered_at=now, error=None)

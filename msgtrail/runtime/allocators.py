@@ -5,9 +5,9 @@ These settings keep the memory a process holds after a burst close to what it us
 381-391 MB with the first two, at the same speed; 196-201 MB after ingestion instead
 of 230-233):
 - Arrow allocates from the system's allocator: its default (mimalloc) kept the memory
-  of every request's parsed columns and every read's buffers for reuse. `msgtrail`'s
-  package sets it before pyarrow is imported (see `msgtrail/__init__.py`); here it is
-  set again for a process that imported pyarrow first.
+  of every request's parsed columns and every read's buffers for reuse. The
+  `msgtrail` command sets it before pyarrow is imported (`msgtrail/__main__.py`); here
+  it is set again for a process that imported pyarrow first.
 - glibc keeps two malloc arenas instead of one per thread (the API's thread pool and
   DuckDB's threads each grew their own).
 - glibc maps allocations of 1 MiB and more on their own and unmaps them when freed

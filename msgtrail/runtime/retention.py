@@ -4,10 +4,10 @@ their window, go on their own."""
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlalchemy import Engine, select, update
 
+from msgtrail.clock import exact
 from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.export import jobs as jobs_mod
 from msgtrail.files import BlobStore
@@ -23,7 +23,7 @@ PARTIAL_MAX_AGE = 24 * 3600
 def take_turn(engine: Engine, interval: float, now: float | None = None) -> bool:
     """True for the one worker, among all processes, whose turn it is to purge: it
     moves the next purge an interval ahead, in one conditional update."""
-    now = time.time() if now is None else now
+    now = exact() if now is None else now
     with engine.begin() as conn:
         taken = conn.execute(update(schedules).where(
             schedules.c.task == "purge", schedules.c.next_at <= now).values(
@@ -35,7 +35,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
           now: float | None = None, ended: jobs_mod.Ended | None = None) -> dict[str, int]:
     """Delete expired files and activity older than the retention window; `ended`
     hears of each job whose file expired, in the transaction that marks it."""
-    now = time.time() if now is None else now
+    now = exact() if now is None else now
     counts = {"files": 0, "messages": 0, "partials": 0, "rejections": 0}
     with engine.connect() as conn:
         expired = conn.execute(select(jobs.c.id, jobs.c.file_key).where(

@@ -66,7 +66,8 @@ class Worker:
         if job is not None:
             self.send_email(job)
             return True
-        return upkeep.compact_next(self.engine, now())
+        return upkeep.compact_next(self.engine, now(), self.settings.upkeep_quiet_seconds,
+                                   self.settings.upkeep_max_lag_seconds)
 
     def send_email(self, job: jobs.Job) -> None:
         """Mail the report's link; a failure is recorded on the job and tried again."""

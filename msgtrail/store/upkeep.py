@@ -15,18 +15,15 @@ from msgtrail.channels import EVENTS, platform_key
 from msgtrail.store import activity, counters, pages
 from msgtrail.store.coalesced import Coalesced
 
-# A message with this many small segments, or any of no part, has them merged...
+# A message with this many small segments, or any of no part, has them merged (once
+# its events paused: settings.upkeep_quiet_seconds).
 COMPACT_SEGMENTS = 64
-# ...once its events have paused this long, so as not to take SQLite's write lock from
-# a pipeline in full flow, or anyway once they have waited this long.
-QUIET_SECONDS = 2
-MAX_LAG_SECONDS = 60
 
 
-def compact_next(engine: Engine, now: int) -> bool:
-    """Compact the message whose events have waited longest, once they have paused or
-    waited too long, store its recipients' pages and refresh its counters; False when
-    nothing is due."""
+def compact_next(engine: Engine, now: float, quiet: float, max_lag: float) -> bool:
+    """Compact the message whose events have waited longest, once they have paused
+    `quiet` seconds or waited `max_lag`, store its recipients' pages and refresh its
+    counters; False when nothing is due."""
     with engine.connect() as conn:
         # Pages count too: a worker killed between the counters and the pages left
         # counters current and pages stale (the crash test found it).
@@ -35,7 +32,7 @@ def compact_next(engine: Engine, now: int) -> bool:
             " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
             " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
             " ORDER BY last_ingest_at LIMIT 1"),
-            {"quiet": now - QUIET_SECONDS, "lag": now - MAX_LAG_SECONDS}).scalar()
+            {"quiet": now - quiet, "lag": now - max_lag}).scalar()
         small, unparted = conn.execute(text(
             "SELECT count(*), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
             " FROM activity_segments WHERE message_pk = :pk"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
 
-from msgtrail.store import pages, upkeep
+from msgtrail.store import pages
 from tests.integration.conftest import InProcess
 
 COLUMNS = ["message_id", "channel", "subscription_id", "event", "timestamp",
@@ -218,10 +218,10 @@ def test_exports_are_listed_newest_first(api: InProcess) -> None:
     assert r.status_code == 400 and "errors" in r.json()
 
 
-def test_pages_and_the_pivot_give_the_same_rows(api: InProcess, monkeypatch) -> None:
+def test_pages_and_the_pivot_give_the_same_rows(api: InProcess) -> None:
     """A message whose recipient pages are current is read from them, any other is
     pivoted: the same rows either way, in every format, odd values included."""
-    monkeypatch.setattr(upkeep, "QUIET_SECONDS", 3600)  # the test builds the pages
+    api.settings.upkeep_quiet_seconds = 3600  # the test builds the pages
     message_id = api.create_message("email")
     now = int(time.time())
     odd = ['say "hi"', "a,b", "two\nlines", "=1+2", "Zoë 😀", None]

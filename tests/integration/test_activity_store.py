@@ -24,7 +24,7 @@ RECIPIENTS = 500
 @pytest.fixture(autouse=True)
 def _no_background_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process worker builds pages once events pause; these tests build them."""
-    monkeypatch.setattr(upkeep, "QUIET_SECONDS", 3600)
+    monkeypatch.setenv("MSGTRAIL_UPKEEP_QUIET_SECONDS", "3600")
 
 
 def _pk(api: InProcess, message_id: str) -> int:

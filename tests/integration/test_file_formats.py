@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from msgtrail.store import activity, pages, upkeep
+from msgtrail.store import activity, pages
 from tests.integration.conftest import InProcess
 
 EVENT_COLUMNS = ("sent", "delivered", "clicked", "failed", "unsubscribed")
@@ -31,7 +31,7 @@ ODD = ['say "hi"', "back\\slash", "two\nlines", "tab\there", "bell\x07", "=1+2",
 @pytest.fixture(autouse=True)
 def _no_background_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test decides when pages are built."""
-    monkeypatch.setattr(upkeep, "QUIET_SECONDS", 3600)
+    monkeypatch.setenv("MSGTRAIL_UPKEEP_QUIET_SECONDS", "3600")
 
 
 def _seed(api: InProcess) -> tuple[str, int]:

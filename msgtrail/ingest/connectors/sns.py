@@ -27,6 +27,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
+from msgtrail.clock import exact
 from msgtrail.errors import BadRequest, Unauthorized, Unavailable
 from msgtrail.ingest.connectors.base import Context
 
@@ -123,7 +124,7 @@ def _trusted(leaf: x509.Certificate, intermediates: list[x509.Certificate], url:
              ctx: Context) -> None:
     """Raise Unauthorized unless the certificate is in its validity period, issued for
     SNS, and chains to a trusted root."""
-    at = datetime.now(UTC)
+    at = datetime.fromtimestamp(exact(), UTC)
     if not leaf.not_valid_before_utc <= at <= leaf.not_valid_after_utc:
         raise Unauthorized(f"SNS signing certificate is not valid now (valid "
                            f"{leaf.not_valid_before_utc:%Y-%m-%d} to "
@@ -148,7 +149,7 @@ def _trusted(leaf: x509.Certificate, intermediates: list[x509.Certificate], url:
 def _certificate_key(url: str, ctx: Context) -> rsa.RSAPublicKey:
     with _keys_lock:
         cached = _keys.get(url)
-    if cached is not None and cached[1] > datetime.now(UTC).timestamp():
+    if cached is not None and cached[1] > exact():
         return cached[0]
     try:
         leaf, *intermediates = x509.load_pem_x509_certificates(ctx.fetch(url))

@@ -23,8 +23,12 @@ from msgtrail.channels import EVENT_CODE
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.demo import _activity
+from msgtrail.runtime import allocators
 from msgtrail.store import activity, counters, event_batch, pages, pivot
 from msgtrail.testing.service import peak_rss_mb
+
+# As the msgtrail command runs: Arrow on the system's allocator (runtime/allocators.py).
+allocators.bound()
 
 n, db = int(sys.argv[1]), sys.argv[2]
 if db == "pg":

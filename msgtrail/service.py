@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, literal, select
 
 from msgtrail import apps, messages
 from msgtrail.apps import App
@@ -80,7 +80,7 @@ class Service:
     def database_error(self) -> str | None:
         """Why the database does not answer, or None when it does."""
         try:
-            self._read(lambda conn: conn.execute(text("SELECT 1")))
+            self._read(lambda conn: conn.execute(select(literal(1))))
         except Exception as exc:  # noqa: BLE001 - any failure to reach it is the answer
             return str(exc)
         return None

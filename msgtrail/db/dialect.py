@@ -1,12 +1,13 @@
-"""The few SQL expressions that differ between SQLite and PostgreSQL, in one place."""
+"""The few things done differently on SQLite and PostgreSQL, in one place (their
+statements are in `statements`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, Table, select
 
-POSTGRES = "postgresql"
+from msgtrail.db.statements import ADVISORY_LOCK, POSTGRES
 
 
 def name(conn: Connection) -> str:
@@ -17,7 +18,7 @@ def lock_message(conn: Connection, message_pk: int) -> None:
     """Serialize compactions of one message across processes (SQLite's write lock
     already does), until the transaction ends."""
     if name(conn) == POSTGRES:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": message_pk})
+        conn.execute(ADVISORY_LOCK, {"key": message_pk})
 
 
 def claim(conn: Connection, table: Table, where: Any, order: Any, values: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from msgtrail import csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, FAILURE_EVENTS
+from msgtrail.db import statements as sql
 from msgtrail.export import file_formats
 from msgtrail.store import pages, pivot
 from msgtrail.store.activity import query
@@ -65,8 +66,7 @@ def columns() -> list[dict[str, str]]:
 def messages_of(raw: Any, app_pk: int) -> list[FeedMessage]:
     """The app's messages whose activity is kept, in the order they were created, each
     with the last batch this snapshot sees."""
-    rows = query(raw, "SELECT id, message_id, target_channel, next_batch FROM messages"
-                 " WHERE app_pk = ? AND purged_at IS NULL ORDER BY id", (app_pk,))
+    rows = query(raw, sql.APP_MESSAGES, app_pk=app_pk)
     return [FeedMessage(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
@@ -77,8 +77,7 @@ def marks(messages: list[FeedMessage]) -> dict[str, int]:
 
 def cursor_marks(raw: Any, app_pk: int, export_id: str) -> dict[str, int]:
     """The marks of the app's finished activity export `export_id`."""
-    found = query(raw, "SELECT marks FROM jobs WHERE export_id = ? AND app_pk = ?"
-                  " AND kind = 'activity'", (export_id, app_pk))
+    found = query(raw, sql.ACTIVITY_MARKS, export_id=export_id, app_pk=app_pk)
     row = found[0] if found else None
     if row is None or row[0] is None:
         raise ValueError(f"cursor {export_id} is not a finished activity export of the app")

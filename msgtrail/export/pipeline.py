@@ -22,10 +22,12 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 from isal import igzip_threaded
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from msgtrail import csv_schema
+from msgtrail.db import statements as sql
+from msgtrail.db.schema import messages
 from msgtrail.export import activity_feed, file_formats, history_csv
 from msgtrail.export.jobs import Job, activity_filter
 from msgtrail.files import BlobStore
@@ -68,9 +70,8 @@ def known_total(engine: Engine, message_pk: int, events: list[str]) -> int | Non
     """Rows the export will write, if the counters are current and tell it (None:
     the file's own count will)."""
     with engine.connect() as conn:
-        stats, pending = conn.execute(text(
-            "SELECT stats, pending_since FROM messages WHERE id = :pk"),
-            {"pk": message_pk}).one()
+        stats, pending = conn.execute(select(messages.c.stats, messages.c.pending_since)
+                                      .where(messages.c.id == message_pk)).one()
         conn.rollback()
     if pending is not None or not stats:
         return None
@@ -244,15 +245,14 @@ def message_plan(engine: Engine, raw: Any, job: Job, progress: Progress) -> Plan
     """An export or history report of one message."""
     assert job.message_pk is not None
     with engine.connect() as conn:
-        message_id, channel = (str(v) for v in conn.execute(text(
-            "SELECT message_id, target_channel FROM messages WHERE id = :pk"),
-            {"pk": job.message_pk}).one())
+        message_id, channel = (str(v) for v in conn.execute(
+            select(messages.c.message_id, messages.c.target_channel)
+            .where(messages.c.id == job.message_pk)).one())
         conn.rollback()
     report = report_for(job, channel)
     progress.total = known_total(engine, job.message_pk, report.events)
     # First in the snapshot: what the export reads is what these batches hold.
-    [(seen,)] = activity.query(raw, "SELECT next_batch FROM messages WHERE id = ?",
-                               (job.message_pk,))
+    [(seen,)] = activity.query(raw, sql.MESSAGE_BATCHES, pk=job.message_pk)
     tally = Tally(channel) if job.kind == "export" else None
     return Plan(report, _chunks(raw, job, channel, report, progress, tally),
                 {"message_ids": [message_id], "events": report.events,

@@ -19,10 +19,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select
 
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
+from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages, webhook_rejections
 from msgtrail.ingest.connectors.base import Incoming, canonical_uuid
 from msgtrail.messages import MAX_NAME
@@ -34,16 +35,6 @@ log = logging.getLogger(__name__)
 # Requests joined into one transaction at most: enough for every sender in flight,
 # few enough that one commit stays short.
 MAX_GROUP = 512
-
-_INSERT_REJECTION = text(
-    "INSERT INTO webhook_rejections (app_pk, source, reason, message_id, event, digest,"
-    " received_at) VALUES (:app_pk, :source, :reason, :message_id, :event, :digest, :at)"
-    " ON CONFLICT (app_pk, digest) DO NOTHING")
-_CREATE_MESSAGE = text(
-    "INSERT INTO messages (message_id, app_pk, name, target_channel, body, created_at)"
-    " VALUES (:message_id, :app_pk, :name, :channel, :body, :at)"
-    " ON CONFLICT (app_pk, message_id) DO NOTHING")
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -97,7 +88,7 @@ def _find(conn: Connection, delivery: Delivery, incoming: Incoming, message_id: 
             # OneSignal's message ids are its own: mirror the message on first sight.
             body = {"name": _text(incoming.message_name, MAX_NAME),
                     "target_channel": incoming.channel}
-            conn.execute(_CREATE_MESSAGE, {
+            conn.execute(sql.CREATE_MESSAGE, {
                 "message_id": message_id, "app_pk": delivery.app.pk,
                 "name": _text(incoming.message_name, MAX_NAME), "channel": incoming.channel,
                 "body": json.dumps({k: v for k, v in body.items() if v is not None}),
@@ -178,7 +169,7 @@ def record(engine: Engine, deliveries: list[Delivery]) -> list[Outcome]:
             activity.append(conn, message_pk,
                             event_batch.columns([(i, *e) for i, e in enumerate(events)]), at)
         if rejections:
-            conn.execute(_INSERT_REJECTION, rejections)
+            conn.execute(sql.INSERT_REJECTION, rejections)
     return outcomes
 
 

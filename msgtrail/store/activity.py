@@ -33,9 +33,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, delete
 
 from msgtrail.db import dialect
+from msgtrail.db import statements as sql
+from msgtrail.db.schema import activity_segments, recipient_pages
 from msgtrail.store.event_batch import REC_BITS, SCHEMA, keys
 
 REC = SCHEMA.get_field_index("rec")
@@ -98,21 +100,15 @@ def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -
         return
     # Numbering under the message row's lock: concurrent appends never share a batch,
     # and a message's batches are numbered in the order they commit.
-    batch = conn.execute(text(
-        "UPDATE messages SET next_batch = next_batch + 1, last_ingest_at = :at,"
-        " pending_since = coalesce(pending_since, :at) WHERE id = :pk RETURNING next_batch"),
-        {"at": at, "pk": message_pk}).scalar_one()
+    batch = conn.execute(sql.NEXT_BATCH, {"at": at, "pk": message_pk}).scalar_one()
     rec = pc.bit_wise_or(events.column(REC), pa.scalar(batch << REC_BITS, pa.int64()))
     events = events.set_column(REC, "rec", rec)
     groups = by_part(events) if events.num_rows >= PART_MIN_EVENTS else [(None, events)]
-    rows = [{"pk": message_pk, "batch": batch, "n": part.num_rows, "data": _ipc_bytes(part),
-             "part": k} for k, part in groups]
-    # One row as one execute: executemany costs ~20 µs more, and a single-event
-    # webhook holds the write lock for little else.
-    conn.execute(text(
-        "INSERT INTO activity_segments"
-        " (message_pk, first_batch, last_batch, events, data, part)"
-        " VALUES (:pk, :batch, :batch, :n, :data, :part)"), rows[0] if len(rows) == 1 else rows)
+    rows = [{"pk": message_pk, "first": batch, "last": batch, "n": part.num_rows,
+             "data": _ipc_bytes(part), "part": k} for k, part in groups]
+    # One row as one execute: executemany costs more, and a single-event webhook holds
+    # the write lock for little else.
+    conn.execute(sql.INSERT_SEGMENT, rows[0] if len(rows) == 1 else rows)
 
 
 def by_part(events: pa.RecordBatch) -> list[tuple[int | None, pa.RecordBatch]]:
@@ -142,10 +138,7 @@ def snapshot(engine: Engine) -> Iterator[Any]:
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        if engine.dialect.name == dialect.POSTGRES:
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        else:
-            cursor.execute("BEGIN")
+        cursor.execute(sql.BEGIN_SNAPSHOT[engine.dialect.name])
         cursor.close()
         yield raw
     finally:
@@ -155,15 +148,16 @@ def snapshot(engine: Engine) -> Iterator[Any]:
             raw.close()
 
 
-def query(raw: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    """The rows of one query on a snapshot's connection, `?` marking its parameters on
-    either database. PostgreSQL sends them in binary: the text form of a bytea is hex,
-    twice the bytes, and decoding it took 0.60 s per 200 MB of segments against 0.23 s."""
+def query(raw: Any, read: sql.Read, **params: Any) -> list[Any]:
+    """The rows of one of the store's queries (`statements.Read`) on a snapshot's
+    connection. PostgreSQL sends them in binary: the text form of a bytea is hex,
+    twice the bytes, and decoding it costs more than twice the time
+    (docs/benchmarks.md)."""
     cursor = raw.cursor()
     try:
         if type(cursor).__module__.startswith("psycopg"):
-            return list(cursor.execute(sql.replace("?", "%s"), params, binary=True).fetchall())
-        return list(cursor.execute(sql, params).fetchall())
+            return list(cursor.execute(read.postgresql, params, binary=True).fetchall())
+        return list(cursor.execute(read.sqlite, params).fetchall())
     finally:
         cursor.close()
 
@@ -173,11 +167,9 @@ def segments(raw: Any, message_pk: int, after_batch: int = -1) -> Iterator[bytes
     default: batch 0 holds recipients folded before segments existed), one at a time,
     from the snapshot's connection. A compacted segment may also hold earlier
     batches' events."""
-    ids = [r[0] for r in query(raw, "SELECT id FROM activity_segments WHERE message_pk = ?"
-                               " AND last_batch > ? ORDER BY id", (message_pk, after_batch))]
+    ids = [r[0] for r in query(raw, sql.SEGMENTS_AFTER, pk=message_pk, after=after_batch)]
     for segment_id in ids:
-        for (data,) in query(raw, "SELECT data FROM activity_segments WHERE id = ?",
-                             (segment_id,)):
+        for (data,) in query(raw, sql.SEGMENT_DATA, id=segment_id):
             yield bytes(data)
 
 
@@ -204,10 +196,7 @@ def compact(engine: Engine, message_pk: int) -> bool:
 def _small_parts(engine: Engine, message_pk: int) -> list[int | None]:
     """The message's parts holding small segments to merge, NULL (no part) first."""
     with snapshot(engine) as raw:
-        parts = [r[0] for r in query(
-            raw, "SELECT part FROM activity_segments"
-            f" WHERE message_pk = ? AND events < {SMALL_SEGMENT}"
-            " GROUP BY part HAVING count(*) > 1 OR part IS NULL", (message_pk,))]
+        parts = [r[0] for r in query(raw, sql.SMALL_PARTS, pk=message_pk, small=SMALL_SEGMENT)]
     return sorted(parts, key=lambda p: -1 if p is None else p)
 
 
@@ -222,15 +211,12 @@ def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
     with engine.begin() as conn:
         dialect.lock_message(conn, message_pk)
         # Only the segments read are replaced; any appended since stay as they are.
-        gone = conn.execute(text(
-            f"DELETE FROM activity_segments WHERE id IN ({', '.join(map(str, ids))})")).rowcount
+        gone = conn.execute(delete(activity_segments).where(
+            activity_segments.c.id.in_(ids))).rowcount
         if gone != len(ids):  # another compaction got there first
             conn.rollback()
             return False
-        conn.execute(text(
-            "INSERT INTO activity_segments"
-            " (message_pk, first_batch, last_batch, events, data, part)"
-            " VALUES (:pk, :first, :last, :n, :data, :part)"),
+        conn.execute(sql.INSERT_SEGMENT,
             [{"pk": message_pk, "first": first, "last": last, "n": group.num_rows,
               "data": _ipc_bytes(group), "part": k} for k, group in groups])
     return True
@@ -238,12 +224,12 @@ def _compact_part(engine: Engine, message_pk: int, part: int | None) -> bool:
 
 def _merged(raw: Any, message_pk: int,
             part: int | None) -> tuple[pa.Table, list[int], int, int] | None:
-    which = "part IS NULL" if part is None else f"part = {int(part)}"
+    of = {"pk": message_pk, "small": SMALL_SEGMENT,
+          **({"part": part} if part is not None else {})}
     rows: list[Any] = []  # the oldest small segments, up to MERGE_EVENTS events (and two at least)
     held = 0
-    for row in query(raw, "SELECT id, first_batch, last_batch, events FROM activity_segments"
-                     f" WHERE message_pk = ? AND {which} AND events < {SMALL_SEGMENT}"
-                     f" ORDER BY id LIMIT {MAX_MERGED}", (message_pk,)):
+    listed = sql.SMALL_OF_NO_PART if part is None else sql.SMALL_OF_PART
+    for row in query(raw, listed, **of, limit=MAX_MERGED):
         if len(rows) >= 2 and held + row[3] > MERGE_EVENTS:
             break
         rows.append(row)
@@ -251,8 +237,9 @@ def _merged(raw: Any, message_pk: int,
     if len(rows) < (1 if part is None else 2):
         return None
     ids = [r[0] for r in rows]
-    data = query(raw, "SELECT data FROM activity_segments"
-                 f" WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id")
+    data = query(raw, sql.SMALL_DATA_OF_NO_PART if part is None else sql.SMALL_DATA_OF_PART,
+                 **of, first=ids[0], last=ids[-1])
+    assert len(data) == len(ids)
     table = _without_repeats(
         pa.Table.from_batches([b for (d,) in data for b in decode(bytes(d))], SCHEMA))
     table = table.take(pc.sort_indices(
@@ -284,6 +271,6 @@ def _without_repeats(table: pa.Table) -> pa.Table:
 
 
 def purge(conn: Connection, message_pk: int) -> None:
-    for table in ("activity_segments", "recipient_pages"):
-        conn.execute(text(f"DELETE FROM {table} WHERE message_pk = :pk"), {"pk": message_pk})
+    for table in (activity_segments, recipient_pages):
+        conn.execute(delete(table).where(table.c.message_pk == message_pk))
 

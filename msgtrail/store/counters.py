@@ -12,8 +12,9 @@ import duckdb
 import pyarrow as pa
 
 from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.store import duck_sql
 from msgtrail.store.pages import recipient_pages
-from msgtrail.store.pivot import ATTRIBUTES, connect, passes, pivot, where_any
+from msgtrail.store.pivot import ATTRIBUTES, connect, passes, pivot
 from msgtrail.store.tally import counted, summed
 
 
@@ -62,11 +63,9 @@ def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
     if not known:
         return 0, []
     per_minute: dict[tuple[str, int], int] = {}
-    sql = " UNION ALL ".join(
-        f"(SELECT '{e}', ({e} // {MINUTE}) * {MINUTE} AS bucket, count(*) FROM r"
-        f" WHERE {e} IS NOT NULL GROUP BY bucket)" for e in known)
+    sql, params = duck_sql.per_minute(known), duck_sql.per_minute_params(known, MINUTE)
     for con, _ in _recipients(raw, message_pk, channel, ()):
-        for event, at, n in con.sql(sql).fetchall():
+        for event, at, n in con.sql(sql, params=params).fetchall():
             per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
     if not per_minute:
         return 0, []
@@ -83,12 +82,10 @@ def sample(raw: Any, message_pk: int, channel: str, events: list[str],
            limit: int) -> list[dict[str, Any]]:
     """The first recipients by subscription id, those with one of `events` if given."""
     found: list[dict[str, Any]] = []
-    columns = ", ".join(("subscription_id", *ATTRIBUTES, *CHANNEL_EVENTS[channel]))
+    sql = duck_sql.first_recipients(channel, events)
     with closing(_recipients(raw, message_pk, channel)) as parts:
         for con, _ in parts:
-            found += con.sql(f"SELECT {columns} FROM r WHERE {where_any(events)}"
-                             f" ORDER BY subscription_id LIMIT {int(limit - len(found))}"
-                             ).to_arrow_table().to_pylist()
+            found += con.sql(sql, params=[limit - len(found)]).to_arrow_table().to_pylist()
             if len(found) >= limit:
                 break
     return found

@@ -15,13 +15,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete, func, insert, select
 
 from msgtrail import csv_schema
-from msgtrail.channels import CHANNEL_EVENTS
-from msgtrail.store import activity
+from msgtrail.db import statements as sql
+from msgtrail.db.schema import messages
+from msgtrail.db.schema import recipient_pages as pages_table
+from msgtrail.store import activity, duck_sql
 from msgtrail.store.event_batch import REC_BITS, SCHEMA
-from msgtrail.store.pivot import ATTRIBUTES, PASS_EVENTS, connect, pivot, split
+from msgtrail.store.pivot import PASS_EVENTS, connect, pivot, split
 
 PAGE_ROWS = 16_384
 
@@ -33,15 +35,6 @@ _PAGE_IPC = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 
 
 _PAGE_READ = ipc.IpcReadOptions(use_threads=False)
-
-
-def pages_sql(channel: str, source: str) -> str:
-    """What a page holds, before its lines (`with_lines`): each recipient's row of
-    `source` (a query of the pivot's columns), in the pivot's column order, in key
-    order."""
-    return (f"SELECT subscription_id, {', '.join(ATTRIBUTES)},"
-            f" {', '.join(CHANNEL_EVENTS[channel])}"
-            f" FROM ({source}) ORDER BY subscription_id")
 
 
 def with_lines(table: pa.Table, channel: str) -> pa.Table:
@@ -66,9 +59,8 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
     the message once all are there; a build that crashed leaves only an unpublished
     generation, deleted by the next build."""
     with activity.snapshot(engine) as raw:
-        [(upto, published, channel)] = activity.query(
-            raw, "SELECT next_batch, pages_upto, target_channel FROM messages WHERE id = ?",
-            (message_pk,))
+        [(upto, published, _, channel)] = activity.query(raw, sql.MESSAGE_PAGES_STATE,
+                                                         pk=message_pk)
         if published == upto:
             return False
         generation = secrets.randbits(62)
@@ -84,27 +76,23 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
             with ipc.new_stream(sink, table.schema, options=_PAGE_IPC) as writer:
                 writer.write_table(table)
             with engine.begin() as conn:
-                conn.execute(text(
-                    "INSERT INTO recipient_pages (message_pk, generation, page, rows, data)"
-                    " VALUES (:pk, :g, :page, :rows, :data)"),
-                    {"pk": message_pk, "g": generation, "page": count,
-                     "rows": table.num_rows, "data": sink.getvalue().to_pybytes()})
+                conn.execute(insert(pages_table).values(
+                    message_pk=message_pk, generation=generation, page=count,
+                    rows=table.num_rows, data=sink.getvalue().to_pybytes()))
             count += 1
     with engine.begin() as conn:
         # Published only if every page is there (a concurrent build may have deleted
         # some) and nothing newer was published meanwhile.
-        mine = conn.execute(text("SELECT count(*) FROM recipient_pages"
-                                 " WHERE message_pk = :pk AND generation = :g"),
-                            {"pk": message_pk, "g": generation}).scalar_one()
-        done = mine == count and conn.execute(text(
-            "UPDATE messages SET pages_generation = :g, pages_upto = :upto"
-            " WHERE id = :pk AND (pages_upto IS NULL OR pages_upto < :upto)"),
-            {"g": generation, "upto": upto, "pk": message_pk}).rowcount == 1
-        kept = generation if done else conn.execute(text(
-            "SELECT pages_generation FROM messages WHERE id = :pk"),
-            {"pk": message_pk}).scalar()
-        conn.execute(text("DELETE FROM recipient_pages WHERE message_pk = :pk"
-                          " AND generation <> :g"), {"pk": message_pk, "g": kept or 0})
+        mine = conn.execute(select(func.count()).select_from(pages_table).where(
+            pages_table.c.message_pk == message_pk,
+            pages_table.c.generation == generation)).scalar_one()
+        done = mine == count and conn.execute(sql.PUBLISH_PAGES, {
+            "g": generation, "upto": upto, "pk": message_pk}).rowcount == 1
+        kept = generation if done else conn.execute(select(messages.c.pages_generation).where(
+            messages.c.id == message_pk)).scalar()
+        conn.execute(delete(pages_table).where(
+            pages_table.c.message_pk == message_pk,
+            pages_table.c.generation != (kept or 0)))
     return done
 
 
@@ -147,26 +135,23 @@ MERGE_EVENTS = PASS_EVENTS
 def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
     """(generation, last batch they hold) of the message's pages if they are behind by
     no more than MERGE_EVENTS events, else None."""
-    found = activity.query(raw, "SELECT pages_upto, pages_generation FROM messages"
-                           " WHERE id = ?", (message_pk,))
-    if not found or found[0][0] is None or found[0][1] is None:
+    found = activity.query(raw, sql.MESSAGE_PAGES_STATE, pk=message_pk)
+    if not found or found[0][1] is None or found[0][2] is None:
         return None
-    upto, generation = int(found[0][0]), int(found[0][1])
-    if not activity.query(raw, "SELECT 1 FROM recipient_pages WHERE message_pk = ?"
-                          " AND generation = ? LIMIT 1", (message_pk, generation)):
+    upto, generation = int(found[0][1]), int(found[0][2])
+    if not activity.query(raw, sql.ANY_PAGE, pk=message_pk, g=generation):
         return None
-    [(newer,)] = activity.query(
-        raw, "SELECT coalesce(sum(events), 0) FROM activity_segments"
-        " WHERE message_pk = ? AND last_batch > ?", (message_pk, upto))
+    [(newer,)] = activity.query(raw, sql.NEWER_EVENTS, pk=message_pk, after=upto)
     return (generation, upto) if int(newer) <= MERGE_EVENTS else None
 
 
 def recipient_pages(raw: Any, message_pk: int, channel: str,
                     on_total: Callable[[int], None] | None = None
                     ) -> Generator[pa.Table, None, None] | None:
-    """The message's recipients as page tables (the columns of `pages_sql` and `with_lines`) in key
-    order, holding every event the snapshot sees: its stored pages, merged with the
-    events newer than them if those are few; None if neither (the caller pivots)."""
+    """The message's recipients as page tables (the columns of `duck_sql.page` and
+    `with_lines`) in key order, holding every event the snapshot sees: its stored
+    pages, merged with the events newer than them if those are few; None if neither
+    (the caller pivots)."""
     generation = current_pages(raw, message_pk)
     if generation is not None:
         if on_total is not None:
@@ -180,9 +165,7 @@ def recipient_pages(raw: Any, message_pk: int, channel: str,
 
 def _stored_rows(raw: Any, message_pk: int, generation: int) -> int:
     """Recipients in the message's pages of that generation."""
-    [(rows,)] = activity.query(
-        raw, "SELECT coalesce(sum(rows), 0) FROM recipient_pages WHERE message_pk = ?"
-        " AND generation = ?", (message_pk, generation))
+    [(rows,)] = activity.query(raw, sql.PAGES_ROWS, pk=message_pk, g=generation)
     return int(rows)
 
 
@@ -198,10 +181,7 @@ def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int, upto
              for data in activity.segments(raw, message_pk, after_batch=upto)
              for b in activity.decode(data)]
     # The page rows (p) of the recipients with newer events (d), merged.
-    merged = pages_sql(channel, "SELECT d.subscription_id, "
-                       + ", ".join(f"coalesce(p.{a}, d.{a}) AS {a}" for a in ATTRIBUTES) + ", "
-                       + ", ".join(f"least(p.{e}, d.{e}) AS {e}" for e in CHANNEL_EVENTS[channel])
-                       + " FROM d LEFT JOIN p ON p.subscription_id = d.subscription_id")
+    merged = duck_sql.merged_page_rows(channel)
     with connect() as con:
         con.register("d", pivot(con, pa.Table.from_batches(newer, SCHEMA), channel,
                                 ordered=False))
@@ -245,21 +225,16 @@ def _merged_page(page: pa.Table, changed: pa.Table) -> pa.Table:
 def current_pages(raw: Any, message_pk: int) -> int | None:
     """The generation of the message's pages if they hold every event the snapshot
     sees, else None."""
-    found = activity.query(raw, "SELECT next_batch, pages_upto, pages_generation"
-                           " FROM messages WHERE id = ?", (message_pk,))
+    found = activity.query(raw, sql.MESSAGE_PAGES_STATE, pk=message_pk)
     row = found[0] if found else None
     return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
 
 
 def _pages(raw: Any, message_pk: int, generation: int) -> Generator[pa.Table, None, None]:
     """The message's stored pages of that generation, in key order."""
-    pages = [r[0] for r in activity.query(
-        raw, "SELECT page FROM recipient_pages WHERE message_pk = ? AND generation = ?"
-        " ORDER BY page", (message_pk, generation))]
+    pages = [r[0] for r in activity.query(raw, sql.PAGE_NUMBERS, pk=message_pk, g=generation)]
     for page in pages:
-        [(data,)] = activity.query(
-            raw, "SELECT data FROM recipient_pages WHERE message_pk = ? AND generation = ?"
-            " AND page = ?", (message_pk, generation, page))
+        [(data,)] = activity.query(raw, sql.PAGE_DATA, pk=message_pk, g=generation, page=page)
         yield ipc.open_stream(pa.py_buffer(data), options=_PAGE_READ).read_all()
 
 

@@ -26,13 +26,12 @@ import pyarrow.ipc as ipc
 
 from msgtrail import csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
-from msgtrail.store import activity
+from msgtrail.db import statements as sql
+from msgtrail.store import activity, duck_sql
 from msgtrail.store.ahead import Ahead
+from msgtrail.store.duck_sql import ATTRIBUTES
 from msgtrail.store.event_batch import SCHEMA
 from msgtrail.store.tally import Tally
-
-ATTRIBUTES = ("onesignal_id", "external_id", "device_type", "failure_message")
-
 
 # DuckDB's share of the process: a 1,000,000-recipient pivot spills past it instead of
 # growing the process (docs/benchmarks.md).
@@ -89,7 +88,7 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
     held = ({e for e in CHANNEL_EVENTS[channel] if EVENT_CODE[e] in codes}
             | {a for a in attributes if events.column(a).null_count < events.num_rows})
     try:
-        table = con.sql(f"SELECT * FROM ({pivot_sql(channel, recs, attributes, held)})"
+        table = con.sql(f"SELECT * FROM ({duck_sql.pivot(channel, recs, attributes, held)})"
                         f" WHERE {where}"
                         + (" ORDER BY subscription_id" if ordered else "")).to_arrow_table()
     finally:
@@ -121,31 +120,6 @@ def _rec_order(events: pa.Table) -> tuple[pa.Array | None, pa.Array]:
                                     parts.take(pc.add(falls, 1)))).as_py()):
         return None, pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n), start=-1)
     return pc.sort_indices(rec), pc.subtract(pc.rank(rec, tiebreaker="first"), 1).cast(pa.int32())
-
-
-def pivot_sql(channel: str, recs: bool, attributes: tuple[str, ...],
-              held: set[str]) -> str:
-    """The pivot's query over `events` (and `i`, each event's place in `rec` order):
-    the attributes as the place of the event that first carried each (see pivot). An
-    event or attribute not `held` by any event is null."""
-
-    def first(value: str, name: str, of: str, where: str, kind: str) -> str:
-        return (f"min({value}) FILTER (WHERE {where}) AS {name}" if of in held
-                else f"NULL::{kind} AS {name}")
-
-    columns = [first("i", a, a, f"{a} IS NOT NULL", "INTEGER") for a in attributes]
-    columns += [first("ts", e, e, f"event = {EVENT_CODE[e]}", "BIGINT")
-                for e in CHANNEL_EVENTS[channel]]
-    if recs:
-        columns += [first("rec", f"rec_{e}", e, f"event = {EVENT_CODE[e]}", "BIGINT")
-                    for e in CHANNEL_EVENTS[channel]]
-    return (f"SELECT subscription_id, {', '.join(columns)} FROM events"
-            " GROUP BY subscription_id")
-
-
-def where_any(events: list[str]) -> str:
-    """Only recipients with at least one of these events (names already validated)."""
-    return " OR ".join(f"{e} IS NOT NULL" for e in events) if events else "true"
 
 
 # Builds each recipient's line from a table of recipients (the pivot's columns).
@@ -180,10 +154,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
     them to a range) when every segment has one and the ranges need be no finer;
     else its segments are read once and split into temporary Arrow files by the ids'
     first byte."""
-    [(total, mixed)] = activity.query(
-        raw, "SELECT coalesce(sum(events), 0),"
-        " coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
-        " FROM activity_segments WHERE message_pk = ?", (message_pk,))
+    [(total, mixed)] = activity.query(raw, sql.EVENTS_AND_UNPARTED, pk=message_pk)
     ranges = 1
     while ranges < _PREFIXES and int(total) > ranges * PASS_EVENTS:
         ranges *= 2
@@ -198,11 +169,7 @@ def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
 
 def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
     """The events of the message's parts first..last, as the snapshot sees them."""
-    rows = activity.query(
-        raw, "SELECT data FROM activity_segments WHERE message_pk = ?"
-        # In the index's order: sorting by id alone put every blob through a
-        # temporary B-tree (0.36 s against 0.09 s per 2,000,000 events on SQLite).
-        " AND part BETWEEN ? AND ? ORDER BY part, id", (message_pk, first, last))
+    rows = activity.query(raw, sql.PARTS_DATA, pk=message_pk, first=first, last=last)
     # One chunk: DuckDB's scan pays per chunk, and single-event webhooks write a
     # segment each (20,000 of them: counters 1.19 s as chunks, 0.56 s as one).
     return pa.Table.from_batches([b for (data,) in rows for b in activity.decode(bytes(data))],
@@ -279,10 +246,10 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
          on_total: Callable[[int], None] | None = None, recs: bool = False,
          tally: Tally | None = None) -> Generator[pa.RecordBatch, None, None]:
     """The pivot's rows of `lines`, in chunks of CHUNK_ROWS at most, in key order
-    (with `recs`, each event's first `rec` too: see pivot_sql)."""
+    (with `recs`, each event's first `rec` too: see duck_sql.pivot)."""
     if tally is not None and events:
         raise ValueError("a tally counts every recipient: no events filter")
-    pivoted = functools.partial(pivot, channel=channel, where=where_any(events), recs=recs)
+    pivoted = functools.partial(pivot, channel=channel, where=duck_sql.any_of(events), recs=recs)
     # Depth 2: a pivot waiting besides the one being made. With 1, 11 MB less, but the
     # pivot is the slowest stage and waited: 0.92-0.95 s against 0.85-0.94 s.
     with split(raw, message_pk) as sources, \

@@ -9,9 +9,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select
 
 from msgtrail.channels import EVENTS, platform_key
+from msgtrail.db import statements as sql
+from msgtrail.db.schema import messages
 from msgtrail.store import activity, counters, pages
 from msgtrail.store.coalesced import Coalesced
 
@@ -25,19 +27,11 @@ def compact_next(engine: Engine, now: float, quiet: float, max_lag: float) -> bo
     `quiet` seconds or waited `max_lag`, store its recipients' pages and refresh its
     counters; False when nothing is due."""
     with engine.connect() as conn:
-        # Pages count too: a worker killed between the counters and the pages left
-        # counters current and pages stale (the crash test found it).
-        message_pk = conn.execute(text(
-            "SELECT id FROM messages WHERE last_ingest_at IS NOT NULL AND purged_at IS NULL"
-            " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
-            " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
-            " ORDER BY last_ingest_at LIMIT 1"),
-            {"quiet": now - quiet, "lag": now - max_lag}).scalar()
-        small, unparted = conn.execute(text(
-            "SELECT count(*), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
-            " FROM activity_segments WHERE message_pk = :pk"
-            f" AND events < {activity.SMALL_SEGMENT}"),
-            {"pk": message_pk}).one() if message_pk is not None else (0, 0)
+        message_pk = conn.execute(sql.UPKEEP_DUE,
+                                  {"quiet": now - quiet, "lag": now - max_lag}).scalar()
+        small, unparted = conn.execute(sql.SMALL_SEGMENTS, {
+            "pk": message_pk, "small": activity.SMALL_SEGMENT}).one(
+        ) if message_pk is not None else (0, 0)
         # Small segments of no part (webhook groups) make every fresh read split the
         # message's segments into files: they are stored by part at the first pause.
         many = small >= COMPACT_SEGMENTS or unparted > 0
@@ -69,11 +63,10 @@ def refresh_stats(engine: Engine, message_pk: int) -> None:
 
 def _refresh(engine: Engine, message_pk: int) -> None:
     with engine.connect() as conn:
-        seen = conn.execute(text(
-            "SELECT next_batch FROM messages WHERE id = :pk AND pending_since IS NOT NULL"),
-            {"pk": message_pk}).scalar()
-        channel = conn.execute(text("SELECT target_channel FROM messages WHERE id = :pk"),
-                               {"pk": message_pk}).scalar()
+        seen = conn.execute(select(messages.c.next_batch).where(
+            messages.c.id == message_pk, messages.c.pending_since.is_not(None))).scalar()
+        channel = conn.execute(select(messages.c.target_channel).where(
+            messages.c.id == message_pk)).scalar()
         conn.rollback()
     if seen is None:
         return
@@ -90,13 +83,7 @@ def store_counts(engine: Engine, message_pk: int, channel: str,
     `only_current`, they are not stored otherwise either (an export's tally must not
     replace counters a later read stored), nor if they are not pending."""
     with engine.begin() as conn:
-        # PostgreSQL rechecks `next_batch` on the row version it waited for: a later
-        # append leaves the counters pending.
-        conn.execute(text("UPDATE messages SET stats = :stats, pending_since = CASE"
-                          " WHEN next_batch = :seen THEN NULL ELSE pending_since END"
-                          " WHERE id = :pk"
-                          + (" AND next_batch = :seen AND pending_since IS NOT NULL"
-                             if only_current else "")),
+        conn.execute(sql.STORE_CURRENT_COUNTS if only_current else sql.STORE_COUNTS,
                      {"stats": json.dumps(_stats(counts, channel)), "pk": message_pk,
                       "seen": seen})
 

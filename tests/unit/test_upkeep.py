@@ -1,0 +1,67 @@
+"""msgtrail.store.upkeep: a message's upkeep (compaction, pages, counters) waits for
+its events to pause, or runs anyway once they waited too long; time moved by hand."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from msgtrail.db.schema import activity_segments, messages
+from msgtrail.store import upkeep
+from msgtrail.testing.clock import ManualClock
+from tests.unit.conftest import Store, sent
+
+QUIET, LAG = 2.0, 60.0
+
+
+def _row(store: Store):  # type: ignore[no-untyped-def]
+    with store.engine.connect() as conn:
+        return conn.execute(select(messages).where(messages.c.id == store.message.pk)).one()
+
+
+def test_upkeep_waits_for_the_events_to_pause(store: Store, clock: ManualClock) -> None:
+    store.append([sent(), sent()], int(clock.at))
+    assert not upkeep.compact_next(store.engine, clock.at + QUIET - 1, QUIET, LAG)
+    assert _row(store).pages_upto is None
+    assert upkeep.compact_next(store.engine, clock.at + QUIET, QUIET, LAG)
+    row = _row(store)
+    assert row.pages_upto == row.next_batch and row.pending_since is None
+    assert json.loads(row.stats)["totals"]["sent"] == 2
+    # Nothing more to do until events come again.
+    assert not upkeep.compact_next(store.engine, clock.at + 3600, QUIET, LAG)
+
+
+def test_upkeep_runs_anyway_once_events_waited_too_long(store: Store,
+                                                         clock: ManualClock) -> None:
+    first = int(clock.at)
+    store.append([sent()], first)
+    for seconds in range(1, int(LAG) + 1):  # events keep coming, never pausing
+        store.append([sent()], first + seconds)
+        due = upkeep.compact_next(store.engine, first + seconds, QUIET, LAG)
+        assert due == (seconds >= LAG), seconds
+    assert json.loads(_row(store).stats)["totals"]["sent"] == int(LAG) + 1
+
+
+def test_many_small_segments_are_merged(store: Store, clock: ManualClock) -> None:
+    for _ in range(upkeep.COMPACT_SEGMENTS):
+        store.append([sent()], int(clock.at))
+    with store.engine.connect() as conn:
+        before = conn.execute(select(activity_segments.c.id)).all()
+    assert upkeep.compact_next(store.engine, clock.at + QUIET, QUIET, LAG)
+    with store.engine.connect() as conn:
+        after = conn.execute(select(activity_segments.c.events)).scalars().all()
+    assert len(before) == upkeep.COMPACT_SEGMENTS and len(after) < len(before)
+    assert sum(after) == upkeep.COMPACT_SEGMENTS
+
+
+def test_counters_follow_the_events(store: Store, clock: ManualClock) -> None:
+    sub = "5b7e2b1c-0000-4000-8000-000000000001"
+    store.append([sent(sub)], int(clock.at))
+    upkeep.refresh_stats(store.engine, store.message.pk)
+    assert json.loads(_row(store).stats)["totals"]["clicked"] == 0
+    store.append([sent(sub, event="clicked")], int(clock.at))
+    assert _row(store).pending_since is not None
+    upkeep.refresh_stats(store.engine, store.message.pk)
+    row = _row(store)
+    assert json.loads(row.stats)["totals"]["clicked"] == 1 and row.pending_since is None

@@ -1,0 +1,64 @@
+"""msgtrail.runtime.worker: one unit of work at a time, in order (a job, an email, the
+upkeep that is due); a job that fails is recorded and tried again, the worker goes on."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+
+from msgtrail.export import jobs
+from msgtrail.files import MemoryStore
+from msgtrail.runtime.worker import Worker
+from msgtrail.testing.clock import ManualClock
+from tests.unit.conftest import Store, sent
+
+
+def _queue(store: Store) -> jobs.Job:
+    with store.engine.begin() as conn:
+        return jobs.request(conn, "export", store.app, store.message, {"events": []}, None,
+                            lambda key: key)
+
+
+def _job(store: Store, job: jobs.Job) -> jobs.Job:
+    with store.engine.connect() as conn:
+        return jobs.get(conn, job.id)
+
+
+def test_a_queued_export_is_written_and_published(store: Store, clock: ManualClock) -> None:
+    store.append([sent(), sent(), sent()], int(clock.at))
+    files = MemoryStore()
+    worker = Worker(store.settings, store.engine, files)
+    job = _queue(store)
+    assert worker.run_once()
+    done = _job(store, job)
+    assert done.state == "ready" and done.rows_written == 3
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(files.files[job.file_key]).decode())))
+    assert len(rows) == 3 and all(r["sent"] for r in rows)
+
+
+def test_a_failing_job_is_recorded_and_the_worker_goes_on(store: Store,
+                                                          clock: ManualClock) -> None:
+    files = MemoryStore()
+    files.broken = True
+    worker = Worker(store.settings, store.engine, files)
+    job = _queue(store)
+    assert worker.run_once()
+    failed = _job(store, job)
+    assert failed.state == "queued" and failed.attempts == 1
+    assert failed.error == "OSError: memory store is broken"
+    files.broken = False
+    assert worker.run_once()
+    assert _job(store, job).state == "ready" and job.file_key in files.files
+
+
+def test_upkeep_runs_when_no_job_waits_and_its_quiet_period_passed(
+        store: Store, clock: ManualClock) -> None:
+    worker = Worker(store.settings, store.engine, MemoryStore())
+    worker.run_once()  # the first retention pass, due at once
+    assert not worker.run_once()
+    store.append([sent()], int(clock.at))
+    assert not worker.run_once()  # events just came: not yet
+    clock.advance(store.settings.upkeep_quiet_seconds)
+    assert worker.run_once()
+    assert not worker.run_once()

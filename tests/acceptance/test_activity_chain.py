@@ -85,6 +85,9 @@ def test_exactly_once_while_two_api_processes_ingest(tmp_path, backend) -> None:
                         accepted.update((message, e["subscription_id"], e["event"])
                                         for e in batch)  # type: ignore[misc]
                         sent.extend({**e, "message": message} for e in batch[:5])
+                    # Concurrency is the point, not volume: paced, the chain's links
+                    # stay a few seconds each however fast the machine ingests.
+                    stop.wait(0.05)
 
             senders = [threading.Thread(target=send, args=(c, seed))
                        for seed, c in enumerate((c1, c2, c1, c2))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import hashlib
 import re
-import time
 import uuid
 
 import httpx
@@ -124,22 +123,6 @@ def test_history_switch_per_app(server, app_creds) -> None:
         run_cli(server.data_dir, "apps", "update", app_creds.app_id, "--history", "on",
                 env=server.env)
         assert history(client, app_creds, message_id, events="clicked").status_code == 200
-
-
-def test_only_within_the_history_window(tmp_path, backend) -> None:
-    srv = start_server(tmp_path, backend=backend,
-                       env={"MSGTRAIL_HISTORY_WINDOW_DAYS": str(2 / 86400)})
-    try:
-        creds = srv.create_app()
-        with srv.client(creds) as client:
-            message_id = create_message(client, creds)
-            assert history(client, creds, message_id, events="sent").status_code == 200
-            time.sleep(3)
-            r = history(client, creds, message_id, events="sent")
-            assert r.status_code == 400
-            assert "only available for" in r.json()["errors"][0]
-    finally:
-        stop_server(srv)
 
 
 class Inbox:

@@ -4,8 +4,8 @@ Columns follow OneSignal's documentation for push; email and SMS add their own e
 after them. An event column holds that event's time (ISO 8601, UTC) or is empty.
 
 Lines are built by Arrow compute kernels from a table of recipients (the pivot's
-columns), a column at a time: for 1,000,000 recipients, 0.29 s against 0.7 s more for
-the same line as a DuckDB expression (docs/internals/store.md).
+columns), a column at a time: less than half the time of the same line as a DuckDB
+expression (docs/benchmarks.md, "Figures behind the code").
 """
 
 from __future__ import annotations
@@ -67,10 +67,9 @@ def lines(table: pa.Table | pa.RecordBatch, channel: str, safe: bool = True) -> 
 def joined_cells(cells: list[pa.Array | pa.Scalar], sep: str = ",", start: str = "",
                  end: str = "\n") -> pa.Array:
     """Each row's cells joined by `sep` into a line from `start` to `end`, a null as an
-    empty cell. Nulls are filled first: the join's own null replacement took 1.1 s
-    against 0.3 s for 2,000,000 rows of nine cells (bench/export.py --activity). `start`
-    and `end` go onto the first and last cells, not around the joined lines: wrapping
-    the lines copied every byte once more (0.2 s per 1,000,000 export lines)."""
+    empty cell. Nulls are filled first: the join's own null replacement is several
+    times slower. `start` and `end` go onto the first and last cells, not around the
+    joined lines: wrapping the lines copies every byte once more."""
     filled = [pc.fill_null(c, "") if isinstance(c, pa.Array) and c.null_count else c
               for c in cells]
     if start:
@@ -118,8 +117,8 @@ def quoted(value: pa.Array) -> pa.Array:
 
 def _may_hold(value: pa.Array, chars: tuple[bytes, ...]) -> bool:
     """False only if no value holds any of `chars`: a byte search of the values' text
-    at once (~1 ms per 1,000,000 short values, where the regular expression per value
-    took ~0.07 s, and most columns hold none)."""
+    at once, far cheaper than the regular expression per value, and most columns hold
+    none."""
     if value.null_count == len(value):
         return False
     if value.type != pa.string():
@@ -131,8 +130,8 @@ def _may_hold(value: pa.Array, chars: tuple[bytes, ...]) -> bool:
 def joined(column: pa.Array) -> memoryview:
     """The column's strings end to end: its data buffer between the first and last
     offsets (lines each end in a newline), without a Python string per value and
-    without a copy (the compressor copies what it queues; a copy here as well cost
-    ~0.07 s per 1,000,000 lines)."""
+    without a copy (the compressor copies what it queues; a second copy here is
+    measurable)."""
     if column.type not in (pa.string(), pa.large_string()):
         column = column.cast(pa.large_string())
     offsets = memoryview(column.buffers()[1]).cast("q" if column.type == pa.large_string()

@@ -46,11 +46,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
-        # Every pooled connection keeps its own page cache and temp B-trees: 256 MiB
-        # caches and in-memory sorts took `serve` to 627-769 MB peak in bench/e2e.py;
-        # 32 MiB and sorts spilling to temp files, 247-249 MB. Under four senders and
-        # exports together (bench/soak.py), 32 MiB each still reached 612 MB; 2 MiB,
-        # 508 MB, and reads measured no slower (blobs are read once each).
+        # Every pooled connection keeps its own page cache and temp B-trees: large
+        # caches and in-memory sorts multiplied `serve`'s peak; small ones and sorts
+        # spilling to temp files hold it, and reads measured no slower (blobs are read
+        # once each; docs/benchmarks.md, "Figures behind the code").
         cur.execute("PRAGMA cache_size=-2048")  # 2 MiB
         cur.execute("PRAGMA temp_store=FILE")
         cur.close()

@@ -81,7 +81,8 @@ EVENTS_AND_UNPARTED = read(
     "SELECT coalesce(sum(events), 0), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"
     " FROM activity_segments WHERE message_pk = :pk")
 # The segments of parts first..last, in the index's order: sorting by id alone put
-# every blob through a temporary B-tree on SQLite (docs/benchmarks.md).
+# every blob through a temporary B-tree on SQLite (docs/benchmarks.md, "Figures
+# behind the code").
 PARTS_DATA = read(
     "SELECT data FROM activity_segments WHERE message_pk = :pk"
     " AND part BETWEEN :first AND :last ORDER BY part, id")

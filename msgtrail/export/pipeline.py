@@ -233,8 +233,8 @@ def _writer(report: Report, out: Any) -> Iterator[Callable[[Any], Any]]:
         out.write(report.header)
         yield out.write
         return
-    # Imported here: it adds ~4 MB to every serve and worker process (measured), and
-    # most never write Parquet.
+    # Imported here: it adds megabytes to every serve and worker process, and most
+    # never write Parquet.
     import pyarrow.parquet as pq
 
     with pq.ParquetWriter(pa.PythonFile(out, mode="w"), report.parquet_schema) as parquet:

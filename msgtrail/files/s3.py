@@ -5,9 +5,9 @@ object exists only once CompleteMultipartUpload returns, so the store itself ans
 404 NoSuchKey until the file is whole; an upload that fails is aborted, and one left
 by a worker that died is aborted by the worker that takes its job over.
 
-boto3 was measured beside obstore for a streamed 200 MB upload to SeaweedFS on the
-2-core box (bench/s3_upload.py): the same league (~76-108 vs ~67-135 MB/s), and boto3
-also lists and aborts multipart uploads, which cleaning up after a crash needs.
+boto3 was measured beside obstore for a streamed upload to SeaweedFS
+(bench/s3_upload.py, docs/benchmarks.md): the same league, and boto3 also lists and
+aborts multipart uploads, which cleaning up after a crash needs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """How a long-running msgtrail process allocates memory.
 
-These settings keep the memory a process holds after a burst close to what it uses
-(`bench/e2e.py`, 1,000,000 recipients: `serve`'s peak 425-433 MB with the defaults,
-381-391 MB with the first two, at the same speed; 196-201 MB after ingestion instead
-of 230-233):
+These settings keep the memory a process holds after a burst close to what it uses,
+at the same speed (figures: docs/benchmarks.md, "Figures behind the code"):
 - Arrow allocates from the system's allocator: its default (mimalloc) kept the memory
   of every request's parsed columns and every read's buffers for reuse. The
   `msgtrail` command sets it before pyarrow is imported (`msgtrail/__main__.py`); here
@@ -12,8 +10,7 @@ of 230-233):
   DuckDB's threads each grew their own).
 - glibc maps allocations of 1 MiB and more on their own and unmaps them when freed
   (by default the threshold rises with every large block freed, and the heap keeps
-  them): `bench/e2e.py` peak 350-357 -> 330-332 MB at the same speed, `bench/soak.py`
-  508-530 -> 491 MB.
+  them).
 """
 
 from __future__ import annotations

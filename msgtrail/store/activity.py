@@ -41,16 +41,15 @@ from msgtrail.db.schema import activity_segments, recipient_pages
 from msgtrail.store.event_batch import REC_BITS, SCHEMA, keys
 
 REC = SCHEMA.get_field_index("rec")
-# Uncompressed: LZ4 saved 20% of the bytes (2,000,000 events: 212 MB against 264 MB)
-# and cost every read 0.68 s to decode them (uncompressed, decoding is zero-copy), and
-# every small (webhook) segment 170 µs to set up against 51 µs for the whole encode.
+# Uncompressed: LZ4 saved a fifth of the bytes and cost every read the time to decode
+# them (uncompressed, decoding is zero-copy), and every small (webhook) segment more to
+# set up than its whole encode (docs/benchmarks.md, "Figures behind the code").
 _IPC = ipc.IpcWriteOptions()
 
 # Small segments (fewer events each than SMALL_SEGMENT) are merged at most MAX_MERGED
-# and MERGE_EVENTS events at a time (memory holds them, sorted twice): 2,000,000 events
-# in 625-event segments (requests of 10,000 split by part) merged 160,000 at a time held
-# +88 MB over the process's base, 32,768 at a time +26 MB, in 2.3 s against 2.7 s.
-# `msgtrail.store.upkeep` decides when.
+# and MERGE_EVENTS events at a time (memory holds them, sorted twice): a fifth of the
+# events at a time holds a third of the memory, for a little more time
+# (docs/benchmarks.md). `msgtrail.store.upkeep` decides when.
 SMALL_SEGMENT = 1_000
 MAX_MERGED = 256
 MERGE_EVENTS = 32_768
@@ -74,7 +73,7 @@ def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
 def decode(data: bytes) -> Iterator[pa.RecordBatch]:
     """A segment's events, with the ids as bytes even if it was stored with strings
     (before 16-byte keys; compaction rewrites the small ones, and a big one costs a read
-    ~0.02 s per 200,000 events to convert)."""
+    a conversion)."""
     for batch in ipc.open_stream(pa.py_buffer(data)):
         if batch.schema.field(0).type == pa.string():
             batch = batch.set_column(0, SCHEMA.field(0), keys(batch.column(0)))
@@ -94,8 +93,8 @@ def part_of(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
 def append(conn: Connection, message_pk: int, events: pa.RecordBatch, at: int) -> None:
     """Store validated events of one message (`event_batch.columns`) as its next batch,
     in the caller's write transaction: it only numbers them, groups them by part (one
-    Arrow take, ~0.5 ms per 10,000 events) and stores them, so that the write lock is
-    held briefly (two senders' requests build their columns meanwhile)."""
+    Arrow take) and stores them, so that the write lock is held briefly (two senders'
+    requests build their columns meanwhile)."""
     if not events.num_rows:
         return
     # Numbering under the message row's lock: concurrent appends never share a batch,
@@ -152,7 +151,7 @@ def query(raw: Any, read: sql.Read, **params: Any) -> list[Any]:
     """The rows of one of the store's queries (`statements.Read`) on a snapshot's
     connection. PostgreSQL sends them in binary: the text form of a bytea is hex,
     twice the bytes, and decoding it costs more than twice the time
-    (docs/benchmarks.md)."""
+    (docs/benchmarks.md, "Figures behind the code")."""
     cursor = raw.cursor()
     try:
         if type(cursor).__module__.startswith("psycopg"):
@@ -250,8 +249,8 @@ def _merged(raw: Any, message_pk: int,
 def _without_repeats(table: pa.Table) -> pa.Table:
     """The events, each exact repeat of another (every column but `rec` equal) dropped,
     the earliest `rec` kept. Sorted by every column, repeats are neighbours: a hash
-    group-by over the string columns did the same in 2.4x the time and held ~140 MB
-    per 125,000 events where this holds ~30 (docs/internals/store.md)."""
+    group-by over the string columns did the same in more than twice the time and
+    memory (docs/benchmarks.md, "Figures behind the code")."""
     fields = [c for c in SCHEMA.names if c != "rec"]
     table = table.take(pc.sort_indices(table, [(f, "ascending") for f in (*fields, "rec")]))
     n = table.num_rows

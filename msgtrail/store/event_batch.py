@@ -106,7 +106,7 @@ def columns(rows: Sequence[Row]) -> pa.RecordBatch:
 
 def keys(ids: pa.Array) -> pa.Array:
     """Canonical UUID strings (lower case, with dashes) as their 16 bytes each, in the
-    same order (bytes sort as their hex does). One decode of the whole buffer: ~0.1 µs
+    same order (bytes sort as their hex does). One decode of the whole buffer, not one
     per id."""
     n = len(ids)
     text = bytes(csv_schema.joined(ids))

@@ -28,9 +28,9 @@ from msgtrail.store.pivot import PASS_EVENTS, connect, pivot, split
 PAGE_ROWS = 16_384
 
 
-# LZ4 on the calling thread: Arrow's thread pool compressed no faster here (a build of
-# 1,000,000 recipients 3.24 s either way) and held ~58 MB more at its peak; reading
-# pages unthreaded was no slower either (0.57-0.62 s against 0.64-0.69 s).
+# LZ4 on the calling thread: Arrow's thread pool compressed no faster here and held
+# more memory at its peak; reading pages unthreaded was no slower either
+# (docs/benchmarks.md, "Figures behind the code").
 _PAGE_IPC = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 
 
@@ -100,11 +100,10 @@ def _pivoted_pages(raw: Any, message_pk: int, channel: str) -> Iterator[pa.Table
     """Each range's recipients in pages of PAGE_ROWS at most (a range's last page may
     hold fewer)."""
     # No range read ahead: a build is bound by its own thread (lines, pages, writes),
-    # and two ranges fewer in memory kept its peak 27 MB lower (1,000,000 recipients:
-    # +130 MB over the process's base instead of +160, in the same 4.2-4.4 s). And no
+    # and two ranges fewer in memory keep its peak lower at the same speed. And no
     # range is held while the next is read: neither its events nor, through a page
-    # carried over to fill the next range's first page, its pivot (+97 MB anonymous
-    # instead of +114, 2 runs each, in the same 2.5-2.8 s).
+    # carried over to fill the next range's first page, its pivot (docs/benchmarks.md,
+    # "Figures behind the code").
     with split(raw, message_pk) as sources, connect() as con:
         for source in sources:
             batches = pivot(con, source(), channel).to_batches(PAGE_ROWS)
@@ -188,8 +187,8 @@ def _merged_pages(raw: Any, message_pk: int, channel: str, generation: int, upto
         newer_subs = con.sql("SELECT subscription_id FROM d").to_arrow_table().column(0)
         newer_subs = newer_subs.combine_chunks()
         # Two reads of the pages: the first finds the page rows the newer events change,
-        # merged in one query (a query per page cost ~35 ms of planning, whatever its
-        # size); the second puts the merged rows in their places.
+        # merged in one query (a query per page pays DuckDB's planning each time,
+        # whatever its size); the second puts the merged rows in their places.
         touched = [page.filter(pc.is_in(page.column("subscription_id"),
                                         value_set=newer_subs))
                    for page in _pages(raw, message_pk, generation)]

@@ -39,7 +39,7 @@ MEMORY_LIMIT = "128MB"
 
 
 # One thread: the reader's other core builds lines and compresses them. A second
-# DuckDB thread cost ~30 MB more and saved nothing measurable end to end.
+# DuckDB thread cost memory and saved nothing measurable end to end.
 THREADS = 1
 
 
@@ -72,8 +72,7 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
 
     DuckDB finds, for each attribute, which event first carried it (its place `i` in
     the order of `rec`), and Arrow takes the values: aggregating the strings themselves
-    cost DuckDB ~0.2 s more per 1,000,000 recipients and held them all in its hash
-    table."""
+    cost DuckDB more time and held them all in its hash table."""
     order, places = _rec_order(events)
     # The ids' bytes seen as Arrow's UUID type: DuckDB groups them as 128-bit integers
     # and gives them back as canonical strings, in the same order.
@@ -82,8 +81,8 @@ def pivot(con: duckdb.DuckDBPyConnection, events: pa.Table, channel: str,
     con.register("events", events.set_column(0, pa.field("subscription_id", pa.uuid()), ids)
                  .append_column("i", places))
     # What no event of the range holds is null without aggregating it: right after a
-    # send, a range holds sends and deliveries, and the other events' aggregates cost
-    # DuckDB ~0.08 s per 1,000,000 recipients (the failure message's too, elsewhere).
+    # send, a range holds sends and deliveries, and the other events' aggregates would
+    # cost DuckDB time for nothing (the failure message's too, elsewhere).
     codes = set(pc.unique(events.column("event")).to_pylist())
     held = ({e for e in CHANNEL_EVENTS[channel] if EVENT_CODE[e] in codes}
             | {a for a in attributes if events.column(a).null_count < events.num_rows})
@@ -108,8 +107,8 @@ def _rec_order(events: pa.Table) -> tuple[pa.Array | None, pa.Array]:
     positions are in `rec` order for every subscription, and nothing is sorted: a
     range read from the store's parts is, unless compaction stored merged segments
     after others (nor are split files, which mix parts). With places in `rec` order,
-    "the first event that carried it" is the smallest place: DuckDB's `min` took
-    0.04-0.06 s less than `arg_min(i, rec)` per 1,000,000 recipients."""
+    "the first event that carried it" is the smallest place: DuckDB's `min` is
+    cheaper than `arg_min(i, rec)`."""
     rec = events.column("rec").combine_chunks()
     n = len(rec)
     falls = pc.indices_nonzero(pc.less_equal(rec.slice(1), rec.slice(0, max(n - 1, 0))))
@@ -133,9 +132,8 @@ def export_line(channel: str, raw: bool) -> LineBuilder:
 
 
 # Events per pass: the message's events are read a subscription-id range at a time, in
-# ranges of about this many, each pivoted on its own, so that DuckDB holds one range
-# (docs/internals/store.md: one pass over 2,000,000 events took the process
-# 300-425 MB above its base; sixteen, ~190 MB, in the same time).
+# ranges of about this many, each pivoted on its own, so that DuckDB holds one range:
+# the same time as one pass, in about half the memory (docs/internals/store.md).
 PASS_EVENTS = 200_000
 
 
@@ -171,7 +169,7 @@ def _part_events(raw: Any, message_pk: int, first: int, last: int) -> pa.Table:
     """The events of the message's parts first..last, as the snapshot sees them."""
     rows = activity.query(raw, sql.PARTS_DATA, pk=message_pk, first=first, last=last)
     # One chunk: DuckDB's scan pays per chunk, and single-event webhooks write a
-    # segment each (20,000 of them: counters 1.19 s as chunks, 0.56 s as one).
+    # segment each (as one chunk, counting them takes half the time).
     return pa.Table.from_batches([b for (data,) in rows for b in activity.decode(bytes(data))],
                                  SCHEMA).combine_chunks()
 
@@ -206,8 +204,8 @@ def _events(path: str) -> pa.Table:
 
 def passes(raw: Any, message_pk: int) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa.Table]]:
     """Each subscription-id range's events in turn, in key order (see split), with
-    one DuckDB connection for all of them (setting one up and its spill directory cost
-    ~0.4 s per 1,000,000 recipients over 16 ranges)."""
+    one DuckDB connection for all of them (setting one up and its spill directory for
+    each range is measurable)."""
     with split(raw, message_pk) as sources:
         yield from _each(sources)
 
@@ -216,8 +214,7 @@ def _each(sources: list[Source]) -> Iterator[tuple[duckdb.DuckDBPyConnection, pa
     """One connection and each range's events in turn; the next range is read from
     the store on a thread of its own meanwhile."""
     # Depth 1: one range read while the one before is pivoted. Two (a range waiting
-    # besides) held 15-18 MB more at the same speed (an export of 1,000,000
-    # recipients in process, 0.86-0.89 s, 3 runs each).
+    # besides) held more memory at the same speed.
     tables = Ahead((source() for source in sources), depth=1, name="range-reader")
     with connect() as con, closing(tables):
         for table in tables:
@@ -250,8 +247,8 @@ def rows(raw: Any, message_pk: int, channel: str, events: list[str],
     if tally is not None and events:
         raise ValueError("a tally counts every recipient: no events filter")
     pivoted = functools.partial(pivot, channel=channel, where=duck_sql.any_of(events), recs=recs)
-    # Depth 2: a pivot waiting besides the one being made. With 1, 11 MB less, but the
-    # pivot is the slowest stage and waited: 0.92-0.95 s against 0.85-0.94 s.
+    # Depth 2: a pivot waiting besides the one being made. Depth 1 holds less, but
+    # the pivot is the slowest stage and the export then waits on it.
     with split(raw, message_pk) as sources, \
             closing(Ahead(_pivoted(sources, pivoted), depth=2, name="pivot")) as ranges:
         rows = 0

@@ -41,8 +41,7 @@ def compact_next(engine: Engine, now: float, quiet: float, max_lag: float) -> bo
     if many:
         activity.compact(engine, message_pk)
     # Pages first: the counters are then read from them, not pivoted a second time
-    # (1,000,000 recipients: 0.84 s and +36 MB from the pages, 1.70 s and +94 MB
-    # pivoted, one run each).
+    # (half the time and less than half the memory: docs/benchmarks.md).
     pages.build_pages(engine, message_pk)
     refresh_stats(engine, message_pk)
     return True

@@ -15,17 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 import click
-import uvicorn
 
 from msgtrail import apps as apps_mod
 from msgtrail.client.cli import export_command
 from msgtrail.clock import now
 from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.errors import MsgtrailError
-from msgtrail.ingest import connections, intake
+from msgtrail.ingest import connections
 from msgtrail.ingest.connectors import SOURCES
-from msgtrail.notify import export_webhooks
-from msgtrail.runtime import allocators
 from msgtrail.settings import Settings
 from msgtrail.vault import Vault
 
@@ -59,11 +56,22 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+
+
+# The commands that move activity (serve, worker, import, demo) import the data stack
+# and tune the allocators inside; the others (apps, db, webhooks) start without them.
+def _data_process() -> None:
+    from msgtrail.runtime import allocators
+
     allocators.bound()
 
 
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
+    import uvicorn
+
     from msgtrail.web.app import create_app, served
+
+    _data_process()
 
     if workers is not None:
         settings.workers = workers
@@ -109,6 +117,8 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     """Run background workers without the API."""
     from msgtrail.files import open_store
     from msgtrail.runtime.worker import Worker
+
+    _data_process()
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     engine = _engine(settings, concurrency)
@@ -246,6 +256,8 @@ def apps_update(app_id, history, webhook_url, rotate_webhook_secret, as_json, da
     settings = _settings(data_dir=data_dir, database_url=database_url)
     if webhook_url:
         try:
+            from msgtrail.notify import export_webhooks
+
             export_webhooks.check_url(webhook_url, settings.webhook_allow_private)
         except MsgtrailError as exc:
             raise click.BadParameter("; ".join(exc.messages),
@@ -359,6 +371,8 @@ def webhooks() -> None:
 def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Webhook events that could not be attributed to a message, newest first."""
     engine, app = _engine_and_app(app_id, data_dir, database_url)
+    from msgtrail.ingest import intake
+
     page = intake.rejections(engine, app.pk, source, limit, 0)
     if as_json:
         click.echo(json.dumps(page))
@@ -380,6 +394,8 @@ def webhooks_rejected(app_id, source, limit, as_json, data_dir, database_url) ->
 def import_command(file, app_id, message_id, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Load a OneSignal audience-activity CSV (.csv or .csv.gz) as a message's events."""
     from msgtrail.ingest.importer import import_file
+
+    _data_process()
 
     engine, app = _engine_and_app(app_id, data_dir, database_url)
     try:
@@ -408,6 +424,8 @@ def import_command(file, app_id, message_id, as_json, data_dir, database_url) ->
 def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-untyped-def]
     """Load demo data (an app, its key, push/email/SMS messages) and serve it."""
     from msgtrail.demo import create_demo
+
+    _data_process()
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
     engine = _engine(settings)  # loads the demo data; `serve` makes its own

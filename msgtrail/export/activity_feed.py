@@ -29,21 +29,11 @@ import pyarrow.compute as pc
 from msgtrail import csv_schema
 from msgtrail.channels import CHANNEL_EVENTS, FAILURE_EVENTS
 from msgtrail.db import statements as sql
-from msgtrail.export import file_formats
+from msgtrail.export.columns import FEED_ATTRIBUTES, attribute_cells, feed_columns
 from msgtrail.store import pages, pivot
 from msgtrail.store.activity import query
 from msgtrail.store.ahead import Ahead
 from msgtrail.store.event_batch import REC_BITS
-
-COLUMNS = ("message_id", "channel", "subscription_id", "event", "timestamp",
-           "onesignal_id", "external_id", "device_type", "failure_message")
-_ATTRIBUTES = ("onesignal_id", "external_id", "device_type")
-HEADER = (",".join(COLUMNS) + "\n").encode()
-_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
-PARQUET_SCHEMA = pa.schema([
-    (c, file_formats.UTC_TIME if c == "timestamp"
-     else _DICTIONARY if c in ("message_id", "channel", "event") else pa.string())
-    for c in COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -59,8 +49,7 @@ class FeedMessage:
 
 def columns() -> list[dict[str, str]]:
     """Each column's name and type, for the manifest."""
-    return [{"name": c, "type": "timestamp" if c == "timestamp" else "string"}
-            for c in COLUMNS]
+    return feed_columns()
 
 
 def messages_of(raw: Any, app_pk: int) -> list[FeedMessage]:
@@ -85,20 +74,21 @@ def cursor_marks(raw: Any, app_pk: int, export_id: str) -> dict[str, int]:
 
 
 def rows(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
-         after: dict[str, int]) -> Generator[pa.Table, None, None]:
+         after: dict[str, int], attribute_cell: bool = False
+         ) -> Generator[pa.Table, None, None]:
     """The feed's rows in chunks, message by message (in `messages`' order), each in
     (subscription, event) order: the message's recipients (`msgtrail.store.recipients`: its
     pages when they are current, else the pivot), each unfolded into one row per event,
     on a thread of its own while the caller formats the rows before. A message the
     cursor has seen is pivoted with each event's first `rec`, and only events first
     recorded after its mark are kept."""
-    with closing(Ahead(_unfolded(raw, messages, params, after), depth=3,
+    with closing(Ahead(_unfolded(raw, messages, params, after, attribute_cell), depth=3,
                        name="unfold")) as tables:
         yield from tables
 
 
 def _unfolded(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
-              after: dict[str, int]) -> Iterator[pa.Table]:
+              after: dict[str, int], attribute_cell: bool) -> Iterator[pa.Table]:
     wanted = set(params.get("message_ids") or [])
     for message in messages:
         mark = after.get(str(message.pk), -1)
@@ -115,18 +105,20 @@ def _unfolded(raw: Any, messages: list[FeedMessage], params: dict[str, Any],
         with closing(source):
             for table in source:
                 found = unfolded(table, message, events, params,
-                                 (mark + 1) << REC_BITS if mark >= 0 else None)
+                                 (mark + 1) << REC_BITS if mark >= 0 else None,
+                                 attribute_cell)
                 if found.num_rows:
                     yield found
 
 
 def unfolded(table: pa.Table | pa.RecordBatch, message: FeedMessage, events: list[str],
-             params: dict[str, Any], first_rec: int | None) -> pa.Table:
+             params: dict[str, Any], first_rec: int | None,
+             attribute_cell: bool = False) -> pa.Table:
     """Recipients' rows (sorted by subscription) as one row per event they have among
     `events`, in (subscription, event) order, within `since`/`until` and, if
-    `first_rec` is given, first recorded at or after it. For CSV, the three attribute
-    cells come joined (`attributes`), built once per recipient rather than per event:
-    line building was the export's slowest stage."""
+    `first_rec` is given, first recorded at or after it. With `attribute_cell` (CSV),
+    the three attribute cells come joined (`attributes`), built once per recipient
+    rather than per event: line building was the export's slowest stage."""
     channel_events = CHANNEL_EVENTS[message.channel]
     width = len(channel_events)
     keys, times = [], []
@@ -161,56 +153,9 @@ def unfolded(table: pa.Table | pa.RecordBatch, message: FeedMessage, events: lis
         "subscription_id": table.column("subscription_id").take(row),
         "event": pa.DictionaryArray.from_arrays(place, list(channel_events)),
         "timestamp": pa.concat_arrays(times).take(order),
-        **({"attributes": _attribute_cells(table).take(row)} if params.get("format") == "csv"
-           else {a: table.column(a).take(row) for a in _ATTRIBUTES}),
+        **({"attributes": attribute_cells(table).take(row)} if attribute_cell
+           else {a: table.column(a).take(row) for a in FEED_ATTRIBUTES}),
         # Only on failure events: other rows take a null index.
         "failure_message": table.column("failure_message").take(
             pc.if_else(failure, row, pa.scalar(None, pa.int64()))),
     })
-
-
-def _attribute_cells(table: pa.Table | pa.RecordBatch) -> pa.Array:
-    """Each recipient's onesignal_id, external_id and device_type as CSV cells."""
-    return csv_schema.joined_cells([
-        csv_schema.one_array(table.column("onesignal_id")),
-        *(csv_schema.quoted(csv_schema.one_array(table.column(a)))
-          for a in ("external_id", "device_type"))], end="")
-
-
-def _cell(table: pa.Table | pa.RecordBatch, column: str,
-          constants: bool = False) -> pa.Array | pa.Scalar:
-    """A column as one array of plain values; with `constants`, a column of one value
-    throughout (the message, its channel) as that value."""
-    value = csv_schema.one_array(table.column(column))
-    if isinstance(value, pa.DictionaryArray):
-        if constants and len(value.dictionary) == 1:
-            return value.dictionary[0]
-        return value.dictionary_decode()
-    return value
-
-
-def csv_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
-    """Each event's CSV line, newline included. Cells are written as recorded (no
-    formula neutralising): the feed is read by loaders, not spreadsheets."""
-    cells = [_cell(table, c, constants=True) for c in ("message_id", "channel",
-                                                       "subscription_id", "event")]
-    cells += [csv_schema.iso_utc(_cell(table, "timestamp")), _cell(table, "attributes"),
-              csv_schema.quoted(_cell(table, "failure_message"))]
-    return csv_schema.joined_cells(cells)
-
-
-def json_lines(table: pa.Table | pa.RecordBatch) -> pa.Array:
-    """Each event as one JSON object: the CSV's columns as keys, `null` for none, the
-    time as ISO 8601 UTC."""
-    return file_formats.json_objects(
-        [(c, csv_schema.iso_utc(_cell(table, c)) if c == "timestamp"
-          else _cell(table, c, constants=True)) for c in COLUMNS],
-        plain={"subscription_id", "event", "timestamp", "onesignal_id"})
-
-
-def parquet_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
-    """The events typed: the time as a UTC timestamp, the message, channel and event
-    dictionary-encoded, the rest strings."""
-    arrays = [file_formats.utc_time(_cell(table, c)) if c == "timestamp"
-              else table.column(c).cast(PARQUET_SCHEMA.field(c).type) for c in COLUMNS]
-    return pa.Table.from_arrays(arrays, schema=PARQUET_SCHEMA)

@@ -22,7 +22,7 @@ from msgtrail.clock import exact
 from msgtrail.db import dialect
 from msgtrail.db.schema import ACTIVE_STATES, jobs
 from msgtrail.errors import RateLimited
-from msgtrail.export import file_formats
+from msgtrail.export.formats import FORMATS
 from msgtrail.messages import Message
 
 # Before a job has progress of its own, assume this export rate for Retry-After.
@@ -74,8 +74,7 @@ def file_key(kind: str, app: App, message: Message | None, params: dict[str, Any
     reports are plain CSV; an app's activity export is named for the app."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     fmt = params.get("format", "csv")
-    ext = file_formats.suffix(fmt, params.get("compression")
-                              or file_formats.DEFAULT_COMPRESSION[fmt])
+    ext = FORMATS[fmt].suffix(params.get("compression") or FORMATS[fmt].compression)
     if kind == "activity":
         name = f"activity-{app.app_id}-{stamp}.{ext}"
     elif kind == "export" and message is not None:

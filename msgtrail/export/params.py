@@ -8,7 +8,7 @@ from typing import Any
 
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.errors import BadRequest
-from msgtrail.export.file_formats import COMPRESSIONS, DEFAULT_COMPRESSION, FORMATS
+from msgtrail.export.formats import COMPRESSIONS, FORMATS
 from msgtrail.store.event_batch import parse_iso
 
 # The fields an activity export's body may carry.
@@ -76,7 +76,7 @@ def activity_filter(body: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
                          f"the fields are {', '.join(ACTIVITY_FIELDS)}")
     fmt = file_format(body.get("format"))
-    compression = body.get("compression") or DEFAULT_COMPRESSION[fmt]
+    compression = body.get("compression") or FORMATS[fmt].compression
     if compression not in COMPRESSIONS:
         raise BadRequest(f"compression: must be one of {', '.join(COMPRESSIONS)}")
     if fmt == "parquet" and compression != "none":

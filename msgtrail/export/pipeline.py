@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -28,7 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from msgtrail import csv_schema
 from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages
-from msgtrail.export import activity_feed, file_formats, history_csv
+from msgtrail.export import activity_feed, formats, history_csv
+from msgtrail.export.columns import FEED_SCHEMA, recipient_columns, recipient_schema
 from msgtrail.export.jobs import Job, activity_filter
 from msgtrail.files import BlobStore
 from msgtrail.settings import Settings
@@ -82,13 +83,13 @@ def known_total(engine: Engine, message_pk: int, events: list[str]) -> int | Non
 class Report:
     """What a job writes: which recipients, each as which line, under which header."""
 
+    format: formats.Format
     header: bytes
-    line: pivot.LineBuilder
+    line: pivot.LineBuilder | None  # text formats: each row's line
     events: list[str]  # only recipients with one of these events; empty: all
     gzip: bool
     columns: list[dict[str, str]]  # name and type of each column, for the manifest
-    format: str = "csv"  # file_formats.FORMATS; parquet is written from tables, not lines
-    parquet_schema: pa.Schema | None = None
+    schema: pa.Schema | None = None  # binary formats: the typed table's
 
 
 def selected_events(kind: str, params: dict) -> list[str]:
@@ -101,17 +102,14 @@ def selected_events(kind: str, params: dict) -> list[str]:
 def report_for(job: Job, channel: str) -> Report:
     events = selected_events(job.kind, job.params)
     raw = bool(job.params.get("csv_raw"))
-    fmt = str(job.params.get("format") or "csv")
-    gzip = file_formats.DEFAULT_COMPRESSION[fmt] == "gzip"
-    if job.kind == "export" and fmt == "jsonl":
-        return Report(b"", lambda table: file_formats.json_lines(table, channel), events,
-                      gzip, file_formats.columns(channel), fmt)
+    fmt = formats.get(str(job.params.get("format") or "csv"))
     if job.kind == "export":
-        return Report(csv_schema.header(channel) if fmt == "csv" else b"",
-                      pivot.export_line(channel, raw), events, gzip,
-                      file_formats.columns(channel), fmt, file_formats.parquet_schema(channel))
+        return Report(fmt, fmt.recipient_header(channel),
+                      fmt.recipient_lines(channel, raw) if fmt.text else None, events,
+                      fmt.compression == "gzip", recipient_columns(channel),
+                      recipient_schema(channel))
     if job.kind == "history":
-        return Report(history_csv.HEADER,
+        return Report(formats.FORMATS["csv"], history_csv.HEADER,
                       lambda table: history_csv.lines(table, channel, events[0], raw),
                       events, False, history_csv.COLUMNS)
     raise ValueError(f"unknown job kind {job.kind!r}")
@@ -138,13 +136,13 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
     stored = (pages.recipient_pages(raw, message_pk, channel,
                                     None if report.events else counted)
               if job.kind == "export" else None)
-    if stored is not None and report.format == "csv":
+    if stored is not None and report.format.stored_lines:
         return pages.page_lines(stored, report.events, bool(job.params.get("csv_raw")))
     if stored is not None:
         return _formatted(pages.page_rows(stored, report.events), channel, report)
     if report.events:
         tally = None
-    if report.format == "parquet":
+    if report.line is None:
         return _formatted(pivot.rows(raw, message_pk, channel, report.events,
                                      counted, tally=tally), channel, report)
     return pivot.lines(raw, message_pk, channel, report.line, report.events, counted, tally)
@@ -152,17 +150,18 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
 
 def _formatted(tables: Generator[pa.Table | pa.RecordBatch, None, None], channel: str,
                report: Report) -> Iterator[Chunk]:
-    """Recipients' rows as the report's format: Parquet tables, or lines."""
-    return _as_format(tables, lambda table: file_formats.parquet_table(table, channel), report)
+    """Recipients' rows in the report's format: typed tables, or lines."""
+    fmt = report.format
+    return _as_format(tables, lambda table: fmt.recipient_table(table, channel), report)
 
 
 def _as_format(tables: Generator[pa.Table | pa.RecordBatch, None, None],
-               parquet: Callable[[Any], pa.Table], report: Report) -> Iterator[Chunk]:
-    """Rows as the report's format: Parquet tables (built by `parquet`), or lines."""
+               typed: Callable[[Any], pa.Table], report: Report) -> Iterator[Chunk]:
+    """Rows in the report's format: lines, or typed tables (built by `typed`)."""
     with closing(tables):
         for table in tables:
-            if report.format == "parquet":
-                yield parquet(table), table.num_rows
+            if report.line is None:
+                yield typed(table), table.num_rows
             else:
                 yield csv_schema.joined(report.line(table)), table.num_rows
 
@@ -194,7 +193,7 @@ def manifest(job: Job, plan: Plan, rows: int, size: int, sha256: str) -> dict[st
     """What the file holds (`jobs.finish` adds its times): clients check `rows` and
     `sha256` against what they downloaded."""
     report = plan.report
-    return {"export_id": job.export_id, "format": report.format,
+    return {"export_id": job.export_id, "format": report.format.name,
             "compression": "gzip" if report.gzip else "none", "columns": report.columns,
             "rows": rows, "bytes": size, "sha256": sha256, "filter": plan.filter,
             "cursor": plan.cursor, "next_cursor": plan.next_cursor}
@@ -223,22 +222,6 @@ class _Digest:
     @property
     def closed(self) -> bool:
         return False
-
-
-@contextmanager
-def _writer(report: Report, out: Any) -> Iterator[Callable[[Any], Any]]:
-    """What writes each chunk to `out`: its bytes after the header, or a Parquet
-    writer's tables (its footer written at the end, rows or none)."""
-    if report.format != "parquet":
-        out.write(report.header)
-        yield out.write
-        return
-    # Imported here: it adds megabytes to every serve and worker process, and most
-    # never write Parquet.
-    import pyarrow.parquet as pq
-
-    with pq.ParquetWriter(pa.PythonFile(out, mode="w"), report.parquet_schema) as parquet:
-        yield parquet.write_table
 
 
 def message_plan(engine: Engine, raw: Any, job: Job, progress: Progress) -> Plan:
@@ -282,13 +265,12 @@ def activity_plan(raw: Any, job: Job) -> Plan:
     messages = activity_feed.messages_of(raw, job.app_pk)
     after = (activity_feed.cursor_marks(raw, job.app_pk, params["cursor"])
              if params.get("cursor") else {})
-    fmt, gzip = params["format"], params["compression"] == "gzip"
-    line = activity_feed.json_lines if fmt == "jsonl" else activity_feed.csv_lines
-    report = Report(activity_feed.HEADER if fmt == "csv" else b"", line,
-                    list(params.get("events") or []), gzip, activity_feed.columns(), fmt,
-                    activity_feed.PARQUET_SCHEMA)
-    chunks = _as_format(activity_feed.rows(raw, messages, params, after),
-                        activity_feed.parquet_table, report)
+    fmt = formats.get(params["format"])
+    report = Report(fmt, fmt.feed_header, fmt.feed_lines if fmt.text else None,
+                    list(params.get("events") or []), params["compression"] == "gzip",
+                    activity_feed.columns(), FEED_SCHEMA)
+    chunks = _as_format(activity_feed.rows(raw, messages, params, after, fmt.attribute_cell),
+                        fmt.feed_table, report)
     return Plan(report, chunks, activity_filter(params), params.get("cursor"),
                 job.export_id, activity_feed.marks(messages))
 
@@ -308,7 +290,8 @@ def run_job(engine: Engine, store: BlobStore, job: Job, progress: Progress,
             sink = (igzip_threaded.open(out_raw, "wb", compresslevel=COMPRESS_LEVEL,
                                         threads=COMPRESS_THREADS)
                     if report.gzip else nullcontext(out_raw))
-            with sink as out, _writer(report, out) as write:
+            with sink as out, report.format.writer(out, report.header,
+                                                    report.schema) as write:
                 for data, count in chunks:
                     if progress.lost.is_set():
                         raise LeaseLost()

@@ -144,9 +144,11 @@ def to_parquet(csv_path: Path, out: Path) -> None:
         types["timestamp"] = pa.int64()  # unix seconds, cast below
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
                                    null_values=[""], quoted_strings_can_be_null=True)
-    with _open_csv(csv_path) as raw:
-        reader = pacsv.open_csv(raw, convert_options=convert,
-                                read_options=pacsv.ReadOptions(block_size=8 << 20))
+    # The reader is closed before the file under it: its read-ahead thread must not
+    # outlive the process's Python objects (at exit it aborted the process).
+    with _open_csv(csv_path) as raw, pacsv.open_csv(
+            raw, convert_options=convert,
+            read_options=pacsv.ReadOptions(block_size=8 << 20)) as reader:
         writer = None
         try:
             for batch in reader:

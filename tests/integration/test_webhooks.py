@@ -27,9 +27,9 @@ from msgtrail.testing.providers import (
     Postmark,
     SendGrid,
     Ses,
-    SnsEndpoint,
     Twilio,
 )
+from msgtrail.testing.sns import SnsEndpoint
 from msgtrail.vault import Vault
 from tests.integration.conftest import InProcess
 

@@ -423,7 +423,7 @@ def import_command(file, app_id, message_id, as_json, data_dir, database_url) ->
 @data_dir_option
 def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-untyped-def]
     """Load demo data (an app, its key, push/email/SMS messages) and serve it."""
-    from msgtrail.demo import create_demo
+    from msgtrail.demo import create_demo, instructions
 
     _data_process()
 
@@ -432,26 +432,6 @@ def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-
     click.echo(f"Creating demo data for {recipients:,} recipients…", err=True)
     info = create_demo(engine, recipients)
     base = settings.resolved_public_url()
-    app_id, key = info["app_id"], info["api_key"]
-    first = info["messages"][0][1]  # type: ignore[index]
-    lines = [f"Dashboard: {base}/  (sign in with the App ID and API key below)", "",
-             f"app_id:  {app_id}", f"api_key: {key}", "", "messages:"]
-    lines += [f"  {ch:<5} {mid}  ({n:,} recipients)" for ch, mid, n in info["messages"]]  # type: ignore[attr-defined]
-    lines += [
-        "", "Try:",
-        f"  curl -H 'Authorization: Key {key}' '{base}/notifications?app_id={app_id}'",
-        f"  curl -H 'Authorization: Key {key}' '{base}/notifications/{first}?app_id={app_id}'",
-        "", "Export a message's audience activity (the URL answers 404 until the file is ready):",
-        f"  curl -X POST -H 'Authorization: Key {key}' "
-        f"'{base}/notifications/{first}/export_events?app_id={app_id}'",
-        f"  MSGTRAIL_API_KEY={key} msgtrail export {first} --app-id {app_id} --base-url {base}",
-        "", "Or with OneSignal's Python SDK (pip install onesignal-python-api):",
-        "  python -c \"import onesignal; from onesignal.api import default_api; "
-        f"c = onesignal.Configuration(host='{base}', rest_api_key='{key}'); "
-        "api = default_api.DefaultApi(onesignal.ApiClient(c)); "
-        f"print(api.get_notification('{app_id}', '{first}'))\"",
-        "", f"API docs: {base}/docs", "",
-    ]
-    click.echo("\n".join(lines))
+    click.echo(instructions(info, base))
     sys.stdout.flush()
     _serve(settings, workers)

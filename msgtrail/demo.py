@@ -90,3 +90,29 @@ def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, ob
         upkeep.refresh_stats(engine, message.pk)
         created.append((channel, message.message_id, int(recipients * share)))
     return {"app_id": app.app_id, "api_key": key, "account": "demo", "messages": created}
+
+
+def instructions(info: dict[str, object], base: str) -> str:
+    """What `msgtrail demo` prints: where to sign in, the app's key, and commands to
+    paste (curl, the export command, OneSignal's SDK)."""
+    app_id, key = info["app_id"], info["api_key"]
+    first = info["messages"][0][1]  # type: ignore[index]
+    lines = [f"Dashboard: {base}/  (sign in with the App ID and API key below)", "",
+             f"app_id:  {app_id}", f"api_key: {key}", "", "messages:"]
+    lines += [f"  {ch:<5} {mid}  ({n:,} recipients)" for ch, mid, n in info["messages"]]  # type: ignore[attr-defined]
+    lines += [
+        "", "Try:",
+        f"  curl -H 'Authorization: Key {key}' '{base}/notifications?app_id={app_id}'",
+        f"  curl -H 'Authorization: Key {key}' '{base}/notifications/{first}?app_id={app_id}'",
+        "", "Export a message's audience activity (the URL answers 404 until the file is ready):",
+        f"  curl -X POST -H 'Authorization: Key {key}' "
+        f"'{base}/notifications/{first}/export_events?app_id={app_id}'",
+        f"  MSGTRAIL_API_KEY={key} msgtrail export {first} --app-id {app_id} --base-url {base}",
+        "", "Or with OneSignal's Python SDK (pip install onesignal-python-api):",
+        "  python -c \"import onesignal; from onesignal.api import default_api; "
+        f"c = onesignal.Configuration(host='{base}', rest_api_key='{key}'); "
+        "api = default_api.DefaultApi(onesignal.ApiClient(c)); "
+        f"print(api.get_notification('{app_id}', '{first}'))\"",
+        "", f"API docs: {base}/docs", "",
+    ]
+    return "\n".join(lines)

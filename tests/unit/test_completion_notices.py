@@ -4,9 +4,7 @@ passes; time moved by hand, a real receiver on loopback."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
@@ -18,38 +16,13 @@ from msgtrail.export import jobs
 from msgtrail.notify import export_webhooks
 from msgtrail.testing.clock import ManualClock
 from msgtrail.vault import Vault
+from tests.helpers import Receiver
 from tests.unit.conftest import Store
-
-
-class Receiver:
-    """Answers each POST with the next status of `answers` (the last repeats)."""
-
-    def __init__(self) -> None:
-        self.answers = [200]
-        self.received: list[tuple[bytes, str]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((body, self.headers["msgtrail-signature"]))
-                status = receiver.answers.pop(0) if len(receiver.answers) > 1 else (
-                    receiver.answers[0])
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+    r = Receiver([200])
     yield r
     r.server.shutdown()
 
@@ -85,14 +58,14 @@ def test_the_notice_is_signed_and_delivered_once(store: Store, receiver: Receive
     secret, vault = _ended_job(store, receiver.url)
     assert _deliver(store, vault) and _state(store) == "delivered"
     assert not _deliver(store, vault)
-    [(body, signature)] = receiver.received
-    event = verify_webhook(secret, body, signature, now=clock.at)
+    [(headers, body)] = receiver.requests
+    event = verify_webhook(secret, body, headers["Msgtrail-Signature"], now=clock.at)
     assert event["type"] == "export.ready" and event["data"]["state"] == "ready"
 
 
 def test_failures_are_retried_after_doubling_delays_then_given_up(
         store: Store, receiver: Receiver, clock: ManualClock) -> None:
-    receiver.answers = [500]
+    receiver.statuses = [500]
     _, vault = _ended_job(store, receiver.url)
     waits = []
     while _deliver(store, vault):
@@ -104,12 +77,12 @@ def test_failures_are_retried_after_doubling_delays_then_given_up(
         waits.append(next_at - clock.at)
         clock.advance(next_at - clock.at)
     assert waits == [10, 20, 40]  # the next, 80 s later, would pass the give-up time
-    assert _state(store) == "failed" and len(receiver.received) == 4
+    assert _state(store) == "failed" and len(receiver.requests) == 4
 
 
 def test_a_receiver_that_recovers_gets_the_notice(store: Store, receiver: Receiver,
                                                   clock: ManualClock) -> None:
-    receiver.answers = [503, 200]
+    receiver.statuses = [503, 200]
     _, vault = _ended_job(store, receiver.url)
     assert _deliver(store, vault) and _state(store) == "pending"
     clock.advance(10)

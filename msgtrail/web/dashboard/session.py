@@ -7,6 +7,7 @@ that, wherever it was copied to (ASVS 3.3.1)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -94,3 +95,9 @@ class Sessions:
 def csrf_ok(session: Session | None, given: object) -> bool:
     return (session is not None and isinstance(given, str)
             and hmac.compare_digest(session.csrf.encode(), given.encode()))
+
+
+@functools.lru_cache(maxsize=16)
+def sessions_of(service: Service) -> Sessions:
+    """The service's sessions: one codec per service, its key derived once."""
+    return Sessions(service)

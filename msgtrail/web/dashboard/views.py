@@ -26,7 +26,7 @@ from msgtrail.export import history_csv, jobs
 from msgtrail.service import Service
 from msgtrail.web.body import read_body
 from msgtrail.web.dashboard import charts, report
-from msgtrail.web.dashboard.session import Session, Sessions, csrf_ok
+from msgtrail.web.dashboard.session import Session, csrf_ok, sessions_of
 from msgtrail.web.deps import Svc
 
 HERE = Path(__file__).parent
@@ -81,19 +81,19 @@ def _render(svc: Service, template: str, session: Session, status: int = 200,
             **context: Any) -> HTMLResponse:
     html = templates.get_template(template).render(csrf=session.csrf, **context)
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-    Sessions(svc).write(response, session)
+    sessions_of(svc).write(response, session)
     return response
 
 
 def _session(request: Request, svc: Service) -> Session:
     """The request's session, or a new anonymous one."""
-    sessions = Sessions(svc)
+    sessions = sessions_of(svc)
     return sessions.read(request) or sessions.anonymous()
 
 
 def _signed_in(request: Request, svc: Service) -> tuple[Session, App] | None:
     """The session and its app, if its key is still active and still that app's."""
-    session = Sessions(svc).read(request)
+    session = sessions_of(svc).read(request)
     if session is None or session.app_pk is None or not session.key_hash:
         return None
     app = svc.app_for_key_hash(session.key_hash)
@@ -135,7 +135,7 @@ async def _posted(request: Request, svc: Service, session: Session | None = None
     if isinstance(form, Response):
         return form
     if session is None:
-        session = await run_in_threadpool(Sessions(svc).read, request)
+        session = await run_in_threadpool(sessions_of(svc).read, request)
     if session is None or not csrf_ok(session, form.get("csrf")):
         return _forbidden(request, svc)
     return form, session
@@ -164,7 +164,7 @@ async def sign_in(request: Request, svc: Svc) -> Response:
     if app is None:
         return _render(svc, "signin.html", session, 401, app_id=app_id,
                        error="That app ID and API key do not match an active key.")
-    sessions = Sessions(svc)
+    sessions = sessions_of(svc)
     signed_in = await run_in_threadpool(sessions.sign_in, app.pk, apps.hash_key(key))
     response = RedirectResponse("/messages", status_code=303)
     sessions.write(response, signed_in)
@@ -177,7 +177,7 @@ async def sign_out(request: Request, svc: Svc) -> Response:
     if isinstance(posted, Response):
         return posted
     _, session = posted
-    sessions = Sessions(svc)
+    sessions = sessions_of(svc)
     await run_in_threadpool(sessions.sign_out, session)
     response = RedirectResponse("/", status_code=303)
     sessions.clear(response)

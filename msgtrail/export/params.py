@@ -44,7 +44,7 @@ def file_format(value: Any) -> str:
     """The `format` asked for: csv when absent."""
     if value is None or value == "":
         return "csv"
-    if value not in FORMATS:
+    if not isinstance(value, str) or value not in FORMATS:
         raise BadRequest(f"format: must be one of {', '.join(FORMATS)}")
     return str(value)
 

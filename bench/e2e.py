@@ -6,7 +6,8 @@ every `delivered`) as NDJSON from S concurrent senders, and the moment the last 
 is accepted, asks for an export and waits for the file. Reports:
 - ingest: events/s while the senders send (HTTP accepted);
 - fresh export: last event accepted -> file ready (what a user waits), as the job
-  recorded it; and when this client, polling the status every 0.25 s, saw it;
+  recorded it, split into the time it was queued and the time it ran; and when this
+  client, polling the status every 0.25 s, saw it;
 - sustained: events / (first send -> file ready): what is both accepted and readable;
 - the serve process's peak RSS: after ingestion, when the file is ready, and once
   the background work that follows (the message's pages) is done.
@@ -76,9 +77,10 @@ def main() -> None:
             # job's own, and the poll only has to notice it.
             time.sleep(0.25)
         seen = time.perf_counter()
-        fresh = _finished_at(server.env.get("MSGTRAIL_DATABASE_URL")
-                             or f"sqlite:///{server.data_dir / 'msgtrail.db'}",
-                             r.json()["export_id"]) - last_accepted_at
+        created, started_at, finished = _timeline(
+            server.env.get("MSGTRAIL_DATABASE_URL")
+            or f"sqlite:///{server.data_dir / 'msgtrail.db'}", r.json()["export_id"])
+        fresh = finished - last_accepted_at
         rss = peak_rss_mb(server.process.pid)
 
         if args.activity:
@@ -104,19 +106,23 @@ def main() -> None:
             "fresh_export_s": round(fresh, 2),
             "fresh_export_records_per_s": round(rows / fresh),
             "fresh_export_seen_s": round(seen - last_accepted, 2),
+            "job_queued_s": round(started_at - created, 2),
+            "job_running_s": round(finished - started_at, 2),
             "sustained_events_per_s": round(events / (last_accepted - started + fresh)),
             "serve_peak_rss_mb": round(rss), "serve_peak_rss_ingest_mb": round(ingest_rss),
             "background_after_s": round(background_s, 1),
             "serve_peak_rss_with_background_mb": round(rss_after)}))
 
 
-def _finished_at(database_url: str, export_id: str) -> float:
-    """When the job finished (unix time): the status shows it to the second only."""
+def _timeline(database_url: str, export_id: str) -> tuple[float, float, float]:
+    """When the job was queued, began running and finished (unix times): the status
+    shows them to the second only."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            return float(conn.execute(text("SELECT finished_at FROM jobs WHERE export_id = :e"),
-                                      {"e": export_id}).scalar_one())
+            row = conn.execute(text("SELECT created_at, started_at, finished_at FROM jobs"
+                                    " WHERE export_id = :e"), {"e": export_id}).one()
+            return float(row[0]), float(row[1]), float(row[2])
     finally:
         engine.dispose()
 

@@ -86,6 +86,14 @@ EVENTS_AND_UNPARTED = read(
 PARTS_DATA = read(
     "SELECT data FROM activity_segments WHERE message_pk = :pk"
     " AND part BETWEEN :first AND :last ORDER BY part, id")
+# One part's segments and their sizes, then their data by a range of ids: a part of a
+# big message is read in pieces, never held whole (`pivot.split`).
+PART_SEGMENTS = read(
+    "SELECT id, events FROM activity_segments WHERE message_pk = :pk AND part = :part"
+    " ORDER BY part, id")
+PART_DATA_BETWEEN = read(
+    "SELECT data FROM activity_segments WHERE message_pk = :pk AND part = :part"
+    " AND id BETWEEN :first AND :last ORDER BY part, id")
 NEWER_EVENTS = read(
     "SELECT coalesce(sum(events), 0) FROM activity_segments"
     " WHERE message_pk = :pk AND last_batch > :after")

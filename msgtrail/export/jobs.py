@@ -200,6 +200,18 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
              attempts=jobs.c.attempts + 1, rows_written=0, started_at=now, error=None))
 
 
+def any_due(engine: Engine) -> bool:
+    """Whether a job waits to be claimed (queued, or running on an expired lease): a
+    read of the state index, cheap enough between every step of the upkeep."""
+    with engine.connect() as conn:
+        found = conn.execute(select(jobs.c.id).where(
+            (jobs.c.state == "queued")
+            | ((jobs.c.state == "running") & (jobs.c.lease_expires_at < exact()))
+        ).limit(1)).first()
+        conn.rollback()
+    return found is not None
+
+
 def heartbeat(engine: Engine, job: Job, owner: str, lease_seconds: float,
               rows_written: int, total_rows: int | None) -> bool:
     """Renew the lease and record progress; False if the job is no longer ours."""

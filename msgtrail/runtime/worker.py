@@ -67,7 +67,17 @@ class Worker:
             self.send_email(job)
             return True
         return upkeep.compact_next(self.engine, now(), self.settings.upkeep_quiet_seconds,
-                                   self.settings.upkeep_max_lag_seconds)
+                                   self.settings.upkeep_max_lag_seconds, self.run_waiting_jobs)
+
+    def run_waiting_jobs(self) -> None:
+        """Run the export jobs queued meanwhile (the upkeep calls this between its
+        steps): an export never waits behind the upkeep of a big message, which takes
+        seconds per million recipients. The upkeep then carries on where it was."""
+        while not self._stop.is_set() and jobs.any_due(self.engine):
+            job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
+            if job is None:  # another worker took it
+                return
+            self.run_job(job)
 
     def send_email(self, job: jobs.Job) -> None:
         """Mail the report's link; a failure is recorded on the job and tried again."""

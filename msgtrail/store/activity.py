@@ -26,7 +26,7 @@ dropping only rows that repeat an earlier row exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -172,11 +172,12 @@ def segments(raw: Any, message_pk: int, after_batch: int = -1) -> Iterator[bytes
             yield bytes(data)
 
 
-def compact(engine: Engine, message_pk: int) -> bool:
+def compact(engine: Engine, message_pk: int, pause: Callable[[], None] = lambda: None) -> bool:
     """Merge a message's small segments of each part into one, sorted by subscription
     (then `rec`), at most MAX_MERGED segments and MERGE_EVENTS events at a time, a
     transaction each; small segments of any part (NULL) are stored by part once merged.
-    False when there was nothing to merge. Exact repeats of an earlier row (a retried
+    False when there was nothing to merge. `pause` is called between merges (each its
+    own snapshot and transaction: it holds nothing). Exact repeats of an earlier row (a retried
     request) are dropped; the earliest `rec` of each is kept, so neither the
     first-known rule nor "when first recorded" changes."""
     merged = False
@@ -187,6 +188,7 @@ def compact(engine: Engine, message_pk: int) -> bool:
             # Each round merges at least two segments into one, or splits a NULL one.
             while _compact_part(engine, message_pk, part):
                 progressed = merged = True
+                pause()
         if not progressed:
             break
     return merged

@@ -52,12 +52,15 @@ def with_lines(table: pa.Table, channel: str) -> pa.Table:
         "raw_line", pc.if_else(differs, raw, pa.nulls(len(raw), pa.string())))
 
 
-def build_pages(engine: Engine, message_pk: int) -> bool:
+def build_pages(engine: Engine, message_pk: int, pause: Callable[[], None] = lambda: None
+                ) -> bool:
     """Store the message's recipients as pages, unless its pages are current; True when
     new pages were published. Pages are written under a new generation in small
     transactions (ingestion is never held up for long), and published by one update of
     the message once all are there; a build that crashed leaves only an unpublished
-    generation, deleted by the next build."""
+    generation, deleted by the next build. `pause` is called after each page is
+    written (what the build holds meanwhile: its snapshot, and at most one range's
+    pivot)."""
     with activity.snapshot(engine) as raw:
         [(upto, published, _, channel)] = activity.query(raw, sql.MESSAGE_PAGES_STATE,
                                                          pk=message_pk)
@@ -80,6 +83,8 @@ def build_pages(engine: Engine, message_pk: int) -> bool:
                     message_pk=message_pk, generation=generation, page=count,
                     rows=table.num_rows, data=sink.getvalue().to_pybytes()))
             count += 1
+            del table, sink
+            pause()
     with engine.begin() as conn:
         # Published only if every page is there (a concurrent build may have deleted
         # some) and nothing newer was published meanwhile.

@@ -161,6 +161,10 @@ def split(raw: Any, message_pk: int) -> Iterator[list[Source]]:
         yield [functools.partial(_part_events, raw, message_pk, k * width, (k + 1) * width - 1)
                for k in range(ranges)]
         return
+    if not mixed:
+        with _split_parts(raw, message_pk, ranges // activity.PARTS) as sources:
+            yield sources
+        return
     with _split_files(raw, message_pk, ranges) as paths:
         yield [functools.partial(_events, path) for path in paths]
 
@@ -195,6 +199,71 @@ def _split_files(raw: Any, message_pk: int, ranges: int) -> Iterator[list[str]]:
             for sink in sinks:
                 sink.close()
         yield paths
+
+
+@contextmanager
+def _split_parts(raw: Any, message_pk: int, per_part: int) -> Iterator[list[Source]]:
+    """Ranges finer than the parts: each part's events split into `per_part`
+    temporary Arrow files by the rest of their ids' first byte, a part at a time, when
+    its first range is read (on the reader's thread, while the part before is
+    pivoted). Splitting the whole message before the first pivot left every core but
+    one idle meanwhile: a 3,000,000-recipient export ran at half the rate of a
+    1,000,000 one (docs/benchmarks.md)."""
+    os.makedirs(_spill_dir(), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=_spill_dir()) as tmp:
+        yield [functools.partial(_part_range, raw, message_pk, part, k, per_part, tmp)
+               for part in range(activity.PARTS) for k in range(per_part)]
+
+
+def _part_range(raw: Any, message_pk: int, part: int, k: int, per_part: int,
+                tmp: str) -> pa.Table:
+    """The events of the part's k-th range (of `per_part`); the first splits the part."""
+    if k == 0:
+        _split_part(raw, message_pk, part, per_part, tmp)
+    path = os.path.join(tmp, f"{part}-{k}")
+    with pa.OSFile(path) as file:  # read, not mapped: the range is let go after
+        table = ipc.open_stream(file).read_all().combine_chunks()
+    os.remove(path)
+    return table
+
+
+def _split_part(raw: Any, message_pk: int, part: int, per_part: int, tmp: str) -> None:
+    """The part's segments, read PASS_EVENTS events at a time, written into
+    `per_part` files by the low bits of their ids' first byte (in key order)."""
+    width = _PREFIXES // activity.PARTS // per_part
+    sinks = [ipc.new_stream(pa.OSFile(os.path.join(tmp, f"{part}-{k}"), "wb"), SCHEMA)
+             for k in range(per_part)]
+    try:
+        for first, last in _id_runs(activity.query(raw, sql.PART_SEGMENTS, pk=message_pk,
+                                                   part=part)):
+            # Split as one batch: per segment (~600 events each in a batch of
+            # 10,000), the calls cost more than the work.
+            events = pa.Table.from_batches([
+                b for (data,) in activity.query(raw, sql.PART_DATA_BETWEEN, pk=message_pk,
+                                                part=part, first=first, last=last)
+                for b in activity.decode(bytes(data))], SCHEMA).combine_chunks()
+            for batch in events.to_batches():
+                low = pc.bit_wise_and(activity.first_byte(batch.column(0)), 0x0F)
+                for k, rows in activity.grouped(batch, pc.divide(low, width)):
+                    sinks[k].write_batch(rows)
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def _id_runs(segments: list[Any]) -> Iterator[tuple[int, int]]:
+    """(first id, last id) of consecutive (id, events) segments holding about
+    PASS_EVENTS events together (or one segment, whatever its size)."""
+    start, held = None, 0
+    for segment_id, events in segments:
+        if start is None:
+            start = segment_id
+        held += int(events)
+        if held >= PASS_EVENTS:
+            yield start, segment_id
+            start, held = None, 0
+    if start is not None:
+        yield start, segments[-1][0]
 
 
 def _events(path: str) -> pa.Table:

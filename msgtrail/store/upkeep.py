@@ -6,7 +6,7 @@ between jobs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -22,10 +22,21 @@ from msgtrail.store.coalesced import Coalesced
 COMPACT_SEGMENTS = 64
 
 
-def compact_next(engine: Engine, now: float, quiet: float, max_lag: float) -> bool:
+# Called between the steps of upkeep (a merge, a range of pages), when it holds
+# nothing of the step before: the worker runs queued exports there, so that an export
+# never waits behind the upkeep of a big message (docs/internals/exports.md).
+Pause = Callable[[], None]
+
+
+def _no_pause() -> None:
+    return None
+
+
+def compact_next(engine: Engine, now: float, quiet: float, max_lag: float,
+                 pause: Pause = _no_pause) -> bool:
     """Compact the message whose events have waited longest, once they have paused
     `quiet` seconds or waited `max_lag`, store its recipients' pages and refresh its
-    counters; False when nothing is due."""
+    counters, calling `pause` between steps; False when nothing is due."""
     with engine.connect() as conn:
         message_pk = conn.execute(sql.UPKEEP_DUE,
                                   {"quiet": now - quiet, "lag": now - max_lag}).scalar()
@@ -39,10 +50,11 @@ def compact_next(engine: Engine, now: float, quiet: float, max_lag: float) -> bo
     if message_pk is None:
         return False
     if many:
-        activity.compact(engine, message_pk)
+        activity.compact(engine, message_pk, pause)
+        pause()
     # Pages first: the counters are then read from them, not pivoted a second time
     # (half the time and less than half the memory: docs/benchmarks.md).
-    pages.build_pages(engine, message_pk)
+    pages.build_pages(engine, message_pk, pause)
     refresh_stats(engine, message_pk)
     return True
 

@@ -394,8 +394,9 @@ def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,
 
 @pytest.mark.parametrize(("pass_events", "ranges", "mixed"), [
     (64, 8, False),  # two of the store's parts per range
-    (16, 32, False),  # finer than the parts: split into files
-    (64, 8, True),  # segments written before parts: split into files
+    (16, 32, False),  # finer than the parts: each part split into two files
+    (1, 256, False),  # the finest: each part split into sixteen
+    (64, 8, True),  # segments written before parts: the message split into files
 ])
 def test_many_passes_read_exactly_what_one_pass_reads(
         api: InProcess, monkeypatch: pytest.MonkeyPatch, pass_events: int, ranges: int,
@@ -415,9 +416,9 @@ def test_many_passes_read_exactly_what_one_pass_reads(
     monkeypatch.setattr(pivot, "PASS_EVENTS", pass_events)
     with activity.snapshot(api.engine) as raw, pivot.split(raw, pk) as sources:
         assert len(sources) == ranges
-        from_files = any(isinstance(s, functools.partial) and s.func is pivot._events
-                         for s in sources)
-        assert from_files == (mixed or ranges > activity.PARTS)
+        funcs = {s.func for s in sources if isinstance(s, functools.partial)}
+        assert funcs == ({pivot._events} if mixed else {pivot._part_range}
+                         if ranges > activity.PARTS else {pivot._part_events})
     many = (b"".join(d for d, _ in _lines(api, pk)), _counts(api, pk), _dashboard_reads(api, pk))
     assert many == one
     assert _subs(many[0]) == subs
@@ -429,12 +430,14 @@ def test_many_passes_read_exactly_what_one_pass_reads(
     assert len(totals) == ranges and totals[-1] == RECIPIENTS
     assert len(many[2][1]) == report.SAMPLE
     # Pages are cut per range (a range's last page may hold fewer), still in key order.
-    monkeypatch.setattr(pages, "PAGE_ROWS", 16)
+    page_rows = 16 if ranges <= 32 else 2  # smaller than most ranges
+    monkeypatch.setattr(pages, "PAGE_ROWS", page_rows)
     assert pages.build_pages(api.engine, pk)
     with activity.snapshot(api.engine) as raw:
         kept = list(pages.recipient_pages(raw, pk, "push") or [])
         assert b"".join(d for d, _ in pages.page_lines(kept, [], False)) == many[0]
-    assert max(p.num_rows for p in kept) == 16 and len(kept) > -(-RECIPIENTS // 16)
+    assert (max(p.num_rows for p in kept) == page_rows
+            and len(kept) > -(-RECIPIENTS // page_rows))
 
 
 def _counts(api: InProcess, pk: int) -> list[tuple[object, ...]]:

@@ -7,9 +7,12 @@ import csv
 import gzip
 import io
 
+import pytest
+
 from msgtrail.export import jobs
 from msgtrail.files import MemoryStore
 from msgtrail.runtime.worker import Worker
+from msgtrail.store import activity, pages, upkeep
 from msgtrail.testing.clock import ManualClock
 from tests.unit.conftest import Store, sent
 
@@ -62,3 +65,31 @@ def test_upkeep_runs_when_no_job_waits_and_its_quiet_period_passed(
     clock.advance(store.settings.upkeep_quiet_seconds)
     assert worker.run_once()
     assert not worker.run_once()
+
+
+def test_an_export_queued_during_upkeep_runs_before_the_upkeep_ends(
+        store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upkeep of a big message takes seconds per million recipients: an export
+    queued meanwhile runs at the upkeep's next step (here, after its first page), not
+    after it, and the upkeep then finishes what it began."""
+    monkeypatch.setattr(pages, "PAGE_ROWS", 10)
+    store.append([sent() for _ in range(95)], int(clock.at))
+    clock.advance(store.settings.upkeep_quiet_seconds)
+    files = MemoryStore()
+    worker = Worker(store.settings, store.engine, files)
+    states: list[str] = []
+    queued: list[jobs.Job] = []
+
+    def pause() -> None:
+        if not queued:  # a request arrives while the first page is being built
+            queued.append(_queue(store))
+        worker.run_waiting_jobs()
+        states.append(_job(store, queued[0]).state)
+
+    assert upkeep.compact_next(store.engine, clock.at, store.settings.upkeep_quiet_seconds,
+                               store.settings.upkeep_max_lag_seconds, pause)
+    assert states[0] == "ready" and len(states) == 10  # a pause after each of 10 pages
+    rows = gzip.decompress(files.files[queued[0].file_key]).count(b"\n") - 1
+    assert rows == 95
+    with activity.snapshot(store.engine) as raw:  # the upkeep finished: pages current
+        assert pages.current_pages(raw, store.message.pk) is not None

@@ -139,6 +139,9 @@ UPKEEP_DUE = text(
     " AND (pending_since IS NOT NULL OR pages_upto IS NULL OR pages_upto <> next_batch)"
     " AND (last_ingest_at <= :quiet OR pending_since <= :lag)"
     " ORDER BY last_ingest_at LIMIT 1")
+# After an upkeep, the events still pending (they came while it ran) wait from now.
+UPKEEP_WAIT_AGAIN = text(
+    "UPDATE messages SET pending_since = :at WHERE id = :pk AND pending_since < :at")
 # A message's small segments, and how many of them are of no part.
 SMALL_SEGMENTS = text(
     "SELECT count(*), coalesce(sum(CASE WHEN part IS NULL THEN 1 ELSE 0 END), 0)"

@@ -23,7 +23,7 @@ from msgtrail.db.schema import messages
 from msgtrail.db.schema import recipient_pages as pages_table
 from msgtrail.store import activity, duck_sql
 from msgtrail.store.event_batch import REC_BITS, SCHEMA
-from msgtrail.store.pivot import PASS_EVENTS, connect, pivot, split
+from msgtrail.store.pivot import connect, pivot, split
 
 PAGE_ROWS = 16_384
 
@@ -132,8 +132,9 @@ def _resliced(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
 
 
 # An export of a message with pages merges at most this many newer events into them
-# as it reads them; with more, it pivots everything.
-MERGE_EVENTS = PASS_EVENTS
+# as it reads them; with more, it pivots everything (about as fast beyond:
+# docs/internals/store.md).
+MERGE_EVENTS = 200_000
 
 
 def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:

@@ -134,7 +134,7 @@ def export_line(channel: str, raw: bool) -> LineBuilder:
 # Events per pass: the message's events are read a subscription-id range at a time, in
 # ranges of about this many, each pivoted on its own, so that DuckDB holds one range:
 # the same time as one pass, in about half the memory (docs/internals/store.md).
-PASS_EVENTS = 200_000
+PASS_EVENTS = 150_000
 
 
 # Ranges are cut on the ids' first byte: at most 256 passes.
@@ -228,7 +228,7 @@ def _part_range(raw: Any, message_pk: int, part: int, k: int, per_part: int,
 
 
 def _split_part(raw: Any, message_pk: int, part: int, per_part: int, tmp: str) -> None:
-    """The part's segments, read PASS_EVENTS events at a time, written into
+    """The part's segments, read SPLIT_EVENTS events at a time, written into
     `per_part` files by the low bits of their ids' first byte (in key order)."""
     width = _PREFIXES // activity.PARTS // per_part
     sinks = [ipc.new_stream(pa.OSFile(os.path.join(tmp, f"{part}-{k}"), "wb"), SCHEMA)
@@ -251,15 +251,20 @@ def _split_part(raw: Any, message_pk: int, part: int, per_part: int, tmp: str) -
             sink.close()
 
 
+# Events split at a time (`_split_part`): as one batch, not per segment, yet not a
+# whole range, which it would hold twice (read, and taken by range).
+SPLIT_EVENTS = 32_768
+
+
 def _id_runs(segments: list[Any]) -> Iterator[tuple[int, int]]:
     """(first id, last id) of consecutive (id, events) segments holding about
-    PASS_EVENTS events together (or one segment, whatever its size)."""
+    SPLIT_EVENTS events together (or one segment, whatever its size)."""
     start, held = None, 0
     for segment_id, events in segments:
         if start is None:
             start = segment_id
         held += int(events)
-        if held >= PASS_EVENTS:
+        if held >= SPLIT_EVENTS:
             yield start, segment_id
             start, held = None, 0
     if start is not None:

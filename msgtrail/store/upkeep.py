@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from msgtrail import clock
 from msgtrail.channels import EVENTS, platform_key
 from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages
@@ -56,6 +57,11 @@ def compact_next(engine: Engine, now: float, quiet: float, max_lag: float,
     # (half the time and less than half the memory: docs/benchmarks.md).
     pages.build_pages(engine, message_pk, pause)
     refresh_stats(engine, message_pk)
+    # Events that came meanwhile wait again from now: a message whose events never
+    # pause is kept up every max_lag, not rebuilt back to back while it is sent (that
+    # took a core from ingestion for as long as the send lasted).
+    with engine.begin() as conn:
+        conn.execute(sql.UPKEEP_WAIT_AGAIN, {"pk": message_pk, "at": int(clock.now())})
     return True
 
 

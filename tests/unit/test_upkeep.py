@@ -4,7 +4,9 @@ its events to pause, or runs anyway once they waited too long; time moved by han
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from msgtrail.db.schema import activity_segments, messages
@@ -41,6 +43,32 @@ def test_upkeep_runs_anyway_once_events_waited_too_long(store: Store,
         due = upkeep.compact_next(store.engine, first + seconds, QUIET, LAG)
         assert due == (seconds >= LAG), seconds
     assert json.loads(_row(store).stats)["totals"]["sent"] == int(LAG) + 1
+
+
+def test_events_that_came_during_an_upkeep_wait_again_from_its_end(
+        store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upkeep due by max_lag, of a message whose events keep coming: those that
+    came while it counted leave the counters pending, and they wait from the upkeep's
+    end. The next upkeep comes max_lag later, not back to back for as long as the
+    send lasts."""
+    first = int(clock.at)
+    store.append([sent()], first)
+    store_counts = upkeep.store_counts
+
+    def counted_while_more_came(*args: Any, **kwargs: Any) -> None:
+        store.append([sent()], int(clock.at))
+        store_counts(*args, **kwargs)
+
+    monkeypatch.setattr(upkeep, "store_counts", counted_while_more_came)
+    clock.at = ended = first + LAG
+    assert upkeep.compact_next(store.engine, clock.at, QUIET, LAG)
+    monkeypatch.undo()
+    assert _row(store).pending_since == ended
+    for seconds in range(1, int(LAG) + 1):  # events keep coming, never pausing
+        store.append([sent()], ended + seconds)
+        clock.at = ended + seconds
+        due = upkeep.compact_next(store.engine, clock.at, QUIET, LAG)
+        assert due == (seconds >= LAG), seconds
 
 
 def test_many_small_segments_are_merged(store: Store, clock: ManualClock) -> None:

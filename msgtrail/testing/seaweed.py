@@ -34,10 +34,13 @@ def _free(port: int) -> bool:
 
 
 def _ports(n: int) -> list[int]:
-    """n ports below 55535 whose gRPC twins (P + 10000) are free too."""
+    """n free ports whose gRPC twins (P + 10000) are free too, both below Linux's
+    ephemeral range (32768 and up): a port in it, free when chosen, can be handed to
+    another process's outgoing connection before SeaweedFS binds it (the suite saw the
+    S3 port taken so)."""
     chosen: list[int] = []
     while len(chosen) < n:
-        p = random.randrange(20000, 45000)
+        p = random.randrange(10000, 22768)
         if p not in chosen and _free(p) and _free(p + 10000):
             chosen.append(p)
     return chosen

@@ -93,6 +93,8 @@ def main() -> None:
         # built) counts towards the process's memory too.
         background_s = wait_idle(server.process.pid, limit=1800)
         rss_after = peak_rss_mb(server.process.pid)
+        written = _written_mb(server.process.pid)
+        stored = _stored_mb(database_url, message_id)
         again_id, _, _ = _export(client, args.activity, creds["app_id"], message_id)
         _, again_started, again_finished = _timeline(database_url, again_id)
         again = again_finished - again_started
@@ -114,7 +116,10 @@ def main() -> None:
             "background_after_s": round(background_s, 1),
             "serve_peak_rss_with_background_mb": round(rss_after),
             "export_after_background_s": round(again, 2),
-            "fresh_vs_after_background": round(fresh / again, 2)}))
+            "fresh_vs_after_background": round(fresh / again, 2),
+            **{f"stored_{k}_mb_per_1m": round(v * 1e6 / args.recipients, 1)
+               for k, v in stored.items()},
+            "serve_written_mb_per_1m": round(written * 1e6 / args.recipients, 1)}))
 
 
 def _export(client: httpx.Client, activity: str | None, app_id: str,
@@ -150,6 +155,40 @@ def _compress_seconds(data: bytes) -> float:
             out.write(data)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def _stored_mb(database_url: str, message_id: str) -> dict[str, float]:
+    """What the message holds in the store once its background work is done: its
+    segments, its pages, and the whole database (its tables, indexes and free pages;
+    on SQLite the file, on PostgreSQL the database)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            pk = conn.execute(text("SELECT id FROM messages WHERE message_id = :m"),
+                              {"m": message_id}).scalar_one()
+            sizes = {table: conn.execute(text(
+                f"SELECT coalesce(sum(length(data)), 0) FROM {table}"
+                " WHERE message_pk = :pk"), {"pk": pk}).scalar_one()
+                for table in ("activity_segments", "recipient_pages")}
+            if engine.dialect.name == "sqlite":
+                database = conn.execute(text(
+                    "SELECT page_count * page_size FROM pragma_page_count(),"
+                    " pragma_page_size()")).scalar_one()
+            else:
+                database = conn.execute(text(
+                    "SELECT pg_database_size(current_database())")).scalar_one()
+    finally:
+        engine.dispose()
+    return {"segments": sizes["activity_segments"] / 1e6,
+            "pages": sizes["recipient_pages"] / 1e6, "database": database / 1e6}
+
+
+def _written_mb(pid: int) -> float:
+    """What the serve process has written to storage so far (Linux's write_bytes:
+    the database, its WAL and the export files; with S3, only what is local)."""
+    with open(f"/proc/{pid}/io") as io_stats:
+        fields = dict(line.split(": ") for line in io_stats.read().splitlines())
+    return int(fields["write_bytes"]) / 1e6
 
 
 def _timeline(database_url: str, export_id: str) -> tuple[float, float, float]:

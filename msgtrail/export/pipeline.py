@@ -133,11 +133,13 @@ def _chunks(raw: object, job: Job, channel: str, report: Report,
     def counted(total: int) -> None:
         progress.total = total
 
-    stored = (pages.recipient_pages(raw, message_pk, channel,
-                                    None if report.events else counted)
-              if job.kind == "export" else None)
+    raw_cells = bool(job.params.get("csv_raw"))
+    stored = (pages.recipient_pages(
+        raw, message_pk, channel, None if report.events else counted,
+        pages.line_columns(report.events, raw_cells) if report.format.stored_lines else None)
+        if job.kind == "export" else None)
     if stored is not None and report.format.stored_lines:
-        return pages.page_lines(stored, report.events, bool(job.params.get("csv_raw")))
+        return pages.page_lines(stored, report.events, raw_cells)
     if stored is not None:
         return _formatted(pages.page_rows(stored, report.events), channel, report)
     if report.events:

@@ -28,13 +28,18 @@ from msgtrail.store.pivot import connect, pivot, split
 PAGE_ROWS = 16_384
 
 
-# LZ4 on the calling thread: Arrow's thread pool compressed no faster here and held
-# more memory at its peak; reading pages unthreaded was no slower either
-# (docs/benchmarks.md, "Figures behind the code").
-_PAGE_IPC = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+# Zstandard level 1 on the calling thread. Random ids are hex, which LZ4 (no entropy
+# coding) barely shrinks: zstd stores a 1,000,000-recipient message's pages in 98 MB
+# against LZ4's 181 MB, for 0.2 s more of building. Reading only the columns an
+# export needs (`columns`) keeps its read as fast as LZ4's of every column. Arrow's
+# thread pool compressed no faster here and held more memory at its peak; reading
+# pages unthreaded was no slower either (docs/benchmarks.md, "Figures behind the code").
+_PAGE_IPC = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1), use_threads=False)
 
 
-_PAGE_READ = ipc.IpcReadOptions(use_threads=False)
+def line_columns(events: list[str], raw_cells: bool) -> list[str]:
+    """The page columns an export of stored lines reads (see page_lines)."""
+    return ["line", *(["raw_line"] if raw_cells else []), *events]
 
 
 def with_lines(table: pa.Table, channel: str) -> pa.Table:
@@ -151,17 +156,18 @@ def mergeable_pages(raw: Any, message_pk: int) -> tuple[int, int] | None:
 
 
 def recipient_pages(raw: Any, message_pk: int, channel: str,
-                    on_total: Callable[[int], None] | None = None
+                    on_total: Callable[[int], None] | None = None,
+                    columns: list[str] | None = None
                     ) -> Generator[pa.Table, None, None] | None:
     """The message's recipients as page tables (the columns of `duck_sql.page` and
-    `with_lines`) in key order, holding every event the snapshot sees: its stored
-    pages, merged with the events newer than them if those are few; None if neither
-    (the caller pivots)."""
+    `with_lines`, at least `columns` if given) in key order, holding every event the
+    snapshot sees: its stored pages, merged with the events newer than them if those
+    are few; None if neither (the caller pivots)."""
     generation = current_pages(raw, message_pk)
     if generation is not None:
         if on_total is not None:
             on_total(_stored_rows(raw, message_pk, generation))
-        return _pages(raw, message_pk, generation)
+        return _pages(raw, message_pk, generation, columns)
     behind = mergeable_pages(raw, message_pk)
     if behind is not None:
         return _merged_pages(raw, message_pk, channel, *behind, on_total=on_total)
@@ -235,12 +241,20 @@ def current_pages(raw: Any, message_pk: int) -> int | None:
     return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
 
 
-def _pages(raw: Any, message_pk: int, generation: int) -> Generator[pa.Table, None, None]:
-    """The message's stored pages of that generation, in key order."""
+def _pages(raw: Any, message_pk: int, generation: int, columns: list[str] | None = None
+           ) -> Generator[pa.Table, None, None]:
+    """The message's stored pages of that generation, in key order: only `columns`
+    decoded, if given."""
     pages = [r[0] for r in activity.query(raw, sql.PAGE_NUMBERS, pk=message_pk, g=generation)]
+    options = None
     for page in pages:
         [(data,)] = activity.query(raw, sql.PAGE_DATA, pk=message_pk, g=generation, page=page)
-        yield ipc.open_stream(pa.py_buffer(data), options=_PAGE_READ).read_all()
+        buffer = pa.py_buffer(data)
+        if options is None:  # every page of a generation has the same schema
+            names = ipc.open_stream(buffer).schema.names
+            options = ipc.IpcReadOptions(use_threads=False, included_fields=(
+                None if columns is None else sorted(names.index(c) for c in columns)))
+        yield ipc.open_stream(buffer, options=options).read_all()
 
 
 def _with_any(table: pa.Table, events: list[str]) -> pa.Table:

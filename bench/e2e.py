@@ -15,7 +15,10 @@ accepted, asks for an export and waits for the file. Reports:
 - sustained: events / (first send -> file ready): what is both accepted and readable;
 - the serve process's peak RSS: after ingestion, when the file is ready, and once
   the background work that follows (the message's pages) is done;
-- the same export once that background work is done, and the fresh one's ratio to it.
+- the same export once that background work is done, and the fresh one's ratio to it;
+- what the message takes in the store per 1M recipients, and what `serve` wrote;
+- the machine's single-core speed: a fixed Python loop, timed before the service
+  starts (this machine's speed varies from day to day: compare figures by it).
 Then checks the file's rows and the message's counters. With --activity, the export is
 the app-level activity export (one row per event) instead, in that format.
 
@@ -54,6 +57,7 @@ def main() -> None:
                         help="export the app's activity, one row per event, in this format")
     add_bench_arguments(parser)
     args = parser.parse_args()
+    core_loop = _core_loop_seconds()
     payloads, events = WORKLOADS[args.workload](args.recipients, args.batch, int(time.time()))
 
     with bench_service(args) as (server, creds):
@@ -99,7 +103,8 @@ def main() -> None:
         _, again_started, again_finished = _timeline(database_url, again_id)
         again = again_finished - again_started
         print(json.dumps({
-            "backend": "scale" if args.scale else "embedded", "recipients": args.recipients,
+            "backend": "scale" if args.scale else "embedded", "core_loop_s": core_loop,
+            "recipients": args.recipients,
             "events": events, "workload": args.workload, "senders": args.senders,
             "ingest_s": round(last_accepted - started, 2),
             "ingest_events_per_s": round(events / (last_accepted - started)),
@@ -142,6 +147,18 @@ def _export(client: httpx.Client, activity: str | None, app_id: str,
         # own, and the poll only has to notice it.
         time.sleep(0.25)
     return str(r.json()["export_id"]), r.json(), state
+
+
+def _core_loop_seconds() -> float:
+    """A fixed Python loop (10,000,000 additions on one core), the best of three."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
 
 
 def _compress_seconds(data: bytes) -> float:

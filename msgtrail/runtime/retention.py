@@ -12,7 +12,7 @@ from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.export import jobs as jobs_mod
 from msgtrail.files import BlobStore
 from msgtrail.settings import Settings
-from msgtrail.store import activity
+from msgtrail.store import activity, upkeep
 
 log = logging.getLogger("msgtrail.runtime.retention")
 
@@ -55,6 +55,11 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
         old = conn.execute(select(messages.c.id).where(
             messages.c.purged_at.is_(None), messages.c.created_at < cutoff)).scalars().all()
     for message_pk in old:
+        # Its counters outlive its activity: a message past the window still shows its
+        # totals. Counted now if events came after they were last counted (a recount
+        # only then). An event accepted between the count and the purge is purged
+        # uncounted: a message that old no longer receives events.
+        upkeep.refresh_stats(engine, message_pk)
         with engine.begin() as conn:
             activity.purge(conn, message_pk)
             conn.execute(messages.update().where(messages.c.id == message_pk).values(

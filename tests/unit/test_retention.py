@@ -75,3 +75,20 @@ def test_activity_and_rejections_past_the_window_are_deleted(store: Store,
                                         .where(messages.c.id == store.message.pk)).one()
     assert purged_at == int(clock.at)
     assert stats is None or json.loads(stats)  # the message itself is kept
+
+
+def test_a_purged_message_keeps_its_counters(store: Store, clock: ManualClock) -> None:
+    """Counted at the purge if events came after they were last counted: the
+    message's totals outlive its rows."""
+    first, second = sent(), sent()
+    store.append([first, second, sent(str(first["subscription_id"]), event="clicked")],
+                 int(clock.at))
+    clock.advance(store.settings.activity_retention_days * DAY + 1)
+    assert retention.purge(store.engine, MemoryStore(), store.settings)["messages"] == 1
+    assert _count(store, activity_segments) == 0
+    with store.engine.connect() as conn:
+        stats, pending = conn.execute(select(messages.c.stats, messages.c.pending_since)
+                                      .where(messages.c.id == store.message.pk)).one()
+    totals = json.loads(stats)["totals"]
+    assert (totals["recipients"], totals["sent"], totals["clicked"]) == (2, 2, 1)
+    assert pending is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from msgtrail import apps, messages
 from msgtrail.errors import RateLimited
 from msgtrail.export import jobs
 from msgtrail.testing.clock import ManualClock
@@ -105,3 +106,35 @@ def test_a_failed_email_is_retried_after_a_doubling_delay(store: Store,
     last = jobs.claim_email(store.engine, "w", LEASE)
     assert last is not None
     assert jobs.email_sent(store.engine, last, "w", "refused", 3, 10) == "failed"
+
+
+def test_one_accounts_exports_hold_back_anothers_for_one_job_at_most(
+        store: Store, clock: ManualClock) -> None:
+    """Fair queueing across accounts: one active job per account and the oldest queued
+    first, so however often account A asks, B's export waits behind one of A's."""
+    with store.engine.begin() as conn:
+        other, _ = apps.create_app(conn, "other", account="other")
+        their_message = messages.create(conn, other, {"name": "m", "target_channel": "push"})
+
+    def theirs() -> jobs.Job:
+        with store.engine.begin() as conn:
+            return jobs.request(conn, "export", other, their_message, {"events": []}, None,
+                                lambda key: key)
+
+    big = _request(store)  # A's big export
+    assert jobs.claim(store.engine, "w", LEASE).id == big.id  # type: ignore[union-attr]
+    clock.advance(1)
+    small = theirs()  # B asks while A's runs
+    with pytest.raises(RateLimited):  # A cannot queue another meanwhile
+        _request(store, ["clicked"])
+    claimed = jobs.claim(store.engine, "w", LEASE)
+    assert claimed is not None and claimed.id == small.id  # a second worker takes B's
+    assert jobs.finish(store.engine, claimed, "w", {"rows": 1, "bytes": 1}, 60)
+    # A's next export, asked the moment its first is done, queues behind B's next.
+    clock.advance(1)
+    second_small = theirs()
+    clock.advance(1)
+    assert jobs.finish(store.engine, big, "w", {"rows": 1, "bytes": 1}, 60)
+    second_big = _request(store, ["clicked"])
+    assert [jobs.claim(store.engine, "w", LEASE).id for _ in range(2)] == [  # type: ignore[union-attr]
+        second_small.id, second_big.id]

@@ -44,10 +44,15 @@ def _recipients(raw: Any, message_pk: int, channel: str,
                 con.unregister("r")
 
 
-def counts(raw: Any, message_pk: int, channel: str) -> list[tuple[Any, ...]]:
-    """(device_type, recipients, failed, count per event of EVENTS) per device type."""
-    return summed(counted(table, channel)
-                   for _, table in _recipients(raw, message_pk, channel, ("device_type",)))
+def counts(raw: Any, message_pk: int, channel: str,
+           pause: Callable[[], None] = lambda: None) -> list[tuple[Any, ...]]:
+    """(device_type, recipients, failed, count per event of EVENTS) per device type;
+    `pause` is called after each page or range is counted."""
+    def each() -> Generator[list[tuple[Any, ...]], None, None]:
+        for _, table in _recipients(raw, message_pk, channel, ("device_type",)):
+            yield counted(table, channel)
+            pause()
+    return summed(each())
 
 
 # The timeline's finest bucket; every coarser one is a multiple of it.

@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 
 import pytest
+from sqlalchemy import select
 
+from msgtrail.db.schema import messages
 from msgtrail.export import jobs
 from msgtrail.files import MemoryStore
 from msgtrail.runtime.worker import Worker
-from msgtrail.store import activity, pages, upkeep
+from msgtrail.store import activity, counters, pages, upkeep
 from msgtrail.testing.clock import ManualClock
 from tests.unit.conftest import Store, sent
 
@@ -93,3 +96,32 @@ def test_an_export_queued_during_upkeep_runs_before_the_upkeep_ends(
     assert rows == 95
     with activity.snapshot(store.engine) as raw:  # the upkeep finished: pages current
         assert pages.current_pages(raw, store.message.pk) is not None
+
+
+def test_an_export_queued_during_the_count_runs_before_the_count_ends(
+        store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the pages, the upkeep counts the message's recipients page by page (or,
+    with many events newer than the pages, pivots them all again): it pauses after
+    each page too, so an export queued meanwhile waits for one page, not the count."""
+    monkeypatch.setattr(pages, "PAGE_ROWS", 10)
+    store.append([sent() for _ in range(95)], int(clock.at))
+    clock.advance(store.settings.upkeep_quiet_seconds)
+    worker = Worker(store.settings, store.engine, MemoryStore())
+    queued: list[jobs.Job] = []
+    seen: list[str] = []
+    count_page = counters.counted
+
+    def counted(table, channel):  # type: ignore[no-untyped-def]
+        if not queued:  # a request arrives while the first page is being counted
+            queued.append(_queue(store))
+        seen.append(_job(store, queued[0]).state)
+        return count_page(table, channel)
+
+    monkeypatch.setattr(counters, "counted", counted)
+    assert upkeep.compact_next(store.engine, clock.at, store.settings.upkeep_quiet_seconds,
+                               store.settings.upkeep_max_lag_seconds, worker.run_waiting_jobs)
+    assert len(seen) == 10 and seen[0] == "queued" and set(seen[1:]) == {"ready"}
+    with store.engine.connect() as conn:
+        stats = conn.execute(select(messages.c.stats).where(
+            messages.c.id == store.message.pk)).scalar_one()
+    assert json.loads(stats)["totals"]["sent"] == 95  # and the count was finished

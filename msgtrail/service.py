@@ -19,6 +19,7 @@ from msgtrail import apps, messages
 from msgtrail.apps import App
 from msgtrail.channels import EVENTS
 from msgtrail.clock import exact, now
+from msgtrail.db.engine import migrations_behind
 from msgtrail.db.schema import messages as messages_table
 from msgtrail.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from msgtrail.export import history_csv, jobs, params
@@ -62,6 +63,8 @@ class Service:
         # Queuing a job wakes the in-process workers (set when they start); workers
         # elsewhere find it by polling.
         self.wake_workers: Callable[[], None] = lambda: None
+        # Why the in-process workers are not doing their work (set when they start).
+        self.workers_stalled: Callable[[], list[str]] = lambda: []
 
     def close(self) -> None:
         self.intake.close()
@@ -84,6 +87,20 @@ class Service:
         except Exception as exc:  # noqa: BLE001 - any failure to reach it is the answer
             return str(exc)
         return None
+
+    def not_ready(self) -> list[str]:
+        """Why this process should not get traffic: the database does not answer or is
+        not at this code's migrations, the file store cannot be written, or an
+        in-process worker stopped or stopped renewing its job's lease. Empty when
+        ready."""
+        database = self.database_error()
+        problems = [f"database: {database}"] if database is not None else []
+        if database is None:
+            behind = migrations_behind(self.engine)
+            problems += [f"migrations: {behind}"] if behind is not None else []
+        if not self.store.healthy():
+            problems.append("storage: cannot be written")
+        return problems + [f"worker {w}" for w in self.workers_stalled()]
 
     # Apps and dashboard sign-ins
 

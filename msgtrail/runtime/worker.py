@@ -50,6 +50,8 @@ class Worker:
         self._ended = export_webhooks.on_end(settings)
         self._next_purge = 0.0
         self._progress: Progress | None = None
+        # When the running job's lease was last renewed (time.monotonic()).
+        self._renewed = 0.0
 
     def run_once(self) -> bool:
         """Do one unit of work; False when there was none."""
@@ -101,7 +103,20 @@ class Worker:
             conn.rollback()
         return str(value)
 
+    def stalled(self) -> str | None:
+        """Why this worker is not doing its work (its thread gone, or the lease of its
+        running job not renewed for half the lease), or None."""
+        if self._thread is not None and not self._thread.is_alive():
+            return f"{self.name}: stopped"
+        progress = self._progress
+        late = time.monotonic() - self._renewed
+        if progress is not None and not progress.done.is_set() and \
+                late > self.settings.lease_seconds / 2:
+            return f"{self.name}: its job's lease not renewed for {late:.0f} s"
+        return None
+
     def run_job(self, job: jobs.Job) -> None:
+        self._renewed = time.monotonic()
         progress = self._progress = Progress(total=job.total_rows)
         beat = threading.Thread(target=self._heartbeat, args=(job, progress),
                                 name=f"{self.name}-lease", daemon=True)
@@ -162,6 +177,7 @@ class Worker:
             if not mine:
                 progress.lost.set()
                 return
+            self._renewed = time.monotonic()
 
     def run(self) -> None:
         while not self._stop.is_set():

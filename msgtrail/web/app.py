@@ -92,6 +92,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
                 worker.wake()
 
         service.wake_workers = wake_workers
+        service.workers_stalled = lambda: [w for w in map(Worker.stalled, pool) if w]
         yield
         for worker in pool:
             worker.stop()

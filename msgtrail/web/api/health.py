@@ -1,10 +1,13 @@
-"""Liveness that means something: the database answers."""
+"""Health, as orchestrators ask for it: `/livez` (the process answers; restart it if
+not), `/readyz` (it can do its work; send it traffic only then) and `/healthz` (the
+database answers; kept as it was)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from msgtrail.web.api.openapi import errors
 from msgtrail.web.deps import Svc
 
 router = APIRouter(tags=["health"])
@@ -16,3 +19,20 @@ def healthz(svc: Svc) -> JSONResponse:
     if error is not None:
         return JSONResponse({"status": "unavailable", "errors": [error]}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/livez", summary="Liveness: the process answers")
+async def livez() -> JSONResponse:
+    # Asks nothing of the database or the store: a process is not restarted for
+    # their trouble, which /readyz reports.
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: database, migrations, storage, workers",
+            responses=errors(503))
+def readyz(svc: Svc) -> JSONResponse:
+    problems = svc.not_ready()
+    if problems:
+        return JSONResponse({"status": "unavailable", "errors": problems}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ready"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import signal
 import sys
@@ -50,12 +49,17 @@ database_option = click.option("--database-url", default=None,
 
 
 @click.group()
-@click.option("--log-level", default="info", show_default=True)
-def main(log_level: str) -> None:
+@click.option("--log-level", default="info", show_default=True, envvar="MSGTRAIL_LOG_LEVEL")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              show_default=True, envvar="MSGTRAIL_LOG_FORMAT",
+              help="Lines of text, or one JSON object per line for a log collector.")
+def main(log_level: str, log_format: str) -> None:
     """msgtrail: per-recipient message activity and its exports."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    from msgtrail.runtime import logs
+
+    logs.configure(log_level, log_format)
+    # `serve --processes N` starts processes that configure their logging from these.
+    os.environ["MSGTRAIL_LOG_LEVEL"], os.environ["MSGTRAIL_LOG_FORMAT"] = log_level, log_format
 
 
 # The commands that move activity (serve, worker, import, demo) import the data stack
@@ -82,11 +86,11 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
             if value is not None:
                 os.environ[f"MSGTRAIL_{name.upper()}"] = str(value)
         uvicorn.run("msgtrail.web.app:app_from_env", factory=True, workers=processes,
-                    host=settings.host, port=settings.port, log_level="warning",
+                    host=settings.host, port=settings.port, log_level="warning", log_config=None,
                     access_log=False)
         return
     app = served(create_app(settings, engine))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", log_config=None,
                 access_log=False)
 
 

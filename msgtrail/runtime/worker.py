@@ -10,6 +10,7 @@ died is taken over by another once the lease expires.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -20,12 +21,12 @@ import uuid
 from sqlalchemy import Engine, select
 
 from msgtrail.clock import now
-from msgtrail.db.schema import messages
+from msgtrail.db.schema import apps, messages
 from msgtrail.export import jobs
 from msgtrail.export.pipeline import LeaseLost, Progress, run_job
 from msgtrail.files import BlobStore
 from msgtrail.notify import export_webhooks, mailer
-from msgtrail.runtime import retention
+from msgtrail.runtime import logs, retention
 from msgtrail.settings import Settings
 from msgtrail.store import upkeep
 from msgtrail.vault import Vault
@@ -116,9 +117,26 @@ class Worker:
         return None
 
     def run_job(self, job: jobs.Job) -> None:
+        """Run the job; every line logged meanwhile carries its id, app and message."""
+        with logs.context(**self._job_fields(job)):
+            self._run_job(job)
+
+    def _job_fields(self, job: jobs.Job) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            app_id = conn.execute(select(apps.c.app_id).where(apps.c.id == job.app_pk)
+                                  ).scalar_one()
+            conn.rollback()
+        fields = {"job_id": job.export_id, "app_id": str(app_id)}
+        if job.message_pk is not None:
+            fields["message_id"] = self._message_id(job)
+        return fields
+
+    def _run_job(self, job: jobs.Job) -> None:
         self._renewed = time.monotonic()
         progress = self._progress = Progress(total=job.total_rows)
-        beat = threading.Thread(target=self._heartbeat, args=(job, progress),
+        # (In the job's log context: a thread starts with an empty one.)
+        beat = threading.Thread(target=contextvars.copy_context().run,
+                                args=(self._heartbeat, job, progress),
                                 name=f"{self.name}-lease", daemon=True)
         beat.start()
         log.info("%s: job %s (%s) attempt %d", self.name, job.export_id, job.kind, job.attempts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp
 
 from msgtrail import __version__
 from msgtrail.errors import MsgtrailError
-from msgtrail.runtime import allocators
+from msgtrail.runtime import allocators, logs
 from msgtrail.runtime.worker import Worker
 from msgtrail.service import Service
 from msgtrail.settings import Settings
@@ -31,6 +32,7 @@ from msgtrail.web.api import (
     webhooks,
 )
 from msgtrail.web.dashboard import views as dashboard
+from msgtrail.web.request_log import RequestLog
 
 log = logging.getLogger("msgtrail")
 
@@ -46,6 +48,8 @@ def app_from_env() -> ASGIApp:
     from msgtrail.db.engine import make_engine
 
     allocators.bound()
+    logs.configure(os.environ.get("MSGTRAIL_LOG_LEVEL", "info"),
+                   os.environ.get("MSGTRAIL_LOG_FORMAT", "console"))
     settings = Settings()
     return served(create_app(settings, make_engine(settings.resolved_database_url(),
                                                    settings.workers)))
@@ -67,7 +71,7 @@ def error_response(exc: Exception) -> JSONResponse:
 def served(app: FastAPI) -> ASGIApp:
     """The ASGI application a server runs: provider webhooks go straight to their
     handler, everything else through FastAPI (see webhooks.FastPath)."""
-    return webhooks.FastPath(app, error_response)
+    return RequestLog(webhooks.FastPath(app, error_response))
 
 
 async def _error_handler(_req: Request, exc: Exception) -> JSONResponse:

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     upkeep_max_lag_seconds: float = Field(
         default=60,
         description="seconds after which that upkeep runs even while events still flow")
+    # A log line per request cost single-event webhooks a fifth of their rate: by
+    # default only failed and slow requests get one (msgtrail.web.request_log).
+    log_requests: Literal["all", "errors"] = Field(
+        default="errors",
+        description="log a line for every request (`all`), or only for those answered "
+        "4xx/5xx or slower than 1 s (`errors`)")
     # Requests per app to the export endpoints, in the `limits` library's notation;
     # counted in Redis when redis_url is set (shared by every API process), else in process.
     export_rate_limit: str = Field(

@@ -64,4 +64,7 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    # A line per request is noise; and at DEBUG, botocore logs every S3 request's
+    # headers, signatures among them.
+    for noisy in ("httpx", "botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -71,7 +71,8 @@ def error_response(exc: Exception) -> JSONResponse:
 def served(app: FastAPI) -> ASGIApp:
     """The ASGI application a server runs: provider webhooks go straight to their
     handler, everything else through FastAPI (see webhooks.FastPath)."""
-    return RequestLog(webhooks.FastPath(app, error_response))
+    return RequestLog(webhooks.FastPath(app, error_response),
+                      app.state.service.settings.log_requests)
 
 
 async def _error_handler(_req: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,8 @@ from tests.helpers import create_message, download_when_ready, event, export, se
 
 
 def test_json_lines_with_request_and_job_ids_and_no_secrets(tmp_path, backend) -> None:
-    srv = start_server(tmp_path, backend=backend, env={"MSGTRAIL_LOG_FORMAT": "json"})
+    srv = start_server(tmp_path, backend=backend, env={"MSGTRAIL_LOG_FORMAT": "json",
+                                                       "MSGTRAIL_LOG_REQUESTS": "all"})
     try:
         creds = srv.create_app()
         with srv.client(creds) as client:
@@ -56,3 +57,17 @@ def test_json_lines_with_request_and_job_ids_and_no_secrets(tmp_path, backend) -
     token = httpx.URL(url).path.split("/")[2] if "/exports/" in url else None
     for secret in [creds.api_key, csrf.group(1), *cookies, *([token] if token else [])]:
         assert secret not in text, "a secret was logged"
+
+
+def test_by_default_only_failed_requests_get_a_line(tmp_path) -> None:
+    srv = start_server(tmp_path)
+    try:
+        with httpx.Client(base_url=srv.base_url) as client:
+            assert client.get("/livez").status_code == 200
+            assert client.get("/notifications", params={"app_id": "x"}).status_code == 401
+    finally:
+        stop_server(srv)
+    text = (tmp_path / f"serve-{srv.base_url.rsplit(':', 1)[1]}.log").read_text()
+    access = [line for line in text.splitlines() if " msgtrail.access: " in line]
+    assert len(access) == 1 and "GET /notifications 401" in access[0]
+    assert re.search(r"request_id=[0-9a-f]{32}$", access[0])

@@ -70,12 +70,26 @@ def _data_process() -> None:
     allocators.bound()
 
 
+def _metrics(settings: Settings) -> None:
+    """This process's metrics in the machine's metrics directory (before anything
+    imports prometheus_client), its memory watched, its live gauges dropped at exit."""
+    import atexit
+
+    from msgtrail.runtime import metrics_dir
+
+    metrics_dir.prepare(settings.resolved_metrics_dir())
+    from msgtrail.runtime import metrics
+
+    metrics.watch_memory()
+    atexit.register(metrics.process_exit)
+
+
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
     import uvicorn
 
-    from msgtrail.web.app import create_app, served
-
     _data_process()
+    _metrics(settings)
+    from msgtrail.web.app import create_app, served
 
     if workers is not None:
         settings.workers = workers
@@ -119,12 +133,13 @@ def serve(host, port, workers, processes, public_url, data_dir, database_url) ->
 @database_option
 def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Run background workers without the API."""
-    from msgtrail.files import open_store
-    from msgtrail.runtime.worker import Worker
-
     _data_process()
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
+    _metrics(settings)
+    from msgtrail.files import open_store
+    from msgtrail.runtime.worker import Worker
+
     engine = _engine(settings, concurrency)
     store = open_store(settings.resolved_storage_url())
     pool = [Worker(settings, engine, store, name=f"worker-{i}") for i in range(concurrency)]

@@ -32,6 +32,7 @@ from msgtrail.ingest.intake import Delivery, GroupCommit, Outcome
 from msgtrail.inputs import require_uuid
 from msgtrail.messages import Message
 from msgtrail.notify import export_webhooks
+from msgtrail.runtime import metrics
 from msgtrail.settings import Settings
 from msgtrail.store import activity, counters, upkeep
 from msgtrail.store.event_batch import parse_batch
@@ -189,6 +190,7 @@ class Service:
                             self.settings.max_events_per_request)
         with self.engine.begin() as conn:
             activity.append(conn, message.pk, batch.events, now())
+        metrics.EVENTS_ACCEPTED.labels("api").inc(batch.events.num_rows)
         return {"accepted": batch.events.num_rows, "duplicates": batch.duplicates}
 
     def webhook_cached(self, app_id: str, source: str, req: WebhookRequest) -> bool:
@@ -198,11 +200,20 @@ class Service:
 
     def webhook_delivery(self, source: str, app_id: str, req: WebhookRequest) -> Delivery:
         """The request authenticated as its provider signs it, and its events."""
-        return receive.delivery(self.lookups, self.settings, source, app_id, req)
+        try:
+            return receive.delivery(self.lookups, self.settings, source, app_id, req)
+        except Unauthorized:
+            metrics.SIGNATURE_FAILURES.labels(source).inc()
+            raise
 
     async def record(self, delivery: Delivery) -> Outcome:
         """The delivery's events, once durable (joined to the next group commit)."""
-        return await asyncio.wrap_future(self.intake.submit(delivery))
+        outcome = await asyncio.wrap_future(self.intake.submit(delivery))
+        metrics.EVENTS_ACCEPTED.labels(delivery.source).inc(outcome.accepted)
+        if outcome.rejected:
+            metrics.EVENTS_REJECTED.labels(delivery.source, "not attributed").inc(
+                outcome.rejected)
+        return outcome
 
     def rejections(self, app: App, source: str | None, limit: int,
                    offset: int) -> dict[str, Any]:

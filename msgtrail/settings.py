@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default="errors",
         description="log a line for every request (`all`), or only for those answered "
         "4xx/5xx or slower than 1 s (`errors`)")
+    # prometheus_client's multiprocess files: every serve and worker process of a
+    # machine writes there, and /metrics of any of them sums them all.
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="where this machine's serve and worker processes keep their metrics "
+        "[default: <data_dir>/metrics]")
     # Requests per app to the export endpoints, in the `limits` library's notation;
     # counted in Redis when redis_url is set (shared by every API process), else in process.
     export_rate_limit: str = Field(
@@ -181,6 +187,9 @@ class Settings(BaseSettings):
 
     def resolved_storage_url(self) -> str:
         return self.storage_url or str((self.data_dir / "files").resolve())
+
+    def resolved_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -15,6 +15,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages, webhook_rejections
 from msgtrail.ingest.connectors.base import Incoming, canonical_uuid
 from msgtrail.messages import MAX_NAME
+from msgtrail.runtime import metrics
 from msgtrail.store import activity, event_batch
 from msgtrail.store.event_batch import FUTURE_SLACK, MAX_TEXT, MIN_TIMESTAMP
 
@@ -222,8 +224,11 @@ class GroupCommit:
                 return
 
     def _commit(self, group: list[tuple[Delivery, Future[Outcome]]]) -> None:
+        started = time.perf_counter()
         try:
             outcomes = record(self._engine, [d for d, _ in group])
+            metrics.GROUP_SECONDS.observe(time.perf_counter() - started)
+            metrics.GROUP_SIZE.observe(len(group))
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
             if len(group) == 1:
                 group[0][1].set_exception(exc)

@@ -26,7 +26,7 @@ from msgtrail.export import jobs
 from msgtrail.export.pipeline import LeaseLost, Progress, run_job
 from msgtrail.files import BlobStore
 from msgtrail.notify import export_webhooks, mailer
-from msgtrail.runtime import logs, retention
+from msgtrail.runtime import logs, metrics, retention
 from msgtrail.settings import Settings
 from msgtrail.store import upkeep
 from msgtrail.vault import Vault
@@ -140,6 +140,7 @@ class Worker:
                                 name=f"{self.name}-lease", daemon=True)
         beat.start()
         log.info("%s: job %s (%s) attempt %d", self.name, job.export_id, job.kind, job.attempts)
+        started = time.monotonic()
         try:
             written = run_job(self.engine, self.store, job, progress, self.settings)
         except LeaseLost:
@@ -152,14 +153,20 @@ class Worker:
             return
         except Exception as exc:  # the job records the failure; the worker carries on
             log.exception("%s: job %s failed", self.name, job.export_id)
+            metrics.JOBS_ENDED.labels(job.kind, "failed attempt").inc()
             jobs.fail(self.engine, job, self.owner, f"{type(exc).__name__}: {exc}",
                       self.settings.max_attempts, self._ended)
             return
         finally:
             progress.done.set()
             beat.join()
+        took = time.monotonic() - started
+        metrics.EXPORT_SECONDS.labels(job.kind).observe(took)
+        metrics.EXPORT_ROWS_PER_SECOND.labels(job.kind).observe(
+            written.manifest["rows"] / max(took, 1e-6))
         if jobs.finish(self.engine, job, self.owner, written.manifest,
                        self.settings.file_ttl_seconds, written.marks, self._ended):
+            metrics.JOBS_ENDED.labels(job.kind, "ready").inc()
             log.info("%s: job %s ready: %d rows, %d bytes", self.name, job.export_id,
                      written.manifest["rows"], written.manifest["bytes"])
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp
 
 from msgtrail import __version__
 from msgtrail.errors import MsgtrailError
-from msgtrail.runtime import allocators, logs
+from msgtrail.runtime import allocators, logs, metrics
 from msgtrail.runtime.worker import Worker
 from msgtrail.service import Service
 from msgtrail.settings import Settings
@@ -50,6 +51,9 @@ def app_from_env() -> ASGIApp:
     allocators.bound()
     logs.configure(os.environ.get("MSGTRAIL_LOG_LEVEL", "info"),
                    os.environ.get("MSGTRAIL_LOG_FORMAT", "console"))
+    # (The parent chose the metrics directory; each process records its own memory.)
+    metrics.watch_memory()
+    atexit.register(metrics.process_exit)
     settings = Settings()
     return served(create_app(settings, make_engine(settings.resolved_database_url(),
                                                    settings.workers)))

@@ -5,7 +5,8 @@ database answers; kept as it was)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from msgtrail.web.api.openapi import errors
 from msgtrail.web.deps import Svc
@@ -36,3 +37,12 @@ def readyz(svc: Svc) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "errors": problems}, status_code=503,
                             headers={"Retry-After": "5"})
     return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics of every process of this machine",
+            response_class=Response)
+async def metrics_page(svc: Svc) -> Response:
+    from msgtrail.runtime import metrics  # (after the CLI chose the metrics directory)
+
+    body, content_type = await run_in_threadpool(metrics.exposition, svc.engine)
+    return Response(body, media_type=content_type)

@@ -138,7 +138,7 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     settings = _settings(data_dir=data_dir, database_url=database_url)
     _metrics(settings)
     from msgtrail.files import open_store
-    from msgtrail.runtime.worker import Worker
+    from msgtrail.runtime.worker import Worker, stop
 
     engine = _engine(settings, concurrency)
     store = open_store(settings.resolved_storage_url())
@@ -147,12 +147,21 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
         w.start()
     click.echo(f"msgtrail worker running ({concurrency} threads)", err=True)
     stopping = threading.Event()
-    # SIGTERM stops gracefully: running jobs are handed back to the queue at once.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    def on_term(*_: object) -> None:
+        # The first SIGTERM stops taking work and gives running exports the grace
+        # period; a second hands them back at once.
+        if stopping.is_set():
+            for w in pool:
+                w.hand_back()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_term)
     with contextlib.suppress(KeyboardInterrupt):
         stopping.wait()
-    for w in pool:
-        w.stop()
+    click.echo(f"msgtrail worker stopping (grace {settings.shutdown_grace_seconds:g} s)",
+               err=True)
+    stop(pool, settings.shutdown_grace_seconds)
 
 
 main.add_command(export_command)

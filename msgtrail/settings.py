@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default="errors",
         description="log a line for every request (`all`), or only for those answered "
         "4xx/5xx or slower than 1 s (`errors`)")
+    # On SIGTERM, a running export may finish within this; then it is handed back.
+    shutdown_grace_seconds: float = Field(
+        default=25,
+        description="seconds a running export may take to finish once its process is told "
+        "to stop (SIGTERM); after that, or at a second SIGTERM, it is handed back to the "
+        "queue")
     # prometheus_client's multiprocess files: every serve and worker process of a
     # machine writes there, and /metrics of any of them sums them all.
     metrics_dir: Path | None = Field(

@@ -75,7 +75,10 @@ class Worker:
     def run_waiting_jobs(self) -> None:
         """Run the export jobs queued meanwhile (the upkeep calls this between its
         steps): an export never waits behind the upkeep of a big message, which takes
-        seconds per million recipients. The upkeep then carries on where it was."""
+        seconds per million recipients. The upkeep then carries on where it was,
+        unless the worker is stopping: then it ends there (_Stopping)."""
+        if self._stop.is_set():
+            raise _Stopping
         while not self._stop.is_set() and jobs.any_due(self.engine):
             job = jobs.claim(self.engine, self.owner, self.settings.lease_seconds)
             if job is None:  # another worker took it
@@ -208,6 +211,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+            except _Stopping:
+                return
             except Exception:  # a failed unit must not kill the worker; it is retried
                 log.exception("%s: work failed", self.name)
                 busy = False
@@ -226,11 +231,37 @@ class Worker:
                                          daemon=True)
         self._courier.start()
 
-    def stop(self, timeout: float = 30) -> None:
-        self._stop.set()
-        self._wake.set()
+    def busy(self) -> bool:
+        """Whether it is running an export job."""
+        return self._progress is not None and not self._progress.done.is_set()
+
+    def hand_back(self) -> None:
+        """Stop the running job now: no file is written and its lease is released, so
+        another worker takes it at once, without spending an attempt."""
         if self._progress is not None:
             self._progress.lost.set()
-        for thread in (self._thread, self._courier):
+
+
+class _Stopping(Exception):
+    """The worker is stopping: the upkeep ends at its next pause. What it leaves is
+    derived data (merges are transactions; a page build unpublished is deleted by the
+    next build)."""
+
+
+def stop(pool: list[Worker], grace: float = 0, timeout: float = 30) -> None:
+    """Stop the workers: they take no new work at once, their running exports have
+    `grace` seconds to finish and are then handed back (`Worker.hand_back`)."""
+    for worker in pool:
+        worker._stop.set()
+        worker._wake.set()
+    deadline = time.monotonic() + grace
+    while any(w.busy() for w in pool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in pool:
+        if worker.busy():
+            log.info("%s: grace period over; handing its job back", worker.name)
+        worker.hand_back()
+    for worker in pool:
+        for thread in (worker._thread, worker._courier):
             if thread:
                 thread.join(timeout)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from msgtrail import __version__
 from msgtrail.errors import MsgtrailError
 from msgtrail.runtime import allocators, logs, metrics
+from msgtrail.runtime import worker as worker_mod
 from msgtrail.runtime.worker import Worker
 from msgtrail.service import Service
 from msgtrail.settings import Settings
@@ -103,8 +104,8 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         service.wake_workers = wake_workers
         service.workers_stalled = lambda: [w for w in map(Worker.stalled, pool) if w]
         yield
-        for worker in pool:
-            worker.stop()
+        # uvicorn has stopped accepting and finished the requests in flight.
+        worker_mod.stop(pool, settings.shutdown_grace_seconds)
         service.close()
 
     app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,

@@ -1,0 +1,68 @@
+"""SIGTERM to a real `msgtrail worker` in the middle of an export: with no grace
+period, the export is handed back (no file, no attempt spent) and another worker
+writes it; with one, the export finishes before the process exits."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import time
+
+import httpx
+
+from msgtrail.testing.service import start_server, stop_server
+from msgtrail.testing.workload import ndjson_batches, send_ndjson
+from tests.helpers import create_message, export, stop_processes, worker_process
+
+RECIPIENTS = 1_000_000
+
+
+def _state(client: httpx.Client, app_id: str, message_id: str, export_id: str) -> dict:  # type: ignore[type-arg]
+    return client.get(f"/notifications/{message_id}/export_events/{export_id}",
+                      params={"app_id": app_id}).json()
+
+
+def _running(client: httpx.Client, app_id: str, message_id: str, export_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while _state(client, app_id, message_id, export_id)["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_sigterm_hands_an_export_back_or_lets_it_finish(tmp_path, backend) -> None:
+    srv = start_server(tmp_path, "--workers", "0", backend=backend,
+                       env={"MSGTRAIL_UPKEEP_QUIET_SECONDS": "3600",
+                            "MSGTRAIL_UPKEEP_MAX_LAG_SECONDS": "3600"})
+    workers = []
+    try:
+        creds = srv.create_app()
+        with srv.client(creds) as client:
+            message_id = create_message(client, creds)
+            send_ndjson(client, message_id, creds.app_id,
+                        ndjson_batches(RECIPIENTS, 10_000, int(time.time())), 2)
+            answer = export(client, creds, message_id).json()
+            export_id = answer["export_id"]
+            # No grace: the export is handed back at once, and nothing is served.
+            hasty = worker_process(srv, "hasty", MSGTRAIL_SHUTDOWN_GRACE_SECONDS="0")
+            workers.append(hasty)
+            _running(client, creds.app_id, message_id, export_id)
+            hasty.send_signal(signal.SIGTERM)
+            assert hasty.wait(timeout=20) == 0
+            state = _state(client, creds.app_id, message_id, export_id)
+            assert state["state"] == "queued", state
+            assert httpx.get(answer["csv_file_url"], follow_redirects=True).status_code == 404
+            assert not backend.stored_files(srv.env, tmp_path)
+            # With the default grace (25 s), the next worker finishes it before it exits.
+            patient = worker_process(srv, "patient")
+            workers.append(patient)
+            _running(client, creds.app_id, message_id, export_id)
+            patient.send_signal(signal.SIGTERM)
+            assert patient.wait(timeout=30) == 0
+            state = _state(client, creds.app_id, message_id, export_id)
+            assert state["state"] == "ready", state
+            data = gzip.decompress(httpx.get(answer["csv_file_url"], follow_redirects=True,
+                                             timeout=60).content)
+            assert data.count(b"\n") - 1 == RECIPIENTS
+    finally:
+        stop_processes(workers)
+        stop_server(srv)

@@ -158,7 +158,10 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
 
     signal.signal(signal.SIGTERM, on_term)
     with contextlib.suppress(KeyboardInterrupt):
-        stopping.wait()
+        # Woken ten times a second: a signal that lands on another thread (a busy worker)
+        # does not interrupt a wait, and its handler runs only when this thread runs.
+        while not stopping.wait(0.1):
+            pass
     click.echo(f"msgtrail worker stopping (grace {settings.shutdown_grace_seconds:g} s)",
                err=True)
     stop(pool, settings.shutdown_grace_seconds)

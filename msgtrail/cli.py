@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -138,33 +135,13 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     settings = _settings(data_dir=data_dir, database_url=database_url)
     _metrics(settings)
     from msgtrail.files import open_store
-    from msgtrail.runtime.worker import Worker, stop
+    from msgtrail.runtime.worker import Worker, run_until_stopped
 
     engine = _engine(settings, concurrency)
     store = open_store(settings.resolved_storage_url())
     pool = [Worker(settings, engine, store, name=f"worker-{i}") for i in range(concurrency)]
-    for w in pool:
-        w.start()
     click.echo(f"msgtrail worker running ({concurrency} threads)", err=True)
-    stopping = threading.Event()
-
-    def on_term(*_: object) -> None:
-        # The first SIGTERM stops taking work and gives running exports the grace
-        # period; a second hands them back at once.
-        if stopping.is_set():
-            for w in pool:
-                w.hand_back()
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    with contextlib.suppress(KeyboardInterrupt):
-        # Woken ten times a second: a signal that lands on another thread (a busy worker)
-        # does not interrupt a wait, and its handler runs only when this thread runs.
-        while not stopping.wait(0.1):
-            pass
-    click.echo(f"msgtrail worker stopping (grace {settings.shutdown_grace_seconds:g} s)",
-               err=True)
-    stop(pool, settings.shutdown_grace_seconds)
+    run_until_stopped(pool, settings.shutdown_grace_seconds)
 
 
 main.add_command(export_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -74,10 +75,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+@functools.cache
+def _heads() -> frozenset[str]:
+    """This code's migration heads: read from the scripts once per process."""
+    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+
+
 def migrations_behind(engine: Engine) -> str | None:
     """Why the database is not at this code's migrations (`msgtrail db upgrade` brings
     it there), or None when it is."""
-    heads = set(ScriptDirectory.from_config(_config()).get_heads())
+    heads = _heads()
     with engine.connect() as conn:
         # Read, not through alembic's MigrationContext: that logs two lines at INFO
         # each time, and readiness is asked every few seconds.

@@ -10,9 +10,11 @@ died is taken over by another once the lease expires.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -126,13 +128,13 @@ class Worker:
 
     def _job_fields(self, job: jobs.Job) -> dict[str, str]:
         with self.engine.connect() as conn:
-            app_id = conn.execute(select(apps.c.app_id).where(apps.c.id == job.app_pk)
-                                  ).scalar_one()
+            app_id, message_id = conn.execute(
+                select(apps.c.app_id, messages.c.message_id)
+                .outerjoin(messages, messages.c.id == job.message_pk)
+                .where(apps.c.id == job.app_pk)).one()
             conn.rollback()
-        fields = {"job_id": job.export_id, "app_id": str(app_id)}
-        if job.message_pk is not None:
-            fields["message_id"] = self._message_id(job)
-        return fields
+        return {"job_id": job.export_id, "app_id": str(app_id),
+                **({"message_id": str(message_id)} if message_id is not None else {})}
 
     def _run_job(self, job: jobs.Job) -> None:
         self._renewed = time.monotonic()
@@ -231,6 +233,16 @@ class Worker:
                                          daemon=True)
         self._courier.start()
 
+    def stop_taking_work(self) -> None:
+        """Claim nothing more; an upkeep in progress ends at its next pause."""
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        for thread in (self._thread, self._courier):
+            if thread:
+                thread.join(timeout)
+
     def busy(self) -> bool:
         """Whether it is running an export job."""
         return self._progress is not None and not self._progress.done.is_set()
@@ -252,8 +264,7 @@ def stop(pool: list[Worker], grace: float = 0, timeout: float = 30) -> None:
     """Stop the workers: they take no new work at once, their running exports have
     `grace` seconds to finish and are then handed back (`Worker.hand_back`)."""
     for worker in pool:
-        worker._stop.set()
-        worker._wake.set()
+        worker.stop_taking_work()
     deadline = time.monotonic() + grace
     while any(w.busy() for w in pool) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -262,6 +273,28 @@ def stop(pool: list[Worker], grace: float = 0, timeout: float = 30) -> None:
             log.info("%s: grace period over; handing its job back", worker.name)
         worker.hand_back()
     for worker in pool:
-        for thread in (worker._thread, worker._courier):
-            if thread:
-                thread.join(timeout)
+        worker.join(timeout)
+
+
+def run_until_stopped(pool: list[Worker], grace: float) -> None:
+    """Start the workers and run them until SIGTERM (or Ctrl-C), then `stop` them with
+    `grace`; a second SIGTERM hands running exports back at once."""
+    for worker in pool:
+        worker.start()
+    stopping = threading.Event()
+
+    def on_term(*_: object) -> None:
+        if stopping.is_set():
+            for worker in pool:
+                worker.hand_back()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    with contextlib.suppress(KeyboardInterrupt):
+        # Woken ten times a second: a signal that lands on another thread (a busy
+        # worker) does not interrupt a wait, and its handler runs only when this
+        # thread runs.
+        while not stopping.wait(0.1):
+            pass
+    log.info("stopping: running exports have %g s to finish", grace)
+    stop(pool, grace)

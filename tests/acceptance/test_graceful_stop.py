@@ -42,24 +42,22 @@ def test_sigterm_hands_an_export_back_or_lets_it_finish(tmp_path, backend) -> No
                         ndjson_batches(RECIPIENTS, 10_000, int(time.time())), 2)
             answer = export(client, creds, message_id).json()
             export_id = answer["export_id"]
+            def stopped_while_running(name: str, **env: str) -> str:
+                """A worker told to stop once it runs the export: the export's state
+                once it has exited."""
+                process = worker_process(srv, name, **env)
+                workers.append(process)
+                _running(client, creds.app_id, message_id, export_id)
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=30) == 0
+                return str(_state(client, creds.app_id, message_id, export_id)["state"])
+
             # No grace: the export is handed back at once, and nothing is served.
-            hasty = worker_process(srv, "hasty", MSGTRAIL_SHUTDOWN_GRACE_SECONDS="0")
-            workers.append(hasty)
-            _running(client, creds.app_id, message_id, export_id)
-            hasty.send_signal(signal.SIGTERM)
-            assert hasty.wait(timeout=20) == 0
-            state = _state(client, creds.app_id, message_id, export_id)
-            assert state["state"] == "queued", state
+            assert stopped_while_running("hasty", MSGTRAIL_SHUTDOWN_GRACE_SECONDS="0") == "queued"
             assert httpx.get(answer["csv_file_url"], follow_redirects=True).status_code == 404
             assert not backend.stored_files(srv.env, tmp_path)
             # With the default grace (25 s), the next worker finishes it before it exits.
-            patient = worker_process(srv, "patient")
-            workers.append(patient)
-            _running(client, creds.app_id, message_id, export_id)
-            patient.send_signal(signal.SIGTERM)
-            assert patient.wait(timeout=30) == 0
-            state = _state(client, creds.app_id, message_id, export_id)
-            assert state["state"] == "ready", state
+            assert stopped_while_running("patient") == "ready"
             data = gzip.decompress(httpx.get(answer["csv_file_url"], follow_redirects=True,
                                              timeout=60).content)
             assert data.count(b"\n") - 1 == RECIPIENTS

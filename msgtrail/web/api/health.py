@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from msgtrail.runtime import metrics
 from msgtrail.web.api.openapi import errors
 from msgtrail.web.deps import Svc
 
@@ -42,7 +43,5 @@ def readyz(svc: Svc) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics of every process of this machine",
             response_class=Response)
 async def metrics_page(svc: Svc) -> Response:
-    from msgtrail.runtime import metrics  # (after the CLI chose the metrics directory)
-
     body, content_type = await run_in_threadpool(metrics.exposition, svc.engine)
     return Response(body, media_type=content_type)

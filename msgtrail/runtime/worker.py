@@ -55,6 +55,8 @@ class Worker:
         self._progress: Progress | None = None
         # When the running job's lease was last renewed (time.monotonic()).
         self._renewed = 0.0
+        # Set once it must hand back whatever job it runs or claims next (stopping).
+        self._give_back = threading.Event()
 
     def run_once(self) -> bool:
         """Do one unit of work; False when there was none."""
@@ -123,8 +125,12 @@ class Worker:
 
     def run_job(self, job: jobs.Job) -> None:
         """Run the job; every line logged meanwhile carries its id, app and message."""
+        # Busy from here: a stop meanwhile waits for it (or hands it back).
+        progress = self._progress = Progress(total=job.total_rows)
+        if self._give_back.is_set():  # claimed after the worker was told to hand back
+            progress.lost.set()
         with logs.context(**self._job_fields(job)):
-            self._run_job(job)
+            self._run_job(job, progress)
 
     def _job_fields(self, job: jobs.Job) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -136,9 +142,8 @@ class Worker:
         return {"job_id": job.export_id, "app_id": str(app_id),
                 **({"message_id": str(message_id)} if message_id is not None else {})}
 
-    def _run_job(self, job: jobs.Job) -> None:
+    def _run_job(self, job: jobs.Job, progress: Progress) -> None:
         self._renewed = time.monotonic()
-        progress = self._progress = Progress(total=job.total_rows)
         # (In the job's log context: a thread starts with an empty one.)
         beat = threading.Thread(target=contextvars.copy_context().run,
                                 args=(self._heartbeat, job, progress),
@@ -248,8 +253,10 @@ class Worker:
         return self._progress is not None and not self._progress.done.is_set()
 
     def hand_back(self) -> None:
-        """Stop the running job now: no file is written and its lease is released, so
-        another worker takes it at once, without spending an attempt."""
+        """Stop the running job now, and any it claims after: no file is written and
+        the lease is released, so another worker takes it at once, without spending
+        an attempt."""
+        self._give_back.set()
         if self._progress is not None:
             self._progress.lost.set()
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -419,6 +420,83 @@ def import_command(file, app_id, message_id, as_json, data_dir, database_url) ->
     if done.without_events:
         click.echo(f"{done.without_events:,} row(s) had no event time and add nothing",
                    err=True)
+
+
+def _fail(exc: MsgtrailError) -> click.ClickException:
+    return click.ClickException("; ".join(exc.messages))
+
+
+@main.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@data_dir_option
+def backup_command(dest, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """Copy the embedded store (database, export files, secret key) into the empty
+    directory DEST, consistently, while the service runs."""
+    from msgtrail.operate import backup
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    try:
+        done = backup.backup(settings, dest)
+    except MsgtrailError as exc:
+        raise _fail(exc) from None
+    click.echo(f"backed up {done.apps} app(s), {done.messages:,} message(s), {done.events:,} "
+               f"events ({done.database_bytes / 1e6:,.1f} MB) and {done.files} file(s) "
+               f"({done.file_bytes / 1e6:,.1f} MB) to {dest} in {done.seconds:.1f} s")
+    if done.files_expired_meanwhile:
+        click.echo(f"{done.files_expired_meanwhile} file(s) expired while copying; marked "
+                   "expired in the backup", err=True)
+    if not done.secret_key:
+        click.echo("no secret.key in the backup (MSGTRAIL_SECRET_KEY is set, or none was "
+                   "made yet): keep that key too, it opens the webhook credentials", err=True)
+
+
+@main.command("restore")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="An empty (or new) directory to restore into.")
+def restore_command(src, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """Restore a backup made by `msgtrail backup` into an empty data directory, then
+    check everything it holds."""
+    from msgtrail.files import open_store
+    from msgtrail.operate import backup, check
+
+    settings = Settings(data_dir=data_dir)
+    try:
+        done = backup.restore(src, settings)
+    except MsgtrailError as exc:
+        raise _fail(exc) from None
+    engine = _engine(settings)
+    report = check.check(engine, open_store(settings.resolved_storage_url()))
+    taken = datetime.fromtimestamp(done.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    click.echo(f"restored the backup of {taken} UTC into {data_dir}")
+    _print_check(report)
+
+
+@main.command("check")
+@data_dir_option
+@database_option
+def check_command(data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Read every segment, page, job and export file; exit 1 with a report of each
+    problem found."""
+    from msgtrail.files import open_store
+    from msgtrail.operate import check
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    report = check.check(_engine(settings), open_store(settings.resolved_storage_url()),
+                         progress=lambda line: click.echo(line, err=True))
+    _print_check(report)
+
+
+def _print_check(report) -> None:  # type: ignore[no-untyped-def]
+    click.echo(f"{report.messages:,} message(s): {report.segments:,} segments, "
+               f"{report.events:,} events, {report.pages:,} pages; {report.jobs:,} job(s), "
+               f"{report.files:,} file(s) ({report.file_bytes / 1e6:,.1f} MB)")
+    if report.ok:
+        click.echo("no problems found")
+        return
+    for problem in report.problems:
+        click.echo(problem)
+    raise click.ClickException(f"{len(report.problems)} problem(s) found")
 
 
 @main.command()

@@ -170,3 +170,18 @@ CREATE_MESSAGE = text(
     "INSERT INTO messages (message_id, app_pk, name, target_channel, body, created_at)"
     " VALUES (:message_id, :app_pk, :name, :channel, :body, :at)"
     " ON CONFLICT (app_pk, message_id) DO NOTHING")
+
+# --- Checks (operate/check.py)
+
+CHECK_MESSAGES = read(
+    "SELECT id, message_id, next_batch, pages_generation FROM messages"
+    " WHERE purged_at IS NULL ORDER BY id")
+CHECK_SEGMENTS = read(
+    "SELECT id, first_batch, last_batch, events FROM activity_segments"
+    " WHERE message_pk = :pk ORDER BY id")
+CHECK_PAGES = read(
+    "SELECT page, rows FROM recipient_pages WHERE message_pk = :pk AND generation = :g"
+    " ORDER BY page")
+CHECK_JOBS = read(
+    "SELECT export_id, state, file_key, bytes, manifest, lease_owner, error FROM jobs"
+    " ORDER BY id")

@@ -59,6 +59,12 @@ class LocalStore:
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # the key's random directory, now empty
 
+    def reader(self, key: str) -> BinaryIO | None:
+        try:
+            return open(self.local_path(key), "rb")
+        except (ValueError, FileNotFoundError):
+            return None
+
     def healthy(self) -> bool:
         try:
             probe = self._partial()

@@ -30,6 +30,10 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         self.files.pop(key, None)
 
+    def reader(self, key: str) -> BinaryIO | None:
+        data = self.files.get(key)
+        return None if data is None else io.BytesIO(data)
+
     def healthy(self) -> bool:
         self.health_checks += 1
         return not self.broken

@@ -146,6 +146,13 @@ class S3Store:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def reader(self, key: str) -> BinaryIO | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return cast(BinaryIO, answer["Body"])
+
     def healthy(self) -> bool:
         try:
             self.client.head_bucket(Bucket=self.bucket)

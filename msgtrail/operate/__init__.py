@@ -1,0 +1,1 @@
+"""Tools for operators: backup and restore, a check of everything the store keeps."""

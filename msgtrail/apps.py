@@ -11,9 +11,12 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, select
 
+from msgtrail import audit
+from msgtrail.audit import Actor
 from msgtrail.clock import now
 from msgtrail.db.schema import accounts, api_keys, apps, dashboard_sessions
 from msgtrail.errors import NotFound
@@ -48,7 +51,8 @@ def _account_pk(conn: Connection, name: str) -> int:
     return int(pk)
 
 
-def create_app(conn: Connection, name: str, account: str = "default") -> tuple[App, str]:
+def create_app(conn: Connection, name: str, account: str = "default",
+               actor: Actor = audit.CLI) -> tuple[App, str]:
     """A new app with one API key; returns the app and the key in clear (shown once)."""
     account_pk = _account_pk(conn, account)
     app_id = str(uuid.uuid4())
@@ -56,13 +60,15 @@ def create_app(conn: Connection, name: str, account: str = "default") -> tuple[A
         apps.insert().values(app_id=app_id, account_id=account_pk, name=name, created_at=now())
     ).inserted_primary_key[0]  # type: ignore[index]
     key = _issue_key(conn, int(pk))
+    audit.record(conn, int(pk), "app.created", actor, name=name, account=account,
+                 new_key_prefix=key[:audit.PREFIX])
     return App(int(pk), app_id, name, account_pk, account, True), key
 
 
 def _issue_key(conn: Connection, app_pk: int) -> str:
     key = _new_key()
     conn.execute(api_keys.insert().values(
-        app_pk=app_pk, key_hash=hash_key(key), key_prefix=key[:12], created_at=now()))
+        app_pk=app_pk, key_hash=hash_key(key), key_prefix=key[:audit.PREFIX], created_at=now()))
     return key
 
 
@@ -93,20 +99,32 @@ def get_app(conn: Connection, app_id: str) -> App:
     return _row_to_app(row)
 
 
-def rotate_key(conn: Connection, app_id: str) -> str:
+def rotate_key(conn: Connection, app_id: str, actor: Actor = audit.CLI) -> str:
     """Issue a new key for the app and revoke every key it had before."""
     app = get_app(conn, app_id)
-    revoke_keys(conn, app_id)
-    return _issue_key(conn, app.pk)
+    revoked = _revoke(conn, app, None)
+    key = _issue_key(conn, app.pk)
+    audit.record(conn, app.pk, "key.rotated", actor, new_key_prefix=key[:audit.PREFIX],
+                 revoked=revoked)
+    return key
 
 
-def revoke_keys(conn: Connection, app_id: str, key_prefix: str | None = None) -> int:
+def revoke_keys(conn: Connection, app_id: str, key_prefix: str | None = None,
+                actor: Actor = audit.CLI) -> int:
     """Revoke the app's keys (or the one starting with key_prefix), and end the
     dashboard sessions signed in with them; returns how many keys."""
     app = get_app(conn, app_id)
+    revoked = _revoke(conn, app, key_prefix)
+    audit.record(conn, app.pk, "key.revoked", actor,
+                 revoked_key_prefix=key_prefix[:audit.PREFIX] if key_prefix else "all",
+                 revoked=revoked)
+    return revoked
+
+
+def _revoke(conn: Connection, app: App, key_prefix: str | None) -> int:
     query = api_keys.update().where(api_keys.c.app_pk == app.pk, api_keys.c.revoked_at.is_(None))
     if key_prefix:
-        query = query.where(api_keys.c.key_prefix == key_prefix[:12])
+        query = query.where(api_keys.c.key_prefix == key_prefix[:audit.PREFIX])
     revoked = conn.execute(query.values(revoked_at=now()).returning(api_keys.c.key_hash)
                            ).scalars().all()
     if revoked:
@@ -115,14 +133,15 @@ def revoke_keys(conn: Connection, app_id: str, key_prefix: str | None = None) ->
     return len(revoked)
 
 
-def set_history(conn: Connection, app_id: str, enabled: bool) -> App:
+def set_history(conn: Connection, app_id: str, enabled: bool, actor: Actor = audit.CLI) -> App:
     app = get_app(conn, app_id)
     conn.execute(apps.update().where(apps.c.id == app.pk).values(history_enabled=enabled))
+    audit.record(conn, app.pk, "settings.changed", actor, history="on" if enabled else "off")
     return get_app(conn, app_id)
 
 
 def set_webhook(conn: Connection, vault: Vault, app_id: str, url: str | None,
-                rotate: bool) -> tuple[str | None, str | None]:
+                rotate: bool, actor: Actor = audit.CLI) -> tuple[str | None, str | None]:
     """Set (a URL), remove ('') or keep (None) the app's completion webhook URL, and
     issue a signing secret when there is a URL and none yet, or `rotate`. Returns the
     URL and the newly issued secret (shown once; only sealed it is kept), if any. The
@@ -140,7 +159,18 @@ def set_webhook(conn: Connection, vault: Vault, app_id: str, url: str | None,
         sealed = None
     conn.execute(apps.update().where(apps.c.id == app.pk).values(
         webhook_url=current, webhook_secret=sealed))
+    if url is not None or secret:
+        audit.record(conn, app.pk, "settings.changed", actor,
+                     webhook_url=None if url is None else _without_credentials(url) or "removed",
+                     webhook_secret="issued" if secret else None)
     return current, secret
+
+
+def _without_credentials(url: str) -> str:
+    """A URL as the audit trail keeps it: without user and password."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname or "" if parts.port is None
+                          else f"{parts.hostname}:{parts.port}").geturl() if url else url
 
 
 def authenticate(conn: Connection, key: str) -> App | None:

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, Engine, literal, select
 
-from msgtrail import apps, messages
+from msgtrail import apps, audit, messages
 from msgtrail.apps import App
+from msgtrail.audit import Actor
 from msgtrail.channels import EVENTS
 from msgtrail.clock import exact, now
 from msgtrail.db.engine import migrations_behind
@@ -123,16 +124,25 @@ class Service:
         return app
 
     def open_session(self, token_hash: str, app_pk: int, key_hash: str, csrf: str,
-                     ttl: float) -> None:
+                     ttl: float, actor: Actor) -> None:
         with self.engine.begin() as conn:
             apps.open_session(conn, token_hash, app_pk, key_hash, csrf, now(), ttl)
+            audit.record(conn, app_pk, "dashboard.signed_in", actor)
 
     def session(self, token_hash: str) -> tuple[str, int, str, str] | None:
         return self._read(lambda conn: apps.session(conn, token_hash))
 
-    def close_session(self, token_hash: str) -> None:
+    def close_session(self, token_hash: str, actor: Actor) -> None:
         with self.engine.begin() as conn:
+            found = apps.session(conn, token_hash)
             apps.close_session(conn, token_hash)
+            if found is not None:
+                audit.record(conn, found[1], "dashboard.signed_out", actor)
+
+    def audit_trail(self, app: App, limit: int, before: int | None
+                    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of the app's audit trail, newest first, and the cursor of the next."""
+        return self._read(lambda conn: audit.page(conn, app.pk, limit, before))
 
     # Messages
 
@@ -221,18 +231,18 @@ class Service:
 
     # Exports
 
-    def request_export(self, app: App, message_id: str, events: Any, raw: bool,
+    def request_export(self, app: App, actor: Actor, message_id: str, events: Any, raw: bool,
                        fmt: str = "csv") -> dict[str, str]:
         """Queue an export of the app's message."""
         message = self.live_message(app, message_id)
         wanted = params.channel_events(events, message.target_channel)
         self.export_limit.hit(app.app_id)
-        job = self._start(app, message, "export", {
+        job = self._start(app, actor, message, "export", {
             **params.job_params(wanted, raw), **({"format": fmt} if fmt != "csv" else {})})
         return {"csv_file_url": job.url, "export_id": job.export_id,
                 "manifest_url": self._manifest_url(job.file_key)}
 
-    def request_history(self, app: App, message_id: str, events: Any, email: Any,
+    def request_history(self, app: App, actor: Actor, message_id: str, events: Any, email: Any,
                         csv_raw: bool) -> dict[str, Any]:
         """Queue a history report of the app's message, mailed to `email` if given."""
         message = self.live_message(app, message_id)
@@ -256,18 +266,20 @@ class Service:
             raise BadRequest(f"Message history is only available for {days:g}"
                              " days after the message was sent.")
         self.export_limit.hit(app.app_id)
-        job = self._start(app, message, "history", params.job_params(events, csv_raw), email)
+        job = self._start(app, actor, message, "history", params.job_params(events, csv_raw),
+                          email)
         return {"success": True, "destination_url": job.url, "export_id": job.export_id,
                 "manifest_url": self._manifest_url(job.file_key)}
 
-    def request_activity_export(self, app: App, body: dict[str, Any]) -> dict[str, str]:
+    def request_activity_export(self, app: App, actor: Actor, body: dict[str, Any]
+                                ) -> dict[str, str]:
         """Queue an export of the app's activity, per event, filtered as `body` says."""
         wanted = params.activity_filter(body)
         wanted["message_ids"] = self._live_ids(app, wanted["message_ids"])
         wanted["events"] = params.event_names(wanted["events"], EVENTS) or None
         wanted["cursor"] = self._cursor(app, wanted["cursor"])
         self.export_limit.hit(app.app_id)
-        job = self._start(app, None, "activity", wanted)
+        job = self._start(app, actor, None, "activity", wanted)
         return {"export_id": job.export_id, "file_url": job.url,
                 "manifest_url": self._manifest_url(job.file_key)}
 
@@ -305,10 +317,10 @@ class Service:
                              "activity export of this app")
         return export_id
 
-    def _start(self, app: App, message: Message | None, kind: str, wanted: dict[str, Any],
-               email: str | None = None) -> jobs.Job:
+    def _start(self, app: App, actor: Actor, message: Message | None, kind: str,
+               wanted: dict[str, Any], email: str | None = None) -> jobs.Job:
         """Queue a job (of a message, or of the whole app) once the store can take its
-        file (503 otherwise)."""
+        file (503 otherwise), and record who asked for it."""
         if not self.store_healthy():
             raise Unavailable("Service temporarily unavailable: export storage cannot be "
                               "written")
@@ -317,6 +329,10 @@ class Service:
         with self.engine.begin() as conn:
             job = jobs.request(conn, kind, app, message, wanted, estimate,
                                lambda key: self._file_url(kind, key), email)
+            audit.record(conn, app.pk, "export.requested", actor, kind=kind,
+                         export_id=job.export_id,
+                         message_id=message.message_id if message else None,
+                         format=wanted.get("format"), email=bool(email) or None)
         self.wake_workers()
         return job
 
@@ -393,6 +409,12 @@ class Service:
         ready = (job is not None and job.state == "ready"
                  and (job.expires_at or 0) > exact())
         return job, ready
+
+    def downloaded(self, job: jobs.Job, name: str, actor: Actor) -> None:
+        """Record that the job's file (or its manifest) was handed out."""
+        with self.engine.begin() as conn:
+            audit.record(conn, job.app_pk, "file.downloaded", actor, export_id=job.export_id,
+                         name=name)
 
     def served(self, key: str, seconds: int) -> Served | None:
         """How the store serves a file: a URL valid `seconds`, a path or the bytes."""

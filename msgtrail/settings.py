@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="where `serve` listens")
     # Time windows, in seconds and days as OneSignal documents them.
     activity_retention_days: float = Field(default=30, description="days of activity kept")
+    audit_retention_days: float = Field(
+        default=365,
+        description="days the audit trail (keys, connectors, settings, exports, downloads, "
+        "sign-ins) is kept")
     history_window_days: float = Field(
         default=7,
         description="days after sending that message history can be requested")

@@ -249,3 +249,20 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "state", "next_at"),
     Index("ix_webhook_deliveries_job", "job_id", "id"),
 )
+
+# Who did what to an app (msgtrail.audit): keys, connectors, settings, exports asked
+# for, files downloaded, dashboard sign-ins. Kept `audit_retention_days`.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("via", String(16), nullable=False),  # api | dashboard | cli | download
+    Column("key_prefix", String(16), nullable=True),
+    Column("remote_addr", String(64), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON: ids and names, never a secret
+    Index("ix_audit_events_app", "app_pk", "id"),
+    Index("ix_audit_events_at", "at"),
+)

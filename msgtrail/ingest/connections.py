@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from msgtrail import audit
 from msgtrail.apps import App, get_app
+from msgtrail.audit import Actor
 from msgtrail.clock import now
 from msgtrail.db.schema import connections
 from msgtrail.errors import BadRequest, NotFound
@@ -21,22 +23,27 @@ def _source(name: str) -> str:
 
 
 def connect(conn: Connection, vault: Vault, app_id: str, source: str,
-            **options: Any) -> tuple[App, dict[str, Any]]:
+            actor: Actor = audit.CLI, **options: Any) -> tuple[App, dict[str, Any]]:
     """Enable (or re-key) a source for an app; returns the credential as stored, which
     the caller shows once (Postmark's generated password lives only there)."""
     app = get_app(conn, app_id)
     credential = SOURCES[_source(source)].credential(**options)
-    conn.execute(connections.delete().where(connections.c.app_pk == app.pk,
-                                            connections.c.source == source))
+    replaced = conn.execute(connections.delete().where(connections.c.app_pk == app.pk,
+                                                       connections.c.source == source)).rowcount
+    audit.record(conn, app.pk, "connector.connected", actor, source=source,
+                 replaced=bool(replaced))
     conn.execute(connections.insert().values(app_pk=app.pk, source=source,
                                              secret=vault.seal(credential), created_at=now()))
     return app, credential
 
 
-def disconnect(conn: Connection, app_id: str, source: str) -> bool:
+def disconnect(conn: Connection, app_id: str, source: str, actor: Actor = audit.CLI) -> bool:
     app = get_app(conn, app_id)
-    return bool(conn.execute(connections.delete().where(
+    removed = bool(conn.execute(connections.delete().where(
         connections.c.app_pk == app.pk, connections.c.source == _source(source))).rowcount)
+    if removed:
+        audit.record(conn, app.pk, "connector.disconnected", actor, source=source)
+    return removed
 
 
 def credential(conn: Connection, vault: Vault, app: App, source: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Retention: expired export files, and activity and rejected webhook events past
-their window, go on their own."""
+"""Retention: expired export files, and activity, rejected webhook events and the
+audit trail past their windows, go on their own."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 
 from sqlalchemy import Engine, select, update
 
+from msgtrail import audit
 from msgtrail.clock import exact
 from msgtrail.db.schema import jobs, messages, schedules, webhook_rejections
 from msgtrail.export import jobs as jobs_mod
@@ -36,7 +37,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
     """Delete expired files and activity older than the retention window; `ended`
     hears of each job whose file expired, in the transaction that marks it."""
     now = exact() if now is None else now
-    counts = {"files": 0, "messages": 0, "partials": 0, "rejections": 0}
+    counts = {"files": 0, "messages": 0, "partials": 0, "rejections": 0, "audit": 0}
     with engine.connect() as conn:
         expired = conn.execute(select(jobs.c.id, jobs.c.file_key).where(
             jobs.c.state == "ready", jobs.c.expires_at <= now)).all()
@@ -70,6 +71,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
         # are kept no longer than the activity they failed to become.
         counts["rejections"] = conn.execute(webhook_rejections.delete().where(
             webhook_rejections.c.received_at < cutoff)).rowcount
+        counts["audit"] = audit.purge(conn, now - settings.audit_retention_days * 86400)
     counts["partials"] = store.clean_partials(PARTIAL_MAX_AGE)
     if any(counts.values()):
         log.info("purged %s", counts)

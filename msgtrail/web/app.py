@@ -24,6 +24,7 @@ from msgtrail.service import Service
 from msgtrail.settings import Settings
 from msgtrail.web.api import (
     activity_exports,
+    audit,
     events,
     exports,
     files,
@@ -41,7 +42,7 @@ log = logging.getLogger("msgtrail")
 
 # OneSignal's routes, served at the root and under /api/v1.
 API_ROUTERS = (notifications.router, events.router, exports.router, history.router,
-               activity_exports.router, webhooks.router)
+               activity_exports.router, webhooks.router, audit.router)
 
 
 def app_from_env() -> ASGIApp:

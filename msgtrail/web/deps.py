@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from msgtrail.apps import App
+from msgtrail.audit import Actor, api_actor
 from msgtrail.errors import Unauthorized
 from msgtrail.service import BAD_KEY, Service
 
@@ -32,6 +33,20 @@ def api_key(request: Request) -> str:
 def caller(request: Request, svc: Service, app_id: str | None) -> App:
     """The app the request's key opens, which must be `app_id`'s."""
     return svc.require_app(api_key(request), app_id)
+
+
+def remote(request: Request) -> str | None:
+    """The client's address (the proxy's, unless uvicorn trusts it to forward one)."""
+    return request.client.host if request.client else None
+
+
+def actor(request: Request) -> Actor:
+    """Who makes an API request, for the audit trail: its address and key's prefix."""
+    try:
+        key: str | None = api_key(request)
+    except Unauthorized:
+        key = None
+    return api_actor(remote(request), key)
 
 
 # A route's parameter `svc: Svc` is the service.

@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 import uuid
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import httpx

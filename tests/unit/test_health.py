@@ -22,7 +22,7 @@ def test_a_database_behind_the_migrations_is_not_ready(tmp_path: Path) -> None:
     service = Service(settings, engine)
     try:
         assert service.not_ready() == [
-            "migrations: database at migration 0011, this code at 0012"]
+            "migrations: database at migration 0011, this code at 0013"]
         upgrade(engine)
         assert migrations_behind(engine) is None and service.not_ready() == []
     finally:

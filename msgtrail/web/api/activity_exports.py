@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from msgtrail.inputs import json_object
 from msgtrail.web.api.notifications import MAX_OFFSET
 from msgtrail.web.api.openapi import ACTIVITY_EXPORT_BODY, errors
-from msgtrail.web.deps import Svc, caller
+from msgtrail.web.deps import Svc, actor, caller
 
 router = APIRouter(tags=["activity exports"])
 
@@ -25,7 +25,7 @@ async def create(request: Request, svc: Svc, app_id: str) -> dict[str, str]:
     body = json_object(await request.body())
 
     def create() -> dict[str, str]:
-        return svc.request_activity_export(caller(request, svc, app_id), body)
+        return svc.request_activity_export(caller(request, svc, app_id), actor(request), body)
 
     return await run_in_threadpool(create)
 

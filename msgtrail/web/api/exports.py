@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from msgtrail.export.params import file_format
 from msgtrail.inputs import flag, json_object
 from msgtrail.web.api.openapi import EXPORT_BODY, errors
-from msgtrail.web.deps import Svc, caller
+from msgtrail.web.deps import Svc, actor, caller
 
 router = APIRouter(tags=["exports"])
 
@@ -32,7 +32,8 @@ async def export_events(request: Request, svc: Svc, message_id: str,
     wanted = events if events is not None else body.get("events")
 
     def export() -> dict[str, str]:
-        return svc.request_export(caller(request, svc, app_id), message_id, wanted, raw, fmt)
+        return svc.request_export(caller(request, svc, app_id), actor(request), message_id,
+                                  wanted, raw, fmt)
 
     return await run_in_threadpool(export)
 

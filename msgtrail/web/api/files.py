@@ -7,11 +7,12 @@ documents them), so a client never sees a partial or stale file.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
+from msgtrail.audit import Actor
 from msgtrail.export import jobs
-from msgtrail.web.deps import Svc
+from msgtrail.web.deps import Svc, remote
 
 router = APIRouter(tags=["files"])
 
@@ -29,6 +30,14 @@ ACCESS_DENIED = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>Acces
 
 MEDIA_TYPES = {"gz": "application/gzip", "parquet": "application/vnd.apache.parquet",
                "csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+def _first_request_of_a_download(request: Request) -> bool:
+    """A GET of the whole file or of its start: a client resuming or reading it in
+    ranges makes more requests, a HEAD (a poll for readiness) downloads nothing."""
+    wanted = request.headers.get("range", "")
+    return request.method == "GET" and (not wanted or wanted.replace(" ", "").startswith(
+        "bytes=0-"))
 
 
 def not_ready(job: jobs.Job | None) -> Response:
@@ -53,14 +62,16 @@ def manifest(svc: Svc, token: str, name: str) -> Response:
             responses={403: {"description": "A history report not ready (yet)"},
                        404: {"description": "An export not ready, expired or unknown"}})
 @router.head("/exports/{token}/{name}", summary="Whether an export file is ready")
-def download(svc: Svc, token: str, name: str) -> Response:
+def download(request: Request, svc: Svc, token: str, name: str) -> Response:
     key = f"{token}/{name}"
     job, ready = svc.ready_job(key)
-    if not ready:
+    if not ready or job is None:
         return not_ready(job)
     served = svc.served(key, REDIRECT_SECONDS)
     if served is None:
         return not_ready(job)
+    if _first_request_of_a_download(request):
+        svc.downloaded(job, name, Actor("download", remote(request)))
     if served.url:  # S3: the store serves the bytes
         return RedirectResponse(served.url, status_code=307)
     media = MEDIA_TYPES[name.rsplit(".", 1)[-1]]

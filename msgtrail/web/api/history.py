@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from msgtrail.errors import MsgtrailError
 from msgtrail.inputs import flag, json_object
 from msgtrail.web.api.openapi import HISTORY_BODY, errors
-from msgtrail.web.deps import Svc, caller
+from msgtrail.web.deps import Svc, actor, caller
 
 router = APIRouter(tags=["exports"])
 
@@ -28,8 +28,8 @@ async def message_history(request: Request, svc: Svc, message_id: str) -> dict[s
         body = json_object(raw)
         app_id = body.get("app_id", request.query_params.get("app_id"))
         app = caller(request, svc, app_id if isinstance(app_id, str) else None)
-        return svc.request_history(app, message_id, body.get("events"), body.get("email"),
-                                   flag(body.get("csv_raw"), "csv_raw"))
+        return svc.request_history(app, actor(request), message_id, body.get("events"),
+                                   body.get("email"), flag(body.get("csv_raw"), "csv_raw"))
 
     try:
         return await run_in_threadpool(history)

@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from msgtrail.audit import Actor
 from msgtrail.service import Service
 
 COOKIE = "msgtrail_session"
@@ -70,17 +71,17 @@ class Sessions:
     def anonymous(self) -> Session:
         return Session(secrets.token_urlsafe(24))
 
-    def sign_in(self, app_pk: int, key_hash: str) -> Session:
+    def sign_in(self, app_pk: int, key_hash: str, actor: Actor) -> Session:
         """A new signed-in session, stored. A new CSRF token at sign-in: one seen before
         it proves nothing after. Sessions past their expiry are cleared on the way."""
         session = Session(secrets.token_urlsafe(24), app_pk, key_hash, secrets.token_urlsafe(32))
         self._service.open_session(_hash(str(session.token)), app_pk, key_hash, session.csrf,
-                                   MAX_AGE)
+                                   MAX_AGE, actor)
         return session
 
-    def sign_out(self, session: Session) -> None:
+    def sign_out(self, session: Session, actor: Actor) -> None:
         if session.token:
-            self._service.close_session(_hash(session.token))
+            self._service.close_session(_hash(session.token), actor)
 
     def write(self, response: Response, session: Session) -> None:
         doc = {"token": session.token} if session.token else {"csrf": session.csrf}

@@ -17,8 +17,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from msgtrail import apps, messages
+from msgtrail import apps, audit, messages
 from msgtrail.apps import App
+from msgtrail.audit import Actor
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.clock import exact
 from msgtrail.errors import MsgtrailError, NotFound, PayloadTooLarge
@@ -27,7 +28,7 @@ from msgtrail.service import Service
 from msgtrail.web.body import read_body
 from msgtrail.web.dashboard import charts, report
 from msgtrail.web.dashboard.session import Session, csrf_ok, sessions_of
-from msgtrail.web.deps import Svc
+from msgtrail.web.deps import Svc, remote
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
@@ -102,6 +103,11 @@ def _signed_in(request: Request, svc: Service) -> tuple[Session, App] | None:
     return session, app
 
 
+def _actor(request: Request, session: Session) -> Actor:
+    """Who acts through the dashboard: the address, the key the session signed in with."""
+    return Actor("dashboard", remote(request), key_hash=session.key_hash)
+
+
 def _to_sign_in() -> RedirectResponse:
     return RedirectResponse("/", status_code=303)
 
@@ -165,7 +171,8 @@ async def sign_in(request: Request, svc: Svc) -> Response:
         return _render(svc, "signin.html", session, 401, app_id=app_id,
                        error="That app ID and API key do not match an active key.")
     sessions = sessions_of(svc)
-    signed_in = await run_in_threadpool(sessions.sign_in, app.pk, apps.hash_key(key))
+    signed_in = await run_in_threadpool(sessions.sign_in, app.pk, apps.hash_key(key), Actor(
+        "dashboard", remote(request), key_prefix=key[:audit.PREFIX]))
     response = RedirectResponse("/messages", status_code=303)
     sessions.write(response, signed_in)
     return response
@@ -178,7 +185,7 @@ async def sign_out(request: Request, svc: Svc) -> Response:
         return posted
     _, session = posted
     sessions = sessions_of(svc)
-    await run_in_threadpool(sessions.sign_out, session)
+    await run_in_threadpool(sessions.sign_out, session, _actor(request, session))
     response = RedirectResponse("/", status_code=303)
     sessions.clear(response)
     return response
@@ -256,11 +263,12 @@ async def _start(request: Request, svc: Service, message_id: str, kind: str) -> 
     try:
         if kind == "export":
             events = str(form.get("events") or "")
-            await run_in_threadpool(svc.request_export, app, message_id, events, False)
+            await run_in_threadpool(svc.request_export, app, _actor(request, session),
+                                    message_id, events, False)
         else:
             email = str(form.get("email") or "").strip() or None
-            await run_in_threadpool(svc.request_history, app, message_id,
-                                    form.get("events"), email, False)
+            await run_in_threadpool(svc.request_history, app, _actor(request, session),
+                                    message_id, form.get("events"), email, False)
     except MsgtrailError as exc:
         return await _report_page(request, svc, message_id, exc.status_code,
                                   error=" ".join(exc.messages))

@@ -150,6 +150,18 @@ def test_journey_sign_in_report_export_history_sign_out(
     expect(page.locator("tr.job")).to_have_count(2)
     _shot(page, tmp_path, "exports")
 
+    # The audit trail shows what this session did, with the key's prefix only.
+    page.get_by_role("link", name="Audit").click()
+    rows = page.locator("table.audit tbody tr")
+    expect(rows.filter(has_text="Export requested")).to_have_count(2)
+    signed_in = rows.filter(has_text="Signed in")
+    expect(signed_in).to_have_count(1)
+    expect(signed_in).to_contain_text(app_creds.api_key[:12])
+    expect(signed_in).to_contain_text("127.0.0.1")
+    expect(rows.filter(has_text="File downloaded").first).to_contain_text("history")
+    assert app_creds.api_key not in page.content()
+    _shot(page, tmp_path, "audit")
+
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     page.goto(f"{server.base_url}/messages/{message_id}")
@@ -203,7 +215,7 @@ def test_pages_fit_a_360_px_screen(browser: Browser, server: Server, app_creds: 
     page = context.new_page()
     try:
         _sign_in(page, server, app_creds)
-        for path in ("/messages", f"/messages/{message_id}"):
+        for path in ("/audit", "/messages", f"/messages/{message_id}"):
             page.goto(f"{server.base_url}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, (path, width)

@@ -92,18 +92,27 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
     if workers is not None:
         settings.workers = workers
     engine = _engine(settings, settings.workers)
-    if processes > 1:
-        # Each process builds its own app from the environment; pass the settings on.
-        for name, value in settings.model_dump().items():
-            if value is not None:
-                os.environ[f"MSGTRAIL_{name.upper()}"] = str(value)
-        uvicorn.run("msgtrail.web.app:app_from_env", factory=True, workers=processes,
-                    host=settings.host, port=settings.port, log_level="warning", log_config=None,
-                    access_log=False)
-        return
-    app = served(create_app(settings, engine))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", log_config=None,
-                access_log=False)
+    from msgtrail.operate import replica
+
+    try:
+        replicating = replica.start(settings)  # one Litestream, in this (the parent) process
+    except MsgtrailError as exc:
+        raise _fail(exc) from None
+    try:
+        if processes > 1:
+            # Each process builds its own app from the environment; pass the settings on.
+            for name, value in settings.model_dump().items():
+                if value is not None:
+                    os.environ[f"MSGTRAIL_{name.upper()}"] = str(value)
+            uvicorn.run("msgtrail.web.app:app_from_env", factory=True, workers=processes,
+                        host=settings.host, port=settings.port, log_level="warning",
+                        log_config=None, access_log=False)
+            return
+        app = served(create_app(settings, engine))
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                    log_config=None, access_log=False)
+    finally:
+        replica.stop(replicating)  # after the last write: it ships the rest of the WAL
 
 
 @main.command()
@@ -451,24 +460,37 @@ def backup_command(dest, data_dir) -> None:  # type: ignore[no-untyped-def]
 
 
 @main.command("restore")
-@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("src", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--from-replica", "replica_url", default=None, metavar="URL",
+              help="Restore the newest state of a Litestream replica (MSGTRAIL_REPLICA_URL) "
+                   "instead of a backup directory.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="An empty (or new) directory to restore into.")
-def restore_command(src, data_dir) -> None:  # type: ignore[no-untyped-def]
-    """Restore a backup made by `msgtrail backup` into an empty data directory, then
-    check everything it holds."""
+def restore_command(src, replica_url, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """Restore a backup made by `msgtrail backup` (SRC), or a replica, into an empty
+    data directory, then check everything it holds."""
     from msgtrail.files import open_store
-    from msgtrail.operate import backup, check
+    from msgtrail.operate import backup, check, replica
 
+    if (src is None) == (replica_url is None):
+        raise click.UsageError("give a backup directory (SRC) or --from-replica URL")
     settings = Settings(data_dir=data_dir)
     try:
-        done = backup.restore(src, settings)
+        if src is not None:
+            done = backup.restore(src, settings)
+            taken = datetime.fromtimestamp(done.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            what = f"the backup of {taken} UTC"
+        else:
+            replica.restore(replica_url, settings)
+            expired = replica.expire_missing_files(settings)
+            what = (f"the replica's newest state ({expired} export file(s) it does not hold "
+                    "marked expired)")
     except MsgtrailError as exc:
         raise _fail(exc) from None
     engine = _engine(settings)
     report = check.check(engine, open_store(settings.resolved_storage_url()))
-    taken = datetime.fromtimestamp(done.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    click.echo(f"restored the backup of {taken} UTC into {data_dir}")
+    click.echo(f"restored {what} into {data_dir}")
     _print_check(report)
 
 

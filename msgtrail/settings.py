@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="seconds a running export may take to finish once its process is told "
         "to stop (SIGTERM); after that, or at a second SIGTERM, it is handed back to the "
         "queue")
+    # Litestream ships the embedded database's WAL here every second (operate/replica.py).
+    replica_url: str | None = Field(
+        default=None,
+        description="replicate the embedded database continuously to "
+        "`s3://BUCKET/PATH?endpoint=…&region=…` with Litestream (`msgtrail[replicate]`); needs "
+        "`MSGTRAIL_SECRET_KEY`. Restore with `msgtrail restore --from-replica`")
     # prometheus_client's multiprocess files: every serve and worker process of a
     # machine writes there, and /metrics of any of them sums them all.
     metrics_dir: Path | None = Field(

@@ -148,6 +148,9 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     from msgtrail.runtime.worker import Worker, run_until_stopped
 
     engine = _engine(settings, concurrency)
+    from msgtrail.runtime import metrics
+
+    metrics.watch_pool(engine)
     store = open_store(settings.resolved_storage_url())
     pool = [Worker(settings, engine, store, name=f"worker-{i}") for i in range(concurrency)]
     click.echo(f"msgtrail worker running ({concurrency} threads)", err=True)

@@ -38,6 +38,7 @@ from msgtrail.db import dialect
 from msgtrail.db.schema import apps, webhook_deliveries
 from msgtrail.errors import BadRequest
 from msgtrail.export import jobs
+from msgtrail.runtime import metrics
 from msgtrail.settings import Settings
 from msgtrail.vault import Vault
 
@@ -217,6 +218,8 @@ def deliver(engine: Engine, vault: Vault, delivery: Delivery, owner: str,
     with engine.begin() as conn:
         conn.execute(t.update().where(t.c.id == delivery.id, t.c.lease_owner == owner)
                      .values(lease_owner=None, lease_expires_at=None, **values))
+    metrics.COMPLETION_WEBHOOKS.labels(
+        "retry" if values["state"] == "pending" else values["state"]).inc()
     log.info("webhook %s (%s) attempt %d: %s%s", delivery.event_id,
              target[0] if target else delivery.url,
              delivery.attempts, values["state"], f" ({error})" if error else "")

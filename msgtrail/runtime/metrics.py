@@ -51,21 +51,46 @@ EXPORT_SECONDS = Histogram("msgtrail_export_seconds", "Running time of a finishe
 EXPORT_ROWS_PER_SECOND = Histogram(
     "msgtrail_export_rows_per_second", "Rows a second of a finished export", ["kind"],
     buckets=(1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2e6))
+COMPLETION_WEBHOOKS = Counter(
+    "msgtrail_completion_webhooks_total",
+    "Completion webhook attempts, by outcome (delivered, retry, failed)", ["outcome"])
+HTTP_ERRORS = Counter("msgtrail_http_errors_total",
+                      "Requests answered 4xx or 5xx, by status", ["status"])
+DB_CONNECTIONS = Gauge("msgtrail_db_connections_in_use",
+                       "Database connections each process holds from its pool", ["pid"],
+                       multiprocess_mode="liveall")
 RSS = Gauge("msgtrail_process_resident_memory_bytes", "Resident memory of each process",
             ["pid"], multiprocess_mode="liveall")
 
 
+_watched: list[Engine] = []
+
+
 def watch_memory(interval: float = 5.0) -> None:
-    """Record this process's resident memory every `interval` seconds, on a thread."""
+    """Record this process's resident memory, and the connections its engine holds
+    (`watch_pool`), every `interval` seconds, on a thread."""
     pid = os.getpid()
 
     def loop() -> None:
         while True:
             with open(f"/proc/{pid}/statm") as statm:
                 RSS.labels(str(pid)).set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+            _sample_pool()
             time.sleep(interval)
 
     threading.Thread(target=loop, name="metrics-memory", daemon=True).start()
+
+
+def watch_pool(engine: Engine) -> None:
+    """Report the connections `engine`'s pool has handed out (the process's one engine),
+    from now on."""
+    _watched[:] = [engine]
+    _sample_pool()
+
+
+def _sample_pool() -> None:
+    for engine in _watched[:1]:
+        DB_CONNECTIONS.labels(str(os.getpid())).set(getattr(engine.pool, "checkedout", int)())
 
 
 def process_exit() -> None:
@@ -77,8 +102,9 @@ def process_exit() -> None:
 class _Database(Collector):
     """What the database knows, read at each scrape."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retention_days: float) -> None:
         self.engine = engine
+        self.retention_seconds = retention_days * 86400
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = exact()
@@ -91,6 +117,17 @@ class _Database(Collector):
             pending, since = conn.execute(text(
                 "SELECT count(*), min(pending_since) FROM messages"
                 " WHERE pending_since IS NOT NULL")).one()
+            hooks, hooks_since = conn.execute(text(
+                "SELECT count(*), min(created_at) FROM webhook_deliveries"
+                " WHERE state IN ('pending', 'sending')")).one()
+            # What retention should have removed by now: files past their lifetime, and
+            # activity past its window (a purge pass takes them every purge_interval).
+            file_due = conn.execute(text(
+                "SELECT min(expires_at) FROM jobs WHERE state = 'ready' AND expires_at < :now"),
+                {"now": now}).scalar()
+            activity_due = conn.execute(text(
+                "SELECT min(created_at) FROM messages WHERE purged_at IS NULL"
+                " AND created_at < :cutoff"), {"cutoff": now - self.retention_seconds}).scalar()
             conn.rollback()
         jobs = GaugeMetricFamily("msgtrail_export_jobs", "Export jobs queued or running",
                                  labels=["state"])
@@ -107,15 +144,30 @@ class _Database(Collector):
                                 "Since when the longest-waiting message's counters and pages "
                                 "lack events (0: none)",
                                 value=now - float(since) if since is not None else 0)
+        yield GaugeMetricFamily("msgtrail_completion_webhooks_pending",
+                                "Completion webhooks not yet delivered or given up",
+                                value=int(hooks))
+        yield GaugeMetricFamily("msgtrail_completion_webhooks_oldest_pending_seconds",
+                                "Age of the oldest of them (0: none)",
+                                value=now - float(hooks_since) if hooks_since is not None else 0)
+        overdue = [now - float(file_due)] if file_due is not None else []
+        if activity_due is not None:
+            overdue.append(now - self.retention_seconds - float(activity_due))
+        yield GaugeMetricFamily("msgtrail_retention_overdue_seconds",
+                                "How long past its end the oldest expired file or activity "
+                                "past its window still waits for retention (0: none)",
+                                value=max(overdue, default=0))
 
 
-def exposition(engine: Engine) -> tuple[bytes, str]:
-    """The metrics page: every process's counters, and the database's gauges."""
+def exposition(engine: Engine, retention_days: float) -> tuple[bytes, str]:
+    """The metrics page: every process's counters, and the database's gauges
+    (activity is kept `retention_days`)."""
     processes = REGISTRY  # this process alone, unless several share a directory
     if MULTIPROC_ENV in os.environ:
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
-    return generate_latest(_Page(processes, _Database(engine))), CONTENT_TYPE_LATEST
+    return (generate_latest(_Page(processes, _Database(engine, retention_days))),
+            CONTENT_TYPE_LATEST)
 
 
 class _Page(CollectorRegistry):

@@ -17,6 +17,7 @@ import boto3
 import psycopg
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cryptography.fernet import Fernet
 
 from msgtrail.testing.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
 
@@ -118,6 +119,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a throwaway PostgreSQL database and SeaweedFS + Redis")
     parser.add_argument("--database-url", default=None, help="an existing database")
     parser.add_argument("--storage-url", default=None, help="an existing store")
+    parser.add_argument("--replica", action="store_true",
+                        help="replicate the embedded database to SeaweedFS with Litestream")
 
 
 def bench_env(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str],
@@ -134,6 +137,17 @@ def bench_env(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str],
         # SeaweedFS to grow them, which cost a first 113 MB upload up to 8 s (1 s warm).
         # (An empty object is kept by the filer alone and warms nothing.)
         scale_backend.s3.put_object(Bucket=Scale.bucket(env), Key="warm-up", Body=b"x" * 1024)
+    if getattr(args, "replica", False):
+        if args.scale or args.database_url:
+            raise SystemExit("--replica replicates the embedded database: not with --scale")
+        seaweed = start_seaweed(data_dir / "seaweed-replica")
+        replica_backend = Scale(seaweed)
+        replica_backend.s3.create_bucket(Bucket="replica")
+        env.update({"MSGTRAIL_REPLICA_URL": f"s3://replica/msgtrail?endpoint={seaweed.endpoint}"
+                                            "&region=us-east-1",
+                    "MSGTRAIL_SECRET_KEY": Fernet.generate_key().decode(),
+                    "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+        scale_backend = replica_backend
     if args.database_url:
         env["MSGTRAIL_DATABASE_URL"] = args.database_url
     if args.storage_url:
@@ -143,5 +157,6 @@ def bench_env(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str],
 
 def bench_teardown(env: dict[str, str], scale_backend: Scale | None) -> None:
     if scale_backend:
-        scale_backend.release(env)
+        if "MSGTRAIL_DATABASE_URL" in env:
+            scale_backend.release(env)
         scale_backend.seaweed.stop()

@@ -90,6 +90,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
     count = settings.workers if workers is None else workers
 
     service = Service(settings, engine)
+    metrics.watch_pool(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]

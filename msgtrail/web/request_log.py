@@ -12,7 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from msgtrail.runtime import logs
+from msgtrail.runtime import logs, metrics
 
 access = logging.getLogger("msgtrail.access")
 
@@ -56,6 +56,8 @@ class RequestLog:
                 await self.app(scope, receive, send_with_id)
             finally:
                 took = time.perf_counter() - started
+                if status >= 400:
+                    metrics.HTTP_ERRORS.labels(str(status)).inc()
                 if self.every or status >= 400 or took >= SLOW_SECONDS:
                     _log(scope, status, took)
 

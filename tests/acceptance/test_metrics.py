@@ -80,6 +80,13 @@ def test_counters_agree_with_what_was_sent_across_processes(tmp_path, backend) -
     assert after[("msgtrail_export_jobs", (("state", "queued"),))] == 0
     assert any(name == "msgtrail_process_resident_memory_bytes" and value > 0
                for (name, _), value in after.items())
+    # The forged Postmark request, refused 401, from the API process.
+    assert after[("msgtrail_http_errors_total", (("status", "401"),))] == 1
+    # Each process's pool, sampled every 5 s: the API process's at least.
+    assert any(name == "msgtrail_db_connections_in_use" for name, _ in after)
+    # Nothing overdue for retention, no completion webhook waiting.
+    assert after[("msgtrail_retention_overdue_seconds", ())] == 0
+    assert after[("msgtrail_completion_webhooks_pending", ())] == 0
     # Bounded labels: no app or message id anywhere.
     text = str(after)
     assert creds.app_id not in text and message_id not in text

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trustme
+from prometheus_client import REGISTRY
 
 from msgtrail import apps
 from msgtrail.client import verify_webhook
@@ -102,8 +103,15 @@ def test_a_ready_export_is_notified_signed(api: InProcess, receiver: Receiver) -
     assert event["data"]["file_url"] == activity["file_url"]
 
 
+def _attempts(outcome: str) -> float:
+    """The process's count of completion webhook attempts that ended so."""
+    return REGISTRY.get_sample_value("msgtrail_completion_webhooks_total",
+                                     {"outcome": outcome}) or 0.0
+
+
 def test_retries_send_the_same_event_until_taken(api: InProcess) -> None:
     receiver = Receiver([500, 503, 204])
+    retried, delivered = _attempts("retry"), _attempts("delivered")
     try:
         secret = _hook(api, receiver.url)
         message_id = api.create_message()
@@ -116,6 +124,8 @@ def test_retries_send_the_same_event_until_taken(api: InProcess) -> None:
         assert doc["webhook_attempts"] == 3 and "webhook_error" not in doc
         time.sleep(0.3)
         assert len(receiver.requests) == 3  # delivered: never sent again
+        # The metrics count each attempt by how it ended.
+        assert (_attempts("retry") - retried, _attempts("delivered") - delivered) == (2, 1)
     finally:
         receiver.server.shutdown()
 

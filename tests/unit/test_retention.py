@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from msgtrail.db.schema import activity_segments, messages, webhook_rejections
@@ -13,7 +15,7 @@ from msgtrail.files import MemoryStore
 from msgtrail.ingest import intake
 from msgtrail.ingest.connectors.base import Incoming
 from msgtrail.ingest.intake import Delivery
-from msgtrail.runtime import retention
+from msgtrail.runtime import metrics, retention
 from msgtrail.testing.clock import ManualClock
 from tests.unit.conftest import Store, sent
 
@@ -92,3 +94,35 @@ def test_a_purged_message_keeps_its_counters(store: Store, clock: ManualClock) -
     totals = json.loads(stats)["totals"]
     assert (totals["recipients"], totals["sent"], totals["clicked"]) == (2, 2, 1)
     assert pending is None
+
+
+def _overdue(store: Store) -> float:
+    """msgtrail_retention_overdue_seconds as a scrape reads it."""
+    body, _ = metrics.exposition(store.engine, store.settings.activity_retention_days)
+    [family] = [f for f in text_string_to_metric_families(body.decode())
+                if f.name == "msgtrail_retention_overdue_seconds"]
+    return float(family.samples[0].value)
+
+
+def test_the_overdue_gauge_shows_what_retention_has_yet_to_remove(store: Store,
+                                                                   clock: ManualClock) -> None:
+    files = MemoryStore()
+    with store.engine.begin() as conn:
+        jobs.request(conn, "export", store.app, store.message, {"events": []}, None,
+                     lambda key: key)
+    job = jobs.claim(store.engine, "w", 30)
+    assert job is not None
+    with files.writer(job.file_key) as out:
+        out.write(b"rows")
+    jobs.finish(store.engine, job, "w", {"rows": 1, "bytes": 4}, ttl=DAY)
+    assert _overdue(store) == 0
+    clock.advance(DAY + 100)  # the file's lifetime ended 100 s ago
+    assert _overdue(store) == pytest.approx(100, abs=1)
+    retention.purge(store.engine, files, store.settings)
+    assert _overdue(store) == 0
+    # The message's activity, created DAY + 100 s earlier, past its window by an hour
+    # more than that, and not yet purged.
+    clock.advance(store.settings.activity_retention_days * DAY + 3600)
+    assert _overdue(store) == pytest.approx(DAY + 100 + 3600, abs=2)
+    retention.purge(store.engine, files, store.settings)
+    assert _overdue(store) == 0

@@ -43,5 +43,6 @@ def readyz(svc: Svc) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics of every process of this machine",
             response_class=Response)
 async def metrics_page(svc: Svc) -> Response:
-    body, content_type = await run_in_threadpool(metrics.exposition, svc.engine)
+    body, content_type = await run_in_threadpool(
+        metrics.exposition, svc.engine, svc.settings.activity_retention_days)
     return Response(body, media_type=content_type)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,10 @@ def _metrics(settings: Settings) -> None:
     atexit.register(metrics.process_exit)
 
 
+def _exit_quietly(*_: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
     import uvicorn
 
@@ -98,6 +103,11 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
         replicating = replica.start(settings)  # one Litestream, in this (the parent) process
     except MsgtrailError as exc:
         raise _fail(exc) from None
+    # uvicorn raises the signals it caught again once it has stopped, under the
+    # handlers it found: these end the process through the `finally` below (Litestream
+    # told to stop, exit status 0) instead of the default's death by SIGTERM.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_quietly)
     try:
         if processes > 1:
             # Each process builds its own app from the environment; pass the settings on.

@@ -34,6 +34,7 @@ from msgtrail.inputs import require_uuid
 from msgtrail.messages import Message
 from msgtrail.notify import export_webhooks
 from msgtrail.runtime import metrics
+from msgtrail.runtime.shutdown import Shutdown
 from msgtrail.settings import Settings
 from msgtrail.store import activity, counters, upkeep
 from msgtrail.store.event_batch import parse_batch
@@ -67,6 +68,8 @@ class Service:
         self.wake_workers: Callable[[], None] = lambda: None
         # Why the in-process workers are not doing their work (set when they start).
         self.workers_stalled: Callable[[], list[str]] = lambda: []
+        # Draining from the first SIGTERM, hurrying from the second.
+        self.shutdown = Shutdown()
 
     def close(self) -> None:
         self.intake.close()

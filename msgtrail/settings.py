@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="replicate the embedded database continuously to "
         "`s3://BUCKET/PATH?endpoint=…&region=…` with Litestream (`msgtrail[replicate]`); needs "
         "`MSGTRAIL_SECRET_KEY`. Restore with `msgtrail restore --from-replica`")
+    # Before the port closes on SIGTERM: /readyz fails and requests get 503 meanwhile.
+    shutdown_delay_seconds: float = Field(
+        default=0,
+        description="seconds `serve` keeps its port open after SIGTERM, answering 503 with "
+        "`Retry-After` (`/readyz` included), so that a load balancer takes it out first")
     # prometheus_client's multiprocess files: every serve and worker process of a
     # machine writes there, and /metrics of any of them sums them all.
     metrics_dir: Path | None = Field(

@@ -267,13 +267,16 @@ class _Stopping(Exception):
     next build)."""
 
 
-def stop(pool: list[Worker], grace: float = 0, timeout: float = 30) -> None:
+def stop(pool: list[Worker], grace: float = 0, timeout: float = 30,
+         hurry: threading.Event | None = None) -> None:
     """Stop the workers: they take no new work at once, their running exports have
-    `grace` seconds to finish and are then handed back (`Worker.hand_back`)."""
+    `grace` seconds to finish (less if `hurry` is set meanwhile) and are then handed
+    back (`Worker.hand_back`)."""
     for worker in pool:
         worker.stop_taking_work()
     deadline = time.monotonic() + grace
-    while any(w.busy() for w in pool) and time.monotonic() < deadline:
+    while (any(w.busy() for w in pool) and time.monotonic() < deadline
+           and not (hurry and hurry.is_set())):
         time.sleep(0.05)
     for worker in pool:
         if worker.busy():

@@ -35,6 +35,7 @@ from msgtrail.web.api import (
     webhooks,
 )
 from msgtrail.web.dashboard import views as dashboard
+from msgtrail.web.draining import Drain
 from msgtrail.web.request_log import RequestLog
 
 log = logging.getLogger("msgtrail")
@@ -77,8 +78,9 @@ def error_response(exc: Exception) -> JSONResponse:
 def served(app: FastAPI) -> ASGIApp:
     """The ASGI application a server runs: provider webhooks go straight to their
     handler, everything else through FastAPI (see webhooks.FastPath)."""
-    return RequestLog(webhooks.FastPath(app, error_response),
-                      app.state.service.settings.log_requests)
+    service = app.state.service
+    return RequestLog(Drain(webhooks.FastPath(app, error_response), service.shutdown),
+                      service.settings.log_requests)
 
 
 async def _error_handler(_req: Request, exc: Exception) -> JSONResponse:
@@ -105,9 +107,10 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
 
         service.wake_workers = wake_workers
         service.workers_stalled = lambda: [w for w in map(Worker.stalled, pool) if w]
+        service.shutdown.install(settings.shutdown_delay_seconds)
         yield
         # uvicorn has stopped accepting and finished the requests in flight.
-        worker_mod.stop(pool, settings.shutdown_grace_seconds)
+        worker_mod.stop(pool, settings.shutdown_grace_seconds, hurry=service.shutdown.hurry)
         service.close()
 
     app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,

@@ -64,3 +64,57 @@ def test_sigterm_hands_an_export_back_or_lets_it_finish(tmp_path, backend) -> No
     finally:
         stop_processes(workers)
         stop_server(srv)
+
+
+def _job(srv, export_id: str) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """The export's state and attempts, read from the database behind the server."""
+    from sqlalchemy import text
+
+    from msgtrail.db.engine import make_engine
+
+    url = srv.env.get("MSGTRAIL_DATABASE_URL") or f"sqlite:///{srv.data_dir / 'msgtrail.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            state, attempts = conn.execute(text(
+                "SELECT state, attempts FROM jobs WHERE export_id = :e"), {"e": export_id}).one()
+            return str(state), int(attempts)
+    finally:
+        engine.dispose()
+
+
+def test_serve_drains_with_503_then_a_second_sigterm_hurries(tmp_path, backend) -> None:
+    """SIGTERM to `serve` running an export: for the delay its port answers 503 with
+    Retry-After (readiness too, liveness not); a second SIGTERM during the export's
+    grace period hands the export back at once."""
+    srv = start_server(tmp_path, backend=backend,
+                       env={"MSGTRAIL_SHUTDOWN_DELAY_SECONDS": "2",
+                            "MSGTRAIL_EXPORT_CHUNK_DELAY": "1",  # 10 chunks: ≥ 10 s
+                            "MSGTRAIL_UPKEEP_QUIET_SECONDS": "3600",
+                            "MSGTRAIL_UPKEEP_MAX_LAG_SECONDS": "3600"})
+    try:
+        creds = srv.create_app()
+        with srv.client(creds) as client:
+            message_id = create_message(client, creds)
+            send_ndjson(client, message_id, creds.app_id,
+                        ndjson_batches(500_000, 10_000, int(time.time())), 2)
+            export_id = export(client, creds, message_id).json()["export_id"]
+            _running(client, creds.app_id, message_id, export_id)
+            srv.process.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            refused = client.post(f"/notifications/{message_id}/events",
+                                  params={"app_id": creds.app_id}, json={"events": []})
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            assert "stopping" in refused.json()["errors"][0]
+            assert httpx.get(f"{srv.base_url}/readyz").status_code == 503
+            assert httpx.get(f"{srv.base_url}/livez").status_code == 200
+        time.sleep(2.5)  # the port has closed; the export has its 25 s of grace
+        assert srv.process.poll() is None
+        told = time.monotonic()
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(timeout=20) == 0
+        assert time.monotonic() - told < 10
+        assert _job(srv, export_id) == ("queued", 0)  # handed back, no attempt spent
+        assert not backend.stored_files(srv.env, tmp_path)
+    finally:
+        stop_server(srv)

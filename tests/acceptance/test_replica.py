@@ -153,3 +153,13 @@ def test_a_replica_needs_the_secret_key_kept_apart(tmp_path: Path,
                              capture_output=True, text=True, timeout=60,
                              env={**os.environ, **env})
     assert refused.returncode == 1 and "needs MSGTRAIL_SECRET_KEY" in refused.stderr
+
+
+def test_sigterm_stops_litestream_after_serve(tmp_path: Path, replica_env: dict[str, str]
+                                              ) -> None:
+    srv = start_server(tmp_path, env=replica_env)
+    [litestream] = _children(srv.process.pid)
+    srv.process.send_signal(signal.SIGTERM)
+    assert srv.process.wait(30) == 0
+    assert not Path(f"/proc/{litestream}").exists()  # stopped, and its status collected
+    stop_server(srv)

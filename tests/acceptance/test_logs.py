@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 
 import httpx
 
-from msgtrail.testing.service import start_server, stop_server
+from msgtrail.testing import providers
+from msgtrail.testing.service import run_cli, start_server, stop_server
 from tests.helpers import create_message, download_when_ready, event, export, send_events
 
 
@@ -27,6 +30,28 @@ def test_json_lines_with_request_and_job_ids_and_no_secrets(tmp_path, backend) -
             # An id that is not a sane one is replaced, not echoed.
             r = client.get("/livez", headers={"X-Request-ID": "x" * 65})
             assert re.fullmatch("[0-9a-f]{32}", r.headers["X-Request-ID"])
+            # Signed provider webhooks, one accepted, one forged: their signatures,
+            # credentials and the completion webhook's secret are secrets too.
+            sendgrid = providers.SendGrid()
+            run_cli(tmp_path, "apps", "connect", creds.app_id, "sendgrid", "--public-key",
+                    sendgrid.options()["public_key"], env=srv.env)
+            signed = sendgrid.calls(creds.app_id, [providers.Happened(
+                "delivered", message_id, str(uuid.uuid4()), int(time.time()))], srv.base_url)
+            signatures = [c.headers["X-Twilio-Email-Event-Webhook-Signature"] for c in signed]
+            for call in signed:
+                assert httpx.post(srv.base_url + call.path, headers=call.headers,
+                                  content=call.body).status_code == 200
+            forged = {**signed[0].headers, "X-Twilio-Email-Event-Webhook-Signature":
+                      signatures[0][:-8] + "AAAAAAA="}
+            assert httpx.post(srv.base_url + signed[0].path, headers=forged,
+                              content=signed[0].body).status_code == 401
+            doc = json.loads(run_cli(tmp_path, "apps", "connect", creds.app_id, "postmark",
+                                     "--json", env=srv.env))
+            password = str(httpx.URL(doc["url"]).password)
+            hook = json.loads(run_cli(tmp_path, "apps", "update", creds.app_id,
+                                      "--webhook-url", "http://127.0.0.1:9/done", "--json",
+                                      env={**srv.env, "MSGTRAIL_WEBHOOK_ALLOW_PRIVATE": "1"})
+                              )["webhook_secret"]
             answer = export(client, creds, message_id).json()
             url, export_id = answer["csv_file_url"], answer["export_id"]
             download_when_ready(url)
@@ -55,7 +80,11 @@ def test_json_lines_with_request_and_job_ids_and_no_secrets(tmp_path, backend) -
     assert job_lines and all(line["app_id"] == creds.app_id
                              and line["message_id"] == message_id for line in job_lines)
     token = httpx.URL(url).path.split("/")[2] if "/exports/" in url else None
-    for secret in [creds.api_key, csrf.group(1), *cookies, *([token] if token else [])]:
+    assert any(line.get("status") == 401 and "/webhooks/sendgrid/" in line["path"]
+               for line in access)  # the forged request is logged, without its signature
+    for secret in [creds.api_key, csrf.group(1), *cookies, *([token] if token else []),
+                   *signatures, forged["X-Twilio-Email-Event-Webhook-Signature"],
+                   sendgrid.options()["public_key"], password, hook]:
         assert secret not in text, "a secret was logged"
 
 

@@ -146,9 +146,12 @@ def serve(host, port, workers, processes, public_url, data_dir, database_url) ->
 @main.command()
 @click.option("--concurrency", type=int, default=1, show_default=True,
               help="Worker threads in this process.")
+@click.option("--probe-port", type=int, default=None, envvar="MSGTRAIL_PROBE_PORT",
+              help="Answer /livez, /readyz and /metrics on this port (at MSGTRAIL_HOST) "
+                   "[env MSGTRAIL_PROBE_PORT; default: none].")
 @data_dir_option
 @database_option
-def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+def worker(concurrency, probe_port, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Run background workers without the API."""
     _data_process()
 
@@ -163,6 +166,14 @@ def worker(concurrency, data_dir, database_url) -> None:  # type: ignore[no-unty
     metrics.watch_pool(engine)
     store = open_store(settings.resolved_storage_url())
     pool = [Worker(settings, engine, store, name=f"worker-{i}") for i in range(concurrency)]
+    if probe_port is not None:
+        from msgtrail.runtime import readiness
+
+        readiness.serve_probes(
+            probe_port, settings.host,
+            lambda: readiness.problems(engine, store, [w for w in map(Worker.stalled, pool)
+                                                       if w]),
+            lambda: metrics.exposition(engine, settings.activity_retention_days))
     click.echo(f"msgtrail worker running ({concurrency} threads)", err=True)
     run_until_stopped(pool, settings.shutdown_grace_seconds)
 

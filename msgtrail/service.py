@@ -13,14 +13,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, Engine, literal, select
+from sqlalchemy import Connection, Engine, select
 
 from msgtrail import apps, audit, messages
 from msgtrail.apps import App
 from msgtrail.audit import Actor
 from msgtrail.channels import EVENTS
 from msgtrail.clock import exact, now
-from msgtrail.db.engine import migrations_behind
 from msgtrail.db.schema import messages as messages_table
 from msgtrail.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from msgtrail.export import history_csv, jobs, params
@@ -33,7 +32,7 @@ from msgtrail.ingest.intake import Delivery, GroupCommit, Outcome
 from msgtrail.inputs import require_uuid
 from msgtrail.messages import Message
 from msgtrail.notify import export_webhooks
-from msgtrail.runtime import metrics
+from msgtrail.runtime import metrics, readiness
 from msgtrail.runtime.shutdown import Shutdown
 from msgtrail.settings import Settings
 from msgtrail.store import activity, counters, upkeep
@@ -87,25 +86,12 @@ class Service:
 
     def database_error(self) -> str | None:
         """Why the database does not answer, or None when it does."""
-        try:
-            self._read(lambda conn: conn.execute(select(literal(1))))
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it is the answer
-            return str(exc)
-        return None
+        return readiness.database_error(self.engine)
 
     def not_ready(self) -> list[str]:
-        """Why this process should not get traffic: the database does not answer or is
-        not at this code's migrations, the file store cannot be written, or an
-        in-process worker stopped or stopped renewing its job's lease. Empty when
+        """Why this process should not get traffic (`runtime.readiness`): empty when
         ready."""
-        database = self.database_error()
-        problems = [f"database: {database}"] if database is not None else []
-        if database is None:
-            behind = migrations_behind(self.engine)
-            problems += [f"migrations: {behind}"] if behind is not None else []
-        if not self.store.healthy():
-            problems.append("storage: cannot be written")
-        return problems + [f"worker {w}" for w in self.workers_stalled()]
+        return readiness.problems(self.engine, self.store, self.workers_stalled())
 
     # Apps and dashboard sign-ins
 

@@ -4,13 +4,18 @@ writes it; with one, the export finishes before the process exits."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import signal
+import threading
 import time
+import uuid
+from urllib.parse import urlsplit
 
 import httpx
 
-from msgtrail.testing.service import start_server, stop_server
+from msgtrail.testing.service import run_cli, start_server, stop_server
 from msgtrail.testing.workload import ndjson_batches, send_ndjson
 from tests.helpers import create_message, export, stop_processes, worker_process
 
@@ -118,3 +123,85 @@ def test_serve_drains_with_503_then_a_second_sigterm_hurries(tmp_path, backend) 
         assert not backend.stored_files(srv.env, tmp_path)
     finally:
         stop_server(srv)
+
+
+def _events_stored(srv) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from msgtrail.db.engine import make_engine
+
+    url = srv.env.get("MSGTRAIL_DATABASE_URL") or f"sqlite:///{srv.data_dir / 'msgtrail.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT coalesce(sum(events), 0) FROM activity_segments")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_sigterm_mid_ingestion_keeps_every_acknowledged_event(tmp_path, backend) -> None:
+    """Batches through the API and single-event provider webhooks (the group commit)
+    from several senders; SIGTERM while they send. Every event answered 200 is
+    stored, and nothing else: a request after the signal gets 503 or no connection."""
+    srv = start_server(tmp_path, backend=backend)
+    creds = srv.create_app()
+    with srv.client(creds) as client:
+        message_id = create_message(client, creds, channel="email")
+    doc = json.loads(run_cli(tmp_path, "apps", "connect", creds.app_id, "postmark",
+                             "--public-url", srv.base_url, "--json", env=srv.env))
+    auth = base64.b64encode(f"msgtrail:{urlsplit(doc['url']).password}".encode()).decode()
+    acked: list[int] = []
+    answers: list[int] = []
+    started = threading.Barrier(5)
+
+    def batches() -> None:
+        bodies = ndjson_batches(100_000, 2_000, int(time.time()))
+        with httpx.Client(base_url=srv.base_url, timeout=30,
+                          headers={"Authorization": f"Key {creds.api_key}"}) as sender:
+            started.wait()
+            for body in bodies:
+                try:
+                    r = sender.post(f"/notifications/{message_id}/events",
+                                    params={"app_id": creds.app_id}, content=body,
+                                    headers={"content-type": "application/x-ndjson"})
+                except httpx.TransportError:
+                    return
+                answers.append(r.status_code)
+                if r.status_code == 200:
+                    acked.append(r.json()["accepted"])
+
+    def webhooks() -> None:
+        with httpx.Client(base_url=srv.base_url, timeout=30) as sender:
+            started.wait()
+            for _ in range(5_000):
+                try:
+                    r = sender.post(f"/webhooks/postmark/{creds.app_id}", json={
+                        "RecordType": "Delivery", "MessageID": str(uuid.uuid4()),
+                        "Recipient": "a@example.com", "DeliveredAt": "2026-01-02T03:04:05Z",
+                        "Metadata": {"msgtrail_message_id": message_id,
+                                     "msgtrail_subscription_id": str(uuid.uuid4())}},
+                                    headers={"Authorization": f"Basic {auth}"})
+                except httpx.TransportError:
+                    return
+                answers.append(r.status_code)
+                if r.status_code == 200:
+                    acked.append(1)
+
+    senders = [threading.Thread(target=batches), threading.Thread(target=batches),
+               *(threading.Thread(target=webhooks) for _ in range(2))]
+    try:
+        for sender in senders:
+            sender.start()
+        started.wait()
+        time.sleep(1.5)
+        srv.process.send_signal(signal.SIGTERM)
+        for sender in senders:
+            sender.join(60)
+        assert srv.process.wait(30) == 0
+        stored = _events_stored(srv)
+    finally:
+        stop_server(srv)  # (ended already: this releases its database and bucket)
+    assert set(answers) <= {200, 503}, set(answers)
+    assert sum(acked) > 10_000, "the senders did not get going before the signal"
+    assert stored == sum(acked)

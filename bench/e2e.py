@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 from isal import igzip_threaded
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from msgtrail.db.engine import make_engine
@@ -73,6 +74,10 @@ def main() -> None:
         assert accepted == events, accepted
         del payloads
         ingest_rss = peak_rss_mb(server.process.pid)
+        # The counters agree with what was sent, scraped while the upkeep starts.
+        scraped_events = _scraped(server.base_url, "msgtrail_events_accepted_total",
+                                  source="api")
+        assert scraped_events == events, (scraped_events, events)
         database_url = (server.env.get("MSGTRAIL_DATABASE_URL")
                         or f"sqlite:///{server.data_dir / 'msgtrail.db'}")
 
@@ -103,6 +108,9 @@ def main() -> None:
         again_id, _, _ = _export(client, args.activity, creds["app_id"], message_id)
         _, again_started, again_finished = _timeline(database_url, again_id)
         again = again_finished - again_started
+        scraped_jobs = _scraped(server.base_url, "msgtrail_export_jobs_total",
+                                kind="activity" if args.activity else "export", outcome="ready")
+        assert scraped_jobs == 2, scraped_jobs
         print(json.dumps({
             "backend": "scale" if args.scale else "embedded", "core_loop_s": core_loop,
             "recipients": args.recipients,
@@ -125,7 +133,18 @@ def main() -> None:
             "fresh_vs_after_background": round(fresh / again, 2),
             **{f"stored_{k}_mb_per_1m": round(v * 1e6 / args.recipients, 1)
                for k, v in stored.items()},
-            "serve_written_mb_per_1m": round(written * 1e6 / args.recipients, 1)}))
+            "serve_written_mb_per_1m": round(written * 1e6 / args.recipients, 1),
+            "metrics_events_accepted": scraped_events, "metrics_exports_ready": scraped_jobs}))
+
+
+def _scraped(base_url: str, name: str, **labels: str) -> float:
+    """One sample of the service's /metrics page."""
+    page = httpx.get(f"{base_url}/metrics", timeout=60).text
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
 
 
 def _export(client: httpx.Client, activity: str | None, app_id: str,

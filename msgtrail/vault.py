@@ -6,17 +6,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from msgtrail.errors import Unavailable
 from msgtrail.settings import Settings
 
+log = logging.getLogger("msgtrail.vault")
 
-class VaultError(Exception):
-    """A stored secret cannot be decrypted with the configured keys."""
+
+class VaultError(Unavailable):
+    """A stored secret cannot be decrypted with the configured keys: the server's
+    trouble, not the caller's (503; a restored database without its key, a key
+    replaced instead of rotated)."""
 
 
 def _keys(settings: Settings) -> list[str]:
@@ -53,5 +59,6 @@ class Vault:
         try:
             return dict(json.loads(self._fernet.decrypt(token.encode())))
         except InvalidToken:
+            log.error("a stored webhook credential does not decrypt with MSGTRAIL_SECRET_KEY")
             raise VaultError("a stored webhook credential does not decrypt with "
                              "MSGTRAIL_SECRET_KEY (was the key changed?)") from None

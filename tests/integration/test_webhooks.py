@@ -500,3 +500,20 @@ def test_a_blocked_sendgrid_bounce_then_a_delivery_is_not_a_failure(
             rows[retried]["failure_message"]) == (iso(T0 + 60), iso(T0 + 600), "",
                                                   "421 try later")
     assert (rows[bounced]["failed"], rows[bounced]["bounced"]) == (iso(T0 + 60), iso(T0 + 60))
+
+
+def test_a_credential_sealed_by_another_key_is_503_not_500(api: InProcess) -> None:
+    """A server started with the wrong MSGTRAIL_SECRET_KEY (a restore without its key)
+    cannot open the credentials: that is the server's trouble, said as such."""
+    from cryptography.fernet import Fernet
+
+    other = api.settings.model_copy(update={"secret_key": Fernet.generate_key().decode()})
+    made = Postmark()
+    with api.engine.begin() as conn:
+        connections.connect(conn, Vault(other), api.app_id, "postmark", **made.options())
+    message_id = api.create_message(channel="email")
+    [call] = made.calls(api.app_id, [Happened("delivered", message_id, str(uuid.uuid4()), T0)],
+                        str(api.client.base_url))
+    r = post(api, call)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert "MSGTRAIL_SECRET_KEY" in r.json()["errors"][0]

@@ -438,12 +438,15 @@ def import_command(file, app_id, message_id, as_json, data_dir, database_url) ->
     from msgtrail.ingest.importer import import_file
 
     _data_process()
+    _metrics(_settings(data_dir=data_dir, database_url=database_url))
+    from msgtrail.runtime import metrics
 
     engine, app = _engine_and_app(app_id, data_dir, database_url)
     try:
         done = import_file(engine, app, file, message_id, now())
     except MsgtrailError as exc:
         raise click.ClickException("; ".join(exc.messages)) from None
+    metrics.EVENTS_ACCEPTED.labels("import").inc(done.events)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(done)))
         return

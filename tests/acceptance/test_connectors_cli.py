@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from msgtrail.client import Client
 from msgtrail.testing.service import MSGTRAIL, AppCreds, Server, run_cli
@@ -78,6 +79,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
                                            newline="")))
 
 
+def _imported(server: Server) -> float:
+    """Events imported, as the server's /metrics sums them."""
+    page = httpx.get(f"{server.base_url}/metrics").text
+    return sum(s.value for f in text_string_to_metric_families(page) for s in f.samples
+               if s.name == "msgtrail_events_accepted_total"
+               and s.labels == {"source": "import"})
+
+
 def test_import_of_an_export_gives_the_same_rows_and_twice_changes_nothing(
         server: Server, app_creds: AppCreds, tmp_path: Path) -> None:
     with server.client(app_creds) as api:
@@ -95,6 +104,7 @@ def test_import_of_an_export_gives_the_same_rows_and_twice_changes_nothing(
         # OneSignal's own file name: the import finds message id and channel in it.
         name = f"events_audience-activity-{uuid.uuid4()}-email-2026-11-24T10-00-00Z.csv.gz"
         exported = c.export_audience_activity(original, tmp_path / name).path
+        imported_before = _imported(server)
         first = json.loads(cli(server, "import", str(exported), "--app-id", app_creds.app_id,
                                "--json"))
         assert first["created"] and first["channel"] == "email"
@@ -102,6 +112,8 @@ def test_import_of_an_export_gives_the_same_rows_and_twice_changes_nothing(
         again = json.loads(cli(server, "import", str(exported), "--app-id", app_creds.app_id,
                                "--json"))
         assert not again["created"] and again["message_id"] == first["message_id"]
+        # Both imports counted, though each process ended before the scrape.
+        assert _imported(server) - imported_before == 2 * 43
         reexported = c.export_audience_activity(first["message_id"],
                                                 tmp_path / "again.csv.gz").path
     before, after = _rows(exported), _rows(reexported)

@@ -109,9 +109,9 @@ class _Database(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = exact()
         with self.engine.connect() as conn:
-            states: dict[str, int] = dict(conn.execute(text(
+            states: dict[str, int] = {state: n for state, n in conn.execute(text(
                 "SELECT state, count(*) FROM jobs WHERE state IN ('queued', 'running')"
-                " GROUP BY state")).tuples().all())
+                " GROUP BY state"))}
             oldest = conn.execute(text(
                 "SELECT min(created_at) FROM jobs WHERE state = 'queued'")).scalar()
             pending, since = conn.execute(text(

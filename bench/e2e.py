@@ -44,7 +44,7 @@ from sqlalchemy import text
 from msgtrail.db.engine import make_engine
 from msgtrail.export.pipeline import COMPRESS_LEVEL, COMPRESS_THREADS
 from msgtrail.testing.backends import add_bench_arguments
-from msgtrail.testing.service import bench_service, peak_rss_mb, wait_idle
+from msgtrail.testing.service import bench_service, core_loop_seconds, peak_rss_mb, wait_idle
 from msgtrail.testing.workload import WORKLOADS, send_ndjson
 
 
@@ -58,7 +58,7 @@ def main() -> None:
                         help="export the app's activity, one row per event, in this format")
     add_bench_arguments(parser)
     args = parser.parse_args()
-    core_loop = _core_loop_seconds()
+    core_loop = core_loop_seconds()
     payloads, events = WORKLOADS[args.workload](args.recipients, args.batch, int(time.time()))
 
     with bench_service(args) as (server, creds):
@@ -167,18 +167,6 @@ def _export(client: httpx.Client, activity: str | None, app_id: str,
         # own, and the poll only has to notice it.
         time.sleep(0.25)
     return str(r.json()["export_id"]), r.json(), state
-
-
-def _core_loop_seconds() -> float:
-    """A fixed Python loop (10,000,000 additions on one core), the best of three."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for i in range(10_000_000):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return round(best, 3)
 
 
 def _compress_seconds(data: bytes) -> float:

@@ -11,6 +11,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, select
@@ -20,7 +21,9 @@ from msgtrail.audit import Actor
 from msgtrail.clock import now
 from msgtrail.db.schema import accounts, api_keys, apps, dashboard_sessions
 from msgtrail.errors import NotFound
-from msgtrail.vault import Vault
+
+if TYPE_CHECKING:
+    from msgtrail.vault import Vault  # (it brings cryptography: only set_webhook needs it)
 
 KEY_PREFIX = "mtk_"
 

@@ -1,4 +1,9 @@
-"""The `msgtrail` command: run the service and workers, manage apps, load demo data."""
+"""The `msgtrail` command: run the service and workers, manage apps, load demo data.
+
+It starts at once: what a command needs (the database layer, the web stack, the data
+stack) is imported inside the command, so `msgtrail --help` and `msgtrail apps list`
+load only what they use (bench/cli_start.py measures them).
+"""
 
 from __future__ import annotations
 
@@ -9,34 +14,73 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import click
 
-from msgtrail import apps as apps_mod
-from msgtrail.client.cli import export_command
 from msgtrail.clock import now
-from msgtrail.db.engine import make_engine, upgrade
 from msgtrail.errors import MsgtrailError
-from msgtrail.ingest import connections
-from msgtrail.ingest.connectors import SOURCES
-from msgtrail.settings import Settings
-from msgtrail.vault import Vault
+from msgtrail.ingest import SOURCE_NAMES
+
+if TYPE_CHECKING:
+    from msgtrail.settings import Settings
 
 
-def _settings(**flags: Any) -> Settings:
-    """Settings from MSGTRAIL_* variables, overridden by flags that were given."""
+def _settings(create: bool = False, **flags: Any) -> Settings:
+    """Settings from MSGTRAIL_* variables, overridden by flags that were given. A
+    command that does not `create` one needs an existing embedded database (a typo in
+    --data-dir must not answer with an empty list)."""
+    from msgtrail.settings import Settings
+
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
-    settings.ensure_data_dir()
+    if create:
+        settings.ensure_data_dir()
+    elif settings.database_url is None and not (settings.data_dir / "msgtrail.db").is_file():
+        raise click.ClickException(
+            f"no msgtrail data in {settings.data_dir}: give --data-dir (or "
+            "MSGTRAIL_DATA_DIR) of an existing one; `msgtrail serve`, `msgtrail demo` "
+            "and `msgtrail apps create` make a new one")
     return settings
 
 
 def _engine(settings: Settings, workers: int = 0):  # type: ignore[no-untyped-def]
     """The database, migrated, with connections for `workers` background workers."""
+    from msgtrail.db.engine import make_engine, upgrade
+
     engine = make_engine(settings.resolved_database_url(), workers)
     upgrade(engine)
     return engine
+
+
+class _Commands(click.Group):
+    """Subcommands defined elsewhere, imported only when run (or listed in full)."""
+
+    # name: (module, attribute, its line in the help; a test keeps it the command's own)
+    lazy: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "export": ("msgtrail.client.cli", "export_command",
+                   "Export messages' audience activity, or their history, to files.")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attribute, _ = self.lazy[name]
+            found: click.Command = getattr(importlib.import_module(module), attribute)
+            return found
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The help's list, without importing the lazy commands for their one line."""
+        rows = [(name, self.commands[name].get_short_help_str(formatter.width - 20))
+                for name in self.commands if not self.commands[name].hidden]
+        rows += [(name, help_line) for name, (_, _, help_line) in self.lazy.items()]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -47,7 +91,7 @@ database_option = click.option("--database-url", default=None,
                                     "SQLite in the data dir].")
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.option("--log-level", default="info", show_default=True, envvar="MSGTRAIL_LOG_LEVEL")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
               show_default=True, envvar="MSGTRAIL_LOG_FORMAT",
@@ -137,7 +181,7 @@ def _serve(settings: Settings, workers: int | None, processes: int = 1) -> None:
 @database_option
 def serve(host, port, workers, processes, public_url, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Run the HTTP API (and background workers)."""
-    settings = _settings(host=host, port=port, public_url=public_url, data_dir=data_dir,
+    settings = _settings(True, host=host, port=port, public_url=public_url, data_dir=data_dir,
                          database_url=database_url)
     click.echo(f"msgtrail listening on http://{settings.host}:{settings.port}", err=True)
     _serve(settings, workers, processes)
@@ -155,7 +199,7 @@ def worker(concurrency, probe_port, data_dir, database_url) -> None:  # type: ig
     """Run background workers without the API."""
     _data_process()
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
+    settings = _settings(True, data_dir=data_dir, database_url=database_url)
     _metrics(settings)
     from msgtrail.files import open_store
     from msgtrail.runtime.worker import Worker, run_until_stopped
@@ -178,9 +222,6 @@ def worker(concurrency, probe_port, data_dir, database_url) -> None:  # type: ig
     run_until_stopped(pool, settings.shutdown_grace_seconds)
 
 
-main.add_command(export_command)
-
-
 @main.group()
 def db() -> None:
     """Database maintenance."""
@@ -191,7 +232,7 @@ def db() -> None:
 @database_option
 def db_upgrade(data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Apply migrations to the database."""
-    _engine(_settings(data_dir=data_dir, database_url=database_url))
+    _engine(_settings(True, data_dir=data_dir, database_url=database_url))
     click.echo("database is up to date")
 
 
@@ -202,6 +243,8 @@ def apps() -> None:
 
 def _engine_and_app(app_id: str, data_dir, database_url):  # type: ignore[no-untyped-def]
     """One engine, and the app it holds under app_id (a clean error if none)."""
+    from msgtrail import apps as apps_mod
+
     engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
     try:
         with engine.connect() as conn:
@@ -210,8 +253,9 @@ def _engine_and_app(app_id: str, data_dir, database_url):  # type: ignore[no-unt
         raise click.ClickException("; ".join(exc.messages)) from None
 
 
-def _run(fn, data_dir, database_url):  # type: ignore[no-untyped-def]
-    engine = _engine(_settings(data_dir=data_dir, database_url=database_url))
+def _run(fn, data_dir, database_url, create=False):  # type: ignore[no-untyped-def]
+    """`fn` on a connection in a transaction of the database the options name."""
+    engine = _engine(_settings(create, data_dir=data_dir, database_url=database_url))
     try:
         with engine.begin() as conn:
             return fn(conn)
@@ -228,7 +272,10 @@ def _run(fn, data_dir, database_url):  # type: ignore[no-untyped-def]
 @database_option
 def apps_create(name, account, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Create an app; prints its app_id and API key (the key is shown only once)."""
-    app, key = _run(lambda c: apps_mod.create_app(c, name, account), data_dir, database_url)
+    from msgtrail import apps as apps_mod
+
+    app, key = _run(lambda c: apps_mod.create_app(c, name, account), data_dir, database_url,
+                    create=True)
     if as_json:
         click.echo(json.dumps({"app_id": app.app_id, "api_key": key, "account": account}))
     else:
@@ -242,6 +289,8 @@ def apps_create(name, account, as_json, data_dir, database_url) -> None:  # type
 @database_option
 def apps_list(as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """List apps."""
+    from msgtrail import apps as apps_mod
+
     rows = _run(apps_mod.list_apps, data_dir, database_url)
     items = [{"app_id": a.app_id, "name": a.name, "account": a.account,
               "history": a.history_enabled, "active_keys": n} for a, n in rows]
@@ -260,6 +309,8 @@ def apps_list(as_json, data_dir, database_url) -> None:  # type: ignore[no-untyp
 @database_option
 def apps_rotate(app_id, as_json, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Issue a new API key and revoke the app's previous ones."""
+    from msgtrail import apps as apps_mod
+
     key = _run(lambda c: apps_mod.rotate_key(c, app_id), data_dir, database_url)
     click.echo(json.dumps({"app_id": app_id, "api_key": key}) if as_json else f"api_key: {key}")
 
@@ -271,6 +322,8 @@ def apps_rotate(app_id, as_json, data_dir, database_url) -> None:  # type: ignor
 @database_option
 def apps_revoke(app_id, key_prefix, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Revoke the app's API keys (all, or one by its first characters)."""
+    from msgtrail import apps as apps_mod
+
     n = _run(lambda c: apps_mod.revoke_keys(c, app_id, key_prefix), data_dir, database_url)
     click.echo(f"revoked {n} key(s)")
 
@@ -304,6 +357,9 @@ def apps_update(app_id, history, webhook_url, rotate_webhook_secret, as_json, da
         except MsgtrailError as exc:
             raise click.BadParameter("; ".join(exc.messages),
                                      param_hint="--webhook-url") from None
+
+    from msgtrail import apps as apps_mod
+    from msgtrail.vault import Vault
 
     def change(conn):  # type: ignore[no-untyped-def]
         if history is not None:
@@ -355,7 +411,7 @@ _CONNECT_HINTS = {
 
 @apps.command("connect")
 @click.argument("app_id")
-@click.argument("source", type=click.Choice(list(SOURCES)))
+@click.argument("source", type=click.Choice(SOURCE_NAMES))
 @click.option("--public-key", default=None, help="sendgrid: the Signed Event Webhook "
               "verification key (base64 DER).")
 @click.option("--auth-token", default=None, help="twilio: the account's Auth Token.")
@@ -375,6 +431,9 @@ def apps_connect(app_id, source, public_key, auth_token, signing_key, password, 
 
     The credential is stored encrypted and never shown again."""
     settings = _settings(data_dir=data_dir, database_url=database_url, public_url=public_url)
+    from msgtrail.ingest import connections
+    from msgtrail.vault import Vault
+
     vault = Vault(settings)
     _, credential = _run(lambda c: connections.connect(
         c, vault, app_id, source, public_key=public_key, auth_token=auth_token,
@@ -385,15 +444,37 @@ def apps_connect(app_id, source, public_key, auth_token, signing_key, password, 
         click.echo(json.dumps({"source": source, "url": url}))
     else:
         click.echo(f"{url}\n{_CONNECT_HINTS[source]}")
+    if _local(settings.resolved_public_url()):
+        click.echo(f"Warning: {settings.resolved_public_url()} is not reachable from the "
+                   "internet, so the provider cannot call this URL. Give --public-url (or set "
+                   "MSGTRAIL_PUBLIC_URL) to the address it can reach, then run this again.",
+                   err=True)
+
+
+def _local(url: str) -> bool:
+    """Whether a URL names this machine or a private network, which no provider reaches."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 @apps.command("disconnect")
 @click.argument("app_id")
-@click.argument("source", type=click.Choice(list(SOURCES)))
+@click.argument("source", type=click.Choice(SOURCE_NAMES))
 @data_dir_option
 @database_option
 def apps_disconnect(app_id, source, data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
     """Stop taking a provider's webhooks for an app, and forget its credential."""
+    from msgtrail.ingest import connections
+
     removed = _run(lambda c: connections.disconnect(c, app_id, source), data_dir, database_url)
     click.echo(f"{source}: {'disconnected' if removed else 'was not connected'}")
 
@@ -405,7 +486,7 @@ def webhooks() -> None:
 
 @webhooks.command("rejected")
 @click.argument("app_id")
-@click.option("--source", type=click.Choice(list(SOURCES)), default=None)
+@click.option("--source", type=click.Choice(SOURCE_NAMES), default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
 @data_dir_option
@@ -470,7 +551,7 @@ def backup_command(dest, data_dir) -> None:  # type: ignore[no-untyped-def]
     directory DEST, consistently, while the service runs."""
     from msgtrail.operate import backup
 
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    settings = _settings(data_dir=data_dir)
     try:
         done = backup.backup(settings, dest)
     except MsgtrailError as exc:
@@ -502,6 +583,8 @@ def restore_command(src, replica_url, data_dir) -> None:  # type: ignore[no-unty
 
     if (src is None) == (replica_url is None):
         raise click.UsageError("give a backup directory (SRC) or --from-replica URL")
+    from msgtrail.settings import Settings
+
     settings = Settings(data_dir=data_dir)
     try:
         if src is not None:
@@ -558,15 +641,15 @@ def _print_check(report) -> None:  # type: ignore[no-untyped-def]
 @data_dir_option
 def demo(recipients, host, port, workers, data_dir) -> None:  # type: ignore[no-untyped-def]
     """Load demo data (an app, its key, push/email/SMS messages) and serve it."""
-    from msgtrail.demo import create_demo, instructions
+    from msgtrail.demo import create_demo, instructions, invoked_as
 
     _data_process()
 
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(True, host=host, port=port, data_dir=data_dir)
     engine = _engine(settings)  # loads the demo data; `serve` makes its own
     click.echo(f"Creating demo data for {recipients:,} recipients…", err=True)
     info = create_demo(engine, recipients)
     base = settings.resolved_public_url()
-    click.echo(instructions(info, base))
+    click.echo(instructions(info, base, invoked_as()))
     sys.stdout.flush()
     _serve(settings, workers)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import sys
 import uuid
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -92,9 +94,30 @@ def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, ob
     return {"app_id": app.app_id, "api_key": key, "account": "demo", "messages": created}
 
 
-def instructions(info: dict[str, object], base: str) -> str:
+def invoked_as() -> tuple[str, str]:
+    """How to run msgtrail and this Python again, as this process was started: the
+    demo's commands must run as printed, from the same directory, without a venv
+    activated (`.venv/bin/msgtrail`, not `msgtrail`)."""
+    def shown(path: str) -> str:
+        found = Path(path).absolute()
+        try:
+            return str(found.relative_to(Path.cwd()))
+        except ValueError:
+            return str(found)
+
+    python = shown(sys.executable)
+    program = sys.argv[0] if sys.argv else ""
+    if program.endswith("__main__.py") or not Path(program).is_file():
+        return f"{python} -m msgtrail", python
+    return shown(program), python
+
+
+def instructions(info: dict[str, object], base: str,
+                 run: tuple[str, str] = ("msgtrail", "python")) -> str:
     """What `msgtrail demo` prints: where to sign in, the app's key, and commands to
-    paste (curl, the export command, OneSignal's SDK)."""
+    paste (curl, the export command, OneSignal's SDK), `run` being how to start
+    msgtrail and Python (`invoked_as`)."""
+    msgtrail, python = run
     app_id, key = info["app_id"], info["api_key"]
     first = info["messages"][0][1]  # type: ignore[index]
     lines = [f"Dashboard: {base}/  (sign in with the App ID and API key below)", "",
@@ -107,9 +130,9 @@ def instructions(info: dict[str, object], base: str) -> str:
         "", "Export a message's audience activity (the URL answers 404 until the file is ready):",
         f"  curl -X POST -H 'Authorization: Key {key}' "
         f"'{base}/notifications/{first}/export_events?app_id={app_id}'",
-        f"  MSGTRAIL_API_KEY={key} msgtrail export {first} --app-id {app_id} --base-url {base}",
-        "", "Or with OneSignal's Python SDK (pip install onesignal-python-api):",
-        "  python -c \"import onesignal; from onesignal.api import default_api; "
+        f"  MSGTRAIL_API_KEY={key} {msgtrail} export {first} --app-id {app_id} --base-url {base}",
+        "", f"Or with OneSignal's Python SDK ({python} -m pip install onesignal-python-api):",
+        f"  {python} -c \"import onesignal; from onesignal.api import default_api; "
         f"c = onesignal.Configuration(host='{base}', rest_api_key='{key}'); "
         "api = default_api.DefaultApi(onesignal.ApiClient(c)); "
         f"print(api.get_notification('{app_id}', '{first}'))\"",

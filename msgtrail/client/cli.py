@@ -88,7 +88,8 @@ def describe(p: Progress, with_phase: bool = True) -> str:
     return " ".join(parts)
 
 
-@click.command("export")
+@click.command("export",
+               short_help="Export messages' audience activity, or their history, to files.")
 @click.argument("message_ids", nargs=-1)
 @click.option("--app-id", default=None, envvar="MSGTRAIL_APP_ID",
               help="The app's id [env MSGTRAIL_APP_ID].")

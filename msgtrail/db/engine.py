@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration: a command need not start Alembic to learn the database is at
+# it (tests/unit/test_migrations_head.py keeps it equal to the scripts' head).
+HEAD = "0013"
+log = logging.getLogger("msgtrail.db.engine")
 
 
 # Connections for API requests and short tasks (compactions, claims), with as many again
@@ -62,22 +68,46 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def _config() -> Config:
+    # Alembic is imported only when a migration runs or is inspected: a command that
+    # finds the database at HEAD starts without it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations to the database behind `engine`."""
+    """Apply the Alembic migrations to the database behind `engine`: nothing to do (the
+    usual case, asked by every command) costs one query, not Alembic's start."""
+    before = _current(engine)
+    if revision == "head" and before == {HEAD}:
+        return
+    from alembic import command
+
     config = _config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+    log.info("database migrated from %s to %s", ", ".join(sorted(before)) or "nothing",
+             HEAD if revision == "head" else revision)
+
+
+def _current(engine: Engine) -> set[str]:
+    """The migrations the database is at (none for a new one)."""
+    with engine.connect() as conn:
+        found = inspect(conn).has_table("alembic_version")
+        current = set(conn.execute(text("SELECT version_num FROM alembic_version"))
+                      .scalars()) if found else set()
+        conn.rollback()
+    return current
 
 
 @functools.cache
 def _heads() -> frozenset[str]:
     """This code's migration heads: read from the scripts once per process."""
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory.from_config(_config()).get_heads())
 
 
@@ -85,13 +115,9 @@ def migrations_behind(engine: Engine) -> str | None:
     """Why the database is not at this code's migrations (`msgtrail db upgrade` brings
     it there), or None when it is."""
     heads = _heads()
-    with engine.connect() as conn:
-        # Read, not through alembic's MigrationContext: that logs two lines at INFO
-        # each time, and readiness is asked every few seconds.
-        found = inspect(conn).has_table("alembic_version")
-        current = set(conn.execute(text("SELECT version_num FROM alembic_version"))
-                      .scalars()) if found else set()
-        conn.rollback()
+    # Read, not through alembic's MigrationContext: that logs two lines at INFO each
+    # time, and readiness is asked every few seconds.
+    current = _current(engine)
     if current == heads:
         return None
     return (f"database at migration {', '.join(sorted(current)) or 'none'}, this code at "

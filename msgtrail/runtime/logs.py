@@ -66,5 +66,7 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # A line per request is noise; and at DEBUG, botocore logs every S3 request's
     # headers, signatures among them.
-    for noisy in ("httpx", "botocore", "boto3", "s3transfer", "urllib3"):
+    # Alembic's lines (each migration's docstring, its context) are one line of
+    # msgtrail.db.engine's instead.
+    for noisy in ("httpx", "botocore", "boto3", "s3transfer", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

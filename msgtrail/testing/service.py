@@ -171,3 +171,17 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
+
+
+def core_loop_seconds() -> float:
+    """This machine's single-core speed today: a fixed Python loop (10,000,000
+    additions), the best of three. Benchmarks print it beside their figures, whose
+    absolute values move with it from day to day."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)

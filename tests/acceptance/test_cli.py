@@ -66,6 +66,14 @@ def test_demo_serves_queryable_data(tmp_path) -> None:
                 time.sleep(0.2)
         doc = r.json()
         assert doc["total_count"] == 3
+        # The export command runs as printed (no venv activated), from where the demo ran.
+        [export_line] = [x.strip() for x in lines if x.strip().startswith("MSGTRAIL_API_KEY=")]
+        assert not export_line.split()[1].startswith("msgtrail")  # a path, not the bare name
+        (tmp_path / "out").mkdir()
+        done = subprocess.run(f"{export_line} -o {tmp_path / 'out'}", shell=True,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert [p.suffix for p in (tmp_path / "out").iterdir()] == [".gz"]
         channels = {n["target_channel"]: n for n in doc["notifications"]}
         assert set(channels) == {"push", "email", "sms"}
         push = channels["push"]
@@ -107,3 +115,54 @@ def test_apps_update_webhook_url_and_secret(tmp_path) -> None:
     nothing = subprocess.run([*MSGTRAIL, "apps", "update", app_id, "--data-dir", str(tmp_path)],
                              capture_output=True, text=True)
     assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+
+
+def _msgtrail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([*MSGTRAIL, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_command_on_a_missing_data_dir_says_so_and_creates_nothing(tmp_path) -> None:
+    missing = tmp_path / "typo"
+    for args in (["apps", "list"], ["apps", "rotate-key", "x"], ["webhooks", "rejected", "x"],
+                 ["check"], ["backup", str(tmp_path / "b")]):
+        done = _msgtrail(*args, "--data-dir", str(missing))
+        assert done.returncode == 1, (args, done.stderr)
+        assert "no msgtrail data in" in done.stderr or "no database at" in done.stderr, args
+        assert not missing.exists(), args
+    # Making one is what `apps create` (like serve and demo) is for.
+    assert _msgtrail("apps", "create", "--name", "a", "--data-dir", str(missing)).returncode == 0
+    assert _msgtrail("apps", "list", "--data-dir", str(missing)).returncode == 0
+
+
+def test_migrations_log_one_line_and_only_when_they_run(tmp_path) -> None:
+    first = _msgtrail("apps", "create", "--name", "a", "--data-dir", str(tmp_path))
+    assert first.returncode == 0
+    assert first.stderr.splitlines() == [
+        first.stderr.splitlines()[0]] and "database migrated from nothing to 0013" in first.stderr
+    again = _msgtrail("apps", "list", "--data-dir", str(tmp_path))
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_connect_warns_when_providers_cannot_reach_the_url(tmp_path) -> None:
+    app_id = json.loads(run_cli(tmp_path, "apps", "create", "--name", "a", "--json"))["app_id"]
+    local = _msgtrail("apps", "connect", app_id, "postmark", "--data-dir", str(tmp_path))
+    assert local.returncode == 0 and "not reachable from the internet" in local.stderr
+    public = _msgtrail("apps", "connect", app_id, "postmark", "--data-dir", str(tmp_path),
+                       "--public-url", "https://msgtrail.example.com")
+    assert public.returncode == 0 and public.stderr == ""
+    assert public.stdout.startswith("https://msgtrail:")
+
+
+def test_help_starts_without_the_commands_it_does_not_run() -> None:
+    done = _msgtrail("--help")
+    assert done.returncode == 0
+    from msgtrail.cli import _Commands
+    from msgtrail.client.cli import export_command
+
+    # The line the help shows for a command imported only when run is its own.
+    assert _Commands.lazy["export"][2] == export_command.short_help
+    assert f"export    {export_command.short_help}" in done.stdout
+    assert _msgtrail("export", "--help").returncode == 0

@@ -28,8 +28,11 @@ def _flags() -> dict[str, str]:
             if isinstance(param, click.Option) and param.name:
                 found.setdefault(param.name, param.opts[0])
         if isinstance(command, click.Group):
-            for sub in command.commands.values():
-                walk(sub)
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):  # (the lazy ones too)
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub)
 
     walk(main)
     return found
@@ -77,8 +80,10 @@ def cli_page() -> str:
         out.extend([f"## `{' '.join(path)}`", "", "```text", command.get_help(ctx).rstrip(),
                     "```", ""])
         if isinstance(command, click.Group):
-            for name in sorted(command.commands):
-                walk(command.commands[name], [*path, name], ctx)
+            for name in command.list_commands(ctx):  # (the lazy ones too)
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, [*path, name], ctx)
 
     walk(main, ["msgtrail"], None)
     return "\n".join(out)

@@ -25,6 +25,7 @@ from msgtrail.settings import Settings
 from msgtrail.web.api import (
     activity_exports,
     audit,
+    docs_page,
     events,
     exports,
     files,
@@ -113,19 +114,23 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         worker_mod.stop(pool, settings.shutdown_grace_seconds, hurry=service.shutdown.hurry)
         service.close()
 
+    # /docs is msgtrail's own (docs_page: no CDN); ReDoc would load from one.
     app = FastAPI(title="msgtrail", version=__version__, lifespan=lifespan,
-                  description="Per-recipient message activity and its exports.")
+                  description="Per-recipient message activity and its exports.",
+                  docs_url=None, redoc_url=None)
     # The one thing on app.state: routes and pages reach it through `deps.service`.
     app.state.service = service
     for router in API_ROUTERS:
         app.include_router(router)
         # OneSignal's former base URL (https://onesignal.com/api/v1), which older SDKs
         # and community libraries still call: they work by changing only the host.
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", include_in_schema=False)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")
     app.include_router(files.router)
     app.include_router(health.router)
+    app.include_router(docs_page.router)
+    app.mount("/docs/assets", docs_page.assets(), name="docs-assets")
     openapi.install(app)
 
     @app.exception_handler(RequestValidationError)

@@ -254,3 +254,40 @@ def test_export_progress_is_live_then_the_file_downloads(page: Page, slow_server
     data = gzip.decompress(_download(page, "Export", tmp_path))
     assert data.count(b"\n") == 120_001
     expect(row.locator(".state")).to_have_text("ready")
+
+
+def test_docs_page_works_offline_and_tries_an_export(page: Page, server: Server,
+                                                     app_creds: AppCreds, tmp_path: Path) -> None:
+    """/docs with every request off this service cut: Swagger UI loads from msgtrail,
+    Authorize takes the key, and "Try it out" on export_events gets 200."""
+    message_id, _ = _seed(server, app_creds, "Docs page")
+    elsewhere: list[str] = []
+
+    def only_here(route) -> None:  # type: ignore[no-untyped-def]
+        if route.request.url.startswith(server.base_url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_here)
+    page.goto(f"{server.base_url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("msgtrail")
+    page.get_by_role("button", name="Authorize").first.click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator("input").first.fill(app_creds.api_key)
+    dialog.get_by_role("button", name="Apply credentials").click()
+    dialog.get_by_role("button", name="Close").click()
+    operation = page.locator(".opblock-post", has=page.locator(
+        '[data-path="/notifications/{message_id}/export_events"]'))
+    operation.locator(".opblock-summary").first.click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator('tr[data-param-name="message_id"] input').fill(message_id)
+    operation.locator('tr[data-param-name="app_id"] input').fill(app_creds.app_id)
+    operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status").first
+    expect(status).not_to_have_text("", timeout=15_000)
+    assert status.inner_text().strip() == "200", operation.locator(".live-responses-table").inner_text()
+    expect(operation.locator(".live-responses-table")).to_contain_text("csv_file_url")
+    _shot(page, tmp_path, "docs")
+    assert elsewhere == [], elsewhere

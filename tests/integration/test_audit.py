@@ -122,3 +122,10 @@ def test_records_older_than_the_retention_period_are_purged(api: InProcess) -> N
     assert kept["audit"] == 0 and len(_trail(api)) == 2
     gone = retention.purge(api.engine, api.service.store, settings, now=at + 31 * 86400)
     assert gone["audit"] == 2 and _trail(api) == []
+
+
+def test_a_cursor_past_any_id_is_a_400_not_a_500(api: InProcess) -> None:
+    r = api.client.get(f"/apps/{api.app_id}/audit", params={"before": 2**64})
+    assert r.status_code == 400 and "errors" in r.json()
+    assert api.client.get(f"/apps/{api.app_id}/audit",
+                          params={"before": 2**63 - 1}).json()["events"]

@@ -12,7 +12,10 @@ def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
     doc = api.client.get("/openapi.json").json()
     paths = doc["paths"]
     assert "404" in paths["/exports/{token}/{name}.manifest.json"]["get"]["responses"]
-    for prefix in ("", "/api/v1"):
+    # The /api/v1 twins answer (OneSignal's former base URL) but are listed once.
+    assert not [p for p in paths if p.startswith("/api/v1")]
+    assert api.client.get(f"/api/v1/notifications?app_id={api.app_id}").status_code == 200
+    for prefix in ("",):
         events = paths[f"{prefix}/notifications/{{message_id}}/events"]["post"]
         assert set(events["requestBody"]["content"]) == {"application/json",
                                                          "application/x-ndjson"}
@@ -54,3 +57,35 @@ def test_request_bodies_errors_and_bounds_are_declared(api: InProcess) -> None:
                 if status in {"400", "401", "404", "413", "429", "503"} and "content" in answer:
                     assert answer["content"]["application/json"]["schema"] == ENVELOPE
     assert doc["components"]["schemas"]["ErrorEnvelope"]["required"] == ["errors"]
+
+
+def test_docs_can_authorize_and_show_real_answers(api: InProcess) -> None:
+    """The key as a security scheme (/docs's Authorize button), on every route that
+    takes it and none that does not; the 200 examples are real answers."""
+    doc = api.client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["RestApiKey"]["scheme"] == "bearer"
+    assert doc["security"] == [{"RestApiKey": []}]
+    paths = doc["paths"]
+    for path, method in (("/livez", "get"), ("/readyz", "get"), ("/exports/{token}/{name}",
+                                                                  "get"),
+                         ("/webhooks/{source}/{app_id}", "post")):
+        assert paths[path][method]["security"] == [], path
+    export = paths["/notifications/{message_id}/export_events"]["post"]
+    assert "security" not in export  # the document's own: the key
+    example = export["responses"]["200"]["content"]["application/json"]["example"]
+    assert set(example) == {"csv_file_url", "export_id", "manifest_url"}
+    from msgtrail.web.api.examples import EXAMPLES
+
+    for method_path in EXAMPLES:
+        method, path = method_path
+        assert "example" in paths[path][method]["responses"]["200"]["content"][
+            "application/json"], method_path
+    # Bearer works as the scheme says.
+    assert api.client.get("/notifications", params={"app_id": api.app_id},
+                          headers={"Authorization": f"Bearer {api.key}"}).status_code == 200
+    # The page and its assets come from msgtrail, under a policy of this origin only.
+    page = api.client.get("/docs")
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert api.client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert api.client.get("/redoc").status_code == 404

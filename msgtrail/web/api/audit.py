@@ -16,8 +16,9 @@ router = APIRouter(tags=["audit"])
             responses=errors(400, 401, 404, 503))
 def audit_trail(request: Request, svc: Svc, app_id: str,
                 limit: int = Query(50, ge=1, le=500),
-                before: int | None = Query(None, ge=1, description="`next_before` of the "
-                                           "previous page")) -> dict[str, Any]:
+                before: int | None = Query(None, ge=1, le=2**63 - 1,
+                                           description="`next_before` of the previous "
+                                                       "page")) -> dict[str, Any]:
     """Keys issued, rotated and revoked, connectors and settings changed, exports asked
     for, files downloaded and dashboard sign-ins, newest first: `{"events": [{"id",
     "at", "action", "via", "key_prefix", "remote_addr", "detail"}…], "next_before"}`.

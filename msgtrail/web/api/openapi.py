@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from msgtrail.channels import CHANNELS, EVENTS
 from msgtrail.store.event_batch import FUTURE_SLACK, MAX_TEXT, MIN_TIMESTAMP
+from msgtrail.web.api.examples import EXAMPLES
 
 
 class ErrorEnvelope(BaseModel):
@@ -60,13 +61,20 @@ EVENT = {
     },
 }
 
+# What "Try it out" on /docs sends unless edited: requests that succeed as they are
+# (on a message and app of the caller's), not Swagger UI's `"string"` in every field.
+_EVENT_EXAMPLE = {"subscription_id": "6f1f2c38-1f54-4a34-9c41-63c2ab3c8a4f",
+                  "event": "sent", "timestamp": 1796645016, "external_id": "user-42",
+                  "device_type": "Android"}
+
 EVENTS_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": {
             "type": "object", "required": ["events"],
             "properties": {"events": {"type": "array", "items": EVENT, "minItems": 1,
-                                      "maxItems": 10_000}}}},
+                                      "maxItems": 10_000}}},
+            "example": {"events": [_EVENT_EXAMPLE]}},
         "application/x-ndjson": {"schema": {
             "type": "string", "description": "One event object per line"}},
     },
@@ -97,7 +105,7 @@ EXPORT_BODY = {
                         "description": "Keep formula-like cells as they are"},
             "format": {"type": "string", "enum": ["csv", "jsonl", "parquet"],
                        "default": "csv", "description": "The file's format"},
-        }}}},
+        }}, "example": {"format": "csv"}}},
 }
 
 _MOMENT = {"anyOf": [{"type": "integer", "minimum": 0, "description": "Unix seconds"},
@@ -124,7 +132,7 @@ ACTIVITY_EXPORT_BODY = {
             "compression": {"type": "string", "enum": ["gzip", "none"],
                             "description": "Default: gzip for csv and jsonl, none for "
                                            "parquet (compressed inside)"},
-        }}}},
+        }}, "example": {"format": "jsonl"}}},
 }
 
 HISTORY_BODY = {
@@ -136,7 +144,7 @@ HISTORY_BODY = {
             "events": {"type": "string", "enum": ["sent", "clicked"]},
             "email": {"type": "string", "format": "email"},
             "csv_raw": {"type": "boolean", "default": False},
-        }}}},
+        }}, "example": {"app_id": "YOUR_APP_ID", "events": "clicked"}}},
 }
 
 CREATE_BODY = {
@@ -150,11 +158,39 @@ CREATE_BODY = {
             "contents": {"type": "object", "additionalProperties": {"type": "string"}},
             "headings": {"type": "object", "additionalProperties": {"type": "string"}},
             "external_id": {"type": "string"},
-        }}}},
+        }}, "example": {"app_id": "YOUR_APP_ID", "name": "Spring sale",
+                        "target_channel": "email"}}},
 }
 
 # Parameters that are ids, wherever they appear.
 _ID_PARAMETERS = {"app_id", "message_id", "export_id"}
+
+
+def _examples(doc: dict[str, Any]) -> None:
+    """Real answers as the 200 examples (FastAPI shows `additionalProp1` for a dict)."""
+    for (method, path), example in EXAMPLES.items():
+        ok = doc["paths"][path][method]["responses"]["200"]
+        ok.setdefault("content", {}).setdefault("application/json", {})["example"] = example
+
+
+# Routes that take no API key: health, files (their URL is the credential), provider
+# webhooks (signed by the provider).
+_OPEN_TAGS = {"health", "files"}
+_OPEN_PATHS = {"/webhooks/{source}/{app_id}"}
+
+
+def _security(doc: dict[str, Any]) -> None:
+    """The REST API key, so that /docs's Authorize button works: sent as `Authorization:
+    Bearer KEY`, which msgtrail takes like OneSignal's `Key KEY`."""
+    doc.setdefault("components", {})["securitySchemes"] = {"RestApiKey": {
+        "type": "http", "scheme": "bearer",
+        "description": "The app's REST API key (`Authorization: Key KEY`, as OneSignal "
+                       "documents it, or `Bearer KEY`)"}}
+    doc["security"] = [{"RestApiKey": []}]
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            if path in _OPEN_PATHS or _OPEN_TAGS & set(operation.get("tags", [])):
+                operation["security"] = []
 
 
 def install(app: FastAPI) -> None:
@@ -174,6 +210,8 @@ def install(app: FastAPI) -> None:
                         parameter["schema"] = {**UUID, "title": parameter["name"]}
         for name in ("HTTPValidationError", "ValidationError"):
             doc.get("components", {}).get("schemas", {}).pop(name, None)
+        _examples(doc)
+        _security(doc)
         app.openapi_schema = doc
         return doc
 

@@ -102,6 +102,37 @@ def get_app(conn: Connection, app_id: str) -> App:
     return _row_to_app(row)
 
 
+@dataclass(frozen=True)
+class Key:
+    """An API key as it can be shown: its first characters, never the rest."""
+
+    prefix: str
+    created_at: int
+    revoked_at: int | None
+
+
+def keys(conn: Connection, app: App) -> list[Key]:
+    """The app's keys, active ones first, newest first."""
+    rows = conn.execute(select(api_keys.c.key_prefix, api_keys.c.created_at,
+                               api_keys.c.revoked_at).where(api_keys.c.app_pk == app.pk)
+                        .order_by(api_keys.c.revoked_at.is_not(None), api_keys.c.id.desc()))
+    return [Key(r[0], int(r[1]), None if r[2] is None else int(r[2])) for r in rows]
+
+
+def issue_key(conn: Connection, app_id: str, actor: Actor = audit.CLI) -> str:
+    """Issue one more key for the app, its others kept (to change keys without a gap)."""
+    app = get_app(conn, app_id)
+    key = _issue_key(conn, app.pk)
+    audit.record(conn, app.pk, "key.issued", actor, new_key_prefix=key[:audit.PREFIX])
+    return key
+
+
+def webhook_url(conn: Connection, app: App) -> str | None:
+    """The app's completion webhook URL (its secret is shown only when issued)."""
+    found = conn.execute(select(apps.c.webhook_url).where(apps.c.id == app.pk)).scalar()
+    return str(found) if found else None
+
+
 def rotate_key(conn: Connection, app_id: str, actor: Actor = audit.CLI) -> str:
     """Issue a new key for the app and revoke every key it had before."""
     app = get_app(conn, app_id)

@@ -23,7 +23,7 @@ from msgtrail.db.schema import api_keys, audit_events
 
 # What is recorded; docs/operations.md lists each with its detail.
 ACTIONS = (
-    "app.created", "key.rotated", "key.revoked", "connector.connected",
+    "app.created", "key.issued", "key.rotated", "key.revoked", "connector.connected",
     "connector.disconnected", "settings.changed", "export.requested", "file.downloaded",
     "dashboard.signed_in", "dashboard.signed_out",
 )

@@ -15,7 +15,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 import click
 
@@ -380,35 +379,6 @@ def apps_update(app_id, history, webhook_url, rotate_webhook_secret, as_json, da
                    "each request's Msgtrail-Signature with msgtrail.client.verify_webhook.")
 
 
-def _webhook_url(settings: Settings, source: str, app_id: str,
-                 credential: dict[str, Any]) -> str:
-    url = f"{settings.resolved_public_url()}/webhooks/{source}/{app_id}"
-    if source == "postmark":
-        # Postmark authenticates with basic auth written into the URL.
-        scheme, _, rest = url.partition("://")
-        url = f"{scheme}://msgtrail:{quote(credential['password'], safe='')}@{rest}"
-    return url
-
-
-_CONNECT_HINTS = {
-    "onesignal": "In OneSignal: Data > Event Streams, method POST, this URL, header "
-                 "'Authorization: Key <this app's msgtrail API key>', and the body template "
-                 "in docs/connectors.md (or OneSignal's own example body).",
-    "sendgrid": "In SendGrid: Settings > Mail Settings > Event Webhook, this URL, "
-                "signature verification on; put custom_args msgtrail_message_id and "
-                "msgtrail_subscription_id on each send.",
-    "ses": "In AWS: subscribe this URL (HTTPS) to the SNS topic; msgtrail confirms the "
-           "subscription itself. Tag each send msgtrail_message_id / msgtrail_subscription_id.",
-    "twilio": "Use this URL as StatusCallback, with ?msgtrail_message_id=...&"
-              "msgtrail_subscription_id=... appended; MSGTRAIL_PUBLIC_URL must be the "
-              "address Twilio calls.",
-    "postmark": "In Postmark: Servers > Webhooks, this URL (the password is shown only "
-                "now); put Metadata msgtrail_message_id / msgtrail_subscription_id on sends.",
-    "mailgun": "In Mailgun: Sending > Webhooks, this URL for each event; send with "
-               "v:msgtrail_message_id and v:msgtrail_subscription_id.",
-}
-
-
 @apps.command("connect")
 @click.argument("app_id")
 @click.argument("source", type=click.Choice(SOURCE_NAMES))
@@ -439,11 +409,11 @@ def apps_connect(app_id, source, public_key, auth_token, signing_key, password, 
         c, vault, app_id, source, public_key=public_key, auth_token=auth_token,
         signing_key=signing_key, password=password, topic_arns=topic_arns),
         data_dir, database_url)
-    url = _webhook_url(settings, source, app_id, credential)
+    url = connections.webhook_url(settings.resolved_public_url(), source, app_id, credential)
     if as_json:
         click.echo(json.dumps({"source": source, "url": url}))
     else:
-        click.echo(f"{url}\n{_CONNECT_HINTS[source]}")
+        click.echo(f"{url}\n{connections.HINTS[source]}")
     if _local(settings.resolved_public_url()):
         click.echo(f"Warning: {settings.resolved_public_url()} is not reachable from the "
                    "internet, so the provider cannot call this URL. Give --public-url (or set "

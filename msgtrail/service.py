@@ -26,7 +26,7 @@ from msgtrail.export import history_csv, jobs, params
 from msgtrail.export.pipeline import rows_from_totals, selected_events
 from msgtrail.export.rate_limit import RateLimit
 from msgtrail.files import HealthCheck, Served, open_store
-from msgtrail.ingest import intake, receive
+from msgtrail.ingest import connections, intake, receive
 from msgtrail.ingest.connectors.base import WebhookRequest
 from msgtrail.ingest.intake import Delivery, GroupCommit, Outcome
 from msgtrail.inputs import require_uuid
@@ -132,6 +132,63 @@ class Service:
                     ) -> tuple[list[dict[str, Any]], int | None]:
         """A page of the app's audit trail, newest first, and the cursor of the next."""
         return self._read(lambda conn: audit.page(conn, app.pk, limit, before))
+
+    # An app's own settings: keys, connectors, completion webhook, history (the
+    # dashboard's pages; the command line calls the same functions)
+
+    def keys(self, app: App) -> list[apps.Key]:
+        return self._read(lambda conn: apps.keys(conn, app))
+
+    def issue_key(self, app: App, actor: Actor) -> str:
+        with self.engine.begin() as conn:
+            return apps.issue_key(conn, app.app_id, actor)
+
+    def rotate_key(self, app: App, actor: Actor) -> str:
+        with self.engine.begin() as conn:
+            return apps.rotate_key(conn, app.app_id, actor)
+
+    def revoke_key(self, app: App, prefix: str, actor: Actor) -> int:
+        if not prefix:
+            raise BadRequest("key_prefix: which key to revoke")
+        with self.engine.begin() as conn:
+            return apps.revoke_keys(conn, app.app_id, prefix, actor)
+
+    def connectors(self, app: App) -> list[str]:
+        """The providers whose webhooks the app takes."""
+        return self._read(lambda conn: connections.sources(conn, app))
+
+    def connect(self, app: App, source: str, options: dict[str, Any], actor: Actor
+                ) -> str:
+        """Take a provider's webhooks for the app; the URL to give its console (Postmark's
+        holds its generated password: shown this once)."""
+        with self.engine.begin() as conn:
+            _, credential = connections.connect(conn, self.vault, app.app_id, source, actor,
+                                                **options)
+        return connections.webhook_url(self.settings.resolved_public_url(), source,
+                                       app.app_id, credential)
+
+    def disconnect(self, app: App, source: str, actor: Actor) -> bool:
+        with self.engine.begin() as conn:
+            return connections.disconnect(conn, app.app_id, source, actor)
+
+    def completion_webhook(self, app: App) -> tuple[str | None, list[dict[str, Any]]]:
+        """The app's completion webhook URL and its latest deliveries."""
+        return self._read(lambda conn: (apps.webhook_url(conn, app),
+                                        export_webhooks.recent(conn, app.pk)))
+
+    def set_completion_webhook(self, app: App, url: str | None, rotate: bool, actor: Actor
+                               ) -> str | None:
+        """Set ('' removes) the URL or rotate the secret; the new secret, if one was
+        issued (shown once)."""
+        if url:
+            export_webhooks.check_url(url, self.settings.webhook_allow_private)
+        with self.engine.begin() as conn:
+            _, secret = apps.set_webhook(conn, self.vault, app.app_id, url, rotate, actor)
+        return secret
+
+    def set_history(self, app: App, enabled: bool, actor: Actor) -> None:
+        with self.engine.begin() as conn:
+            apps.set_history(conn, app.app_id, enabled, actor)
 
     # Messages
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, select
 
@@ -59,3 +60,33 @@ def credential(conn: Connection, vault: Vault, app: App, source: str) -> dict[st
 def sources(conn: Connection, app: App) -> list[str]:
     return list(conn.execute(select(connections.c.source).where(
         connections.c.app_pk == app.pk).order_by(connections.c.source)).scalars())
+
+
+def webhook_url(public_url: str, source: str, app_id: str, credential: dict[str, Any]) -> str:
+    """The URL to give the provider's console for the app."""
+    url = f"{public_url}/webhooks/{source}/{app_id}"
+    if source == "postmark":
+        # Postmark authenticates with basic auth written into the URL.
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://msgtrail:{quote(credential['password'], safe='')}@{rest}"
+    return url
+
+
+# Where each provider's console takes the URL, and what each send must carry.
+HINTS = {
+    "onesignal": "In OneSignal: Data > Event Streams, method POST, this URL, header "
+                 "'Authorization: Key <this app's msgtrail API key>', and the body template "
+                 "in docs/connectors.md (or OneSignal's own example body).",
+    "sendgrid": "In SendGrid: Settings > Mail Settings > Event Webhook, this URL, "
+                "signature verification on; put custom_args msgtrail_message_id and "
+                "msgtrail_subscription_id on each send.",
+    "ses": "In AWS: subscribe this URL (HTTPS) to the SNS topic; msgtrail confirms the "
+           "subscription itself. Tag each send msgtrail_message_id / msgtrail_subscription_id.",
+    "twilio": "Use this URL as StatusCallback, with ?msgtrail_message_id=...&"
+              "msgtrail_subscription_id=... appended; MSGTRAIL_PUBLIC_URL must be the "
+              "address Twilio calls.",
+    "postmark": "In Postmark: Servers > Webhooks, this URL (the password is shown only "
+                "now); put Metadata msgtrail_message_id / msgtrail_subscription_id on sends.",
+    "mailgun": "In Mailgun: Sending > Webhooks, this URL for each event; send with "
+               "v:msgtrail_message_id and v:msgtrail_subscription_id.",
+}

@@ -36,6 +36,7 @@ from msgtrail.client import WEBHOOK_HEADER, sign_webhook
 from msgtrail.clock import exact
 from msgtrail.db import dialect
 from msgtrail.db.schema import apps, webhook_deliveries
+from msgtrail.db.schema import jobs as jobs_table
 from msgtrail.errors import BadRequest
 from msgtrail.export import jobs
 from msgtrail.runtime import metrics
@@ -133,6 +134,18 @@ def state(conn: Connection, job_id: int) -> dict[str, Any]:
     doc = {"webhook_state": row[0], "webhook_attempts": row[1], "webhook_error": row[2],
            "webhook_type": row[3]}
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def recent(conn: Connection, app_pk: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The app's latest completion notices, newest first, as the dashboard lists them."""
+    t = webhook_deliveries
+    rows = conn.execute(select(t.c.type, t.c.state, t.c.attempts, t.c.error, t.c.created_at,
+                               t.c.delivered_at, jobs_table.c.export_id)
+                        .join(jobs_table, jobs_table.c.id == t.c.job_id)
+                        .where(jobs_table.c.app_pk == app_pk)
+                        .order_by(t.c.id.desc()).limit(limit))
+    return [{"type": r[0], "state": r[1], "attempts": r[2], "error": r[3],
+             "created_at": r[4], "delivered_at": r[5], "export_id": r[6]} for r in rows]
 
 
 @dataclass

@@ -35,6 +35,7 @@ from msgtrail.web.api import (
     openapi,
     webhooks,
 )
+from msgtrail.web.dashboard import app_pages
 from msgtrail.web.dashboard import views as dashboard
 from msgtrail.web.draining import Drain
 from msgtrail.web.request_log import RequestLog
@@ -126,6 +127,7 @@ def create_app(settings: Settings, engine: Engine, workers: int | None = None) -
         # and community libraries still call: they work by changing only the host.
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
     app.include_router(dashboard.router)
+    app.include_router(app_pages.router)
     app.mount("/static", dashboard.static_files(), name="static")
     app.include_router(files.router)
     app.include_router(health.router)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -291,3 +294,126 @@ def test_docs_page_works_offline_and_tries_an_export(page: Page, server: Server,
     expect(operation.locator(".live-responses-table")).to_contain_text("csv_file_url")
     _shot(page, tmp_path, "docs")
     assert elsewhere == [], elsewhere
+
+
+APP_PAGES = ("/activity", "/connectors", "/rejections", "/webhook", "/keys", "/settings",
+             "/audit")
+
+
+def test_every_capability_has_its_page(page: Page, server: Server, tmp_path: Path) -> None:
+    """Keys, connectors, rejected events, the completion webhook, settings and activity
+    exports, each done from its page as a person would, with what the API then sees."""
+    creds = server.create_app("pages", account="pages")
+    message_id, _ = _seed(server, creds, "Pages")
+    _sign_in(page, server, creds)
+    for path in APP_PAGES:
+        page.goto(f"{server.base_url}{path}")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        assert creds.api_key not in page.content(), path
+        _shot(page, tmp_path, path.strip("/"))
+
+    # Connectors: Postmark, its URL (password in it) shown once; then a webhook sent to
+    # it with no msgtrail ids shows among the rejected events.
+    page.goto(f"{server.base_url}/connectors")
+    page.locator("#h-postmark").locator("xpath=..").get_by_role("button", name="Connect").click()
+    shown = page.locator(".once code.secret")
+    expect(shown).to_contain_text(f"/webhooks/postmark/{creds.app_id}")
+    url = shown.inner_text()
+    parts = urlsplit(url)
+    r = httpx.post(f"{server.base_url}{parts.path}", auth=(str(parts.username),
+                                                           str(parts.password)),
+                   json={"RecordType": "Delivery", "MessageID": "x", "Metadata": {},
+                         "Recipient": "a@example.com", "DeliveredAt": "2026-01-02T03:04:05Z"})
+    assert r.status_code == 200 and r.json()["rejected"] == 1
+    page.goto(f"{server.base_url}/connectors")
+    expect(page.locator("#h-postmark")).to_contain_text("connected")
+    assert str(parts.password) not in page.content()  # shown once, never again
+    page.goto(f"{server.base_url}/rejections?source=postmark")
+    expect(page.locator("table.rejections tbody tr")).to_have_count(1)
+    expect(page.locator("table.rejections")).to_contain_text("no msgtrail_message_id")
+
+    # The completion webhook: a URL, its secret shown once.
+    page.goto(f"{server.base_url}/webhook")
+    page.get_by_label("URL").fill("https://93.184.216.34/hooks")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".once code.secret")).to_contain_text("whsec_")
+    page.get_by_label("URL").fill("http://127.0.0.1:9/x")  # private: refused, said why
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("p.error")).to_be_visible()
+
+    # Settings: history off, and the API refuses history reports after it.
+    page.goto(f"{server.base_url}/settings")
+    page.get_by_label("Send History via API").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_label("Send History via API")).not_to_be_checked()
+    with server.client(creds) as api:
+        refused = api.post(f"/notifications/{message_id}/history",
+                           json={"app_id": creds.app_id, "events": "sent"})
+        assert refused.status_code == 400 and "turned off" in refused.text
+
+    # An activity export in JSON Lines, clicked only: listed with its files once ready.
+    page.goto(f"{server.base_url}/activity")
+    page.get_by_label("Format").select_option("jsonl")
+    page.get_by_label("clicked").check()
+    page.get_by_role("button", name="Export").click()
+    expect(page).to_have_url(re.compile(r"/activity$"))
+    for _ in range(50):
+        if page.locator("table.activity").get_by_role("link", name="Download").count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    link = page.locator("table.activity").get_by_role("link", name="Download").first
+    data = gzip.decompress(httpx.get(str(link.get_attribute("href"))).content).decode()
+    assert {json.loads(line)["event"] for line in data.splitlines()} == {"clicked"}
+
+    # Keys: issue a second one (shown once, works), rotate (this page stays signed in),
+    # and the first key no longer opens the API.
+    page.goto(f"{server.base_url}/keys")
+    page.get_by_role("button", name="Issue another key").click()
+    second = page.locator(".once code.secret").inner_text()
+    page.get_by_role("button", name="Rotate").click()
+    third = page.locator(".once code.secret").inner_text()
+    assert len({creds.api_key, second, third}) == 3
+    page.goto(f"{server.base_url}/keys")
+    expect(page.get_by_role("heading", level=1)).to_have_text("API keys")  # still signed in
+    assert second not in page.content() and third not in page.content()
+
+    def status(key: str) -> int:
+        return httpx.get(f"{server.base_url}/notifications", params={"app_id": creds.app_id},
+                         headers={"Authorization": f"Key {key}"}).status_code
+
+    assert (status(creds.api_key), status(second), status(third)) == (401, 401, 200)
+    # Revoking the key this page signed in with signs it out.
+    page.locator("table.keys tr", has_text=third[:12]).get_by_role("button",
+                                                                  name="Revoke").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert status(third) == 401
+    page.goto(f"{server.base_url}/audit")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_app_pages_refuse_forged_forms_and_fit_360_px(browser: Browser, server: Server,
+                                                      tmp_path: Path) -> None:
+    creds = server.create_app("narrow", account="narrow")
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    try:
+        _sign_in(page, server, creds)
+        for path in APP_PAGES:
+            page.goto(f"{server.base_url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+        _shot(page, tmp_path, "audit-360")
+        # Each form without its page's token: refused, nothing done.
+        cookies = {c["name"]: c["value"] for c in context.cookies()}
+        for action in ("/keys/rotate", "/keys/issue", "/connectors/postmark/connect",
+                       "/webhook/url", "/settings/history", "/activity"):
+            forged = httpx.post(f"{server.base_url}{action}", cookies=cookies,
+                                data={"csrf": "guess", "url": "https://93.184.216.34/x"})
+            assert forged.status_code == 403, action
+        with server.client(creds) as api:
+            assert api.get("/notifications", params={"app_id": creds.app_id}).status_code == 200
+            trail = api.get(f"/apps/{creds.app_id}/audit").json()["events"]
+        assert [e["action"] for e in trail] == ["dashboard.signed_in", "app.created"]
+    finally:
+        context.close()

@@ -201,30 +201,9 @@ def message_list(request: Request, svc: Svc, q: str = "", page: int = 1) -> Resp
     total, rows = svc.messages(app, PAGE_SIZE, (page - 1) * PAGE_SIZE,
                                q.strip()[:200] or None)
     items = [_summary(m) for m in rows]
-    return _render(svc, "messages.html", session, app=app, items=items, q=q, page=page,
+    return _render(svc, "messages.html", session, app=app, section="messages", items=items,
+                   q=q, page=page,
                    pages=max(1, -(-total // PAGE_SIZE)), total=total)
-
-
-# What each act of the audit trail is called on its page.
-ACTS = {"app.created": "App created", "key.rotated": "API key rotated",
-        "key.revoked": "API key revoked", "connector.connected": "Connector set up",
-        "connector.disconnected": "Connector removed", "settings.changed": "Settings changed",
-        "export.requested": "Export requested", "file.downloaded": "File downloaded",
-        "dashboard.signed_in": "Signed in", "dashboard.signed_out": "Signed out"}
-
-
-@router.get("/audit")
-def audit_page(request: Request, svc: Svc, before: int | None = None) -> Response:
-    found = _signed_in(request, svc)
-    if found is None:
-        return _to_sign_in()
-    session, app = found
-    events, next_before = svc.audit_trail(app, PAGE_SIZE, before if before and before > 0
-                                          else None)
-    for event in events:
-        event["act"] = ACTS.get(event["action"], event["action"])
-    return _render(svc, "audit.html", session, app=app, events=events, next_before=next_before,
-                   first=before is None)
 
 
 def _summary(message: messages.Message) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class Message:
     created_at: int
     stats: dict[str, Any] | None
     purged_at: int | None = None
+    # Since when events have been accepted that `stats` does not count yet (None: it
+    # counts every one).
+    pending_since: int | None = None
 
 
 def infer_channel(body: dict[str, Any]) -> str:
@@ -75,7 +78,8 @@ def create(conn: Connection, app: App, body: dict[str, Any],
 def _row(row) -> Message:  # type: ignore[no-untyped-def]
     return Message(row.id, row.message_id, row.app_pk, row.name, row.target_channel,
                    json.loads(row.body), row.created_at,
-                   json.loads(row.stats) if row.stats else None, row.purged_at)
+                   json.loads(row.stats) if row.stats else None, row.purged_at,
+                   row.pending_since)
 
 
 def find(conn: Connection, app: App, message_id: str) -> Message:

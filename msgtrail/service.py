@@ -20,6 +20,7 @@ from msgtrail.apps import App
 from msgtrail.audit import Actor
 from msgtrail.channels import EVENTS
 from msgtrail.clock import exact, now
+from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages as messages_table
 from msgtrail.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from msgtrail.export import history_csv, jobs, params
@@ -196,10 +197,14 @@ class Service:
         with self.engine.begin() as conn:
             return messages.create(conn, app, body)
 
-    def message(self, app: App, message_id: str) -> Message:
+    def message(self, app: App, message_id: str, wait: bool = True) -> Message:
         """The app's message with its counters current (recomputed if events arrived);
-        NotFound for another app's."""
+        NotFound for another app's. Without `wait`, the counters as kept, however many
+        events came since (`pending_since` says since when), unless there are none yet:
+        a page shows those at once, and the upkeep brings them up to date."""
         found = self._read(lambda conn: messages.find(conn, app, message_id))
+        if not wait and found.stats is not None:
+            return found
         return self._fresh(found)
 
     def messages(self, app: App, limit: int, offset: int,
@@ -224,11 +229,19 @@ class Service:
             raise purged
         return message
 
-    def timeline(self, message_pk: int, channel: str, series: tuple[str, ...],
-                 bucket_for: Callable[[int, int], int]) -> tuple[int, list[tuple[str, int, int]]]:
-        """Recipients per event of `series` and time bucket (`counters.timeline`)."""
+    def timeline(self, message: Message) -> counters.Timeline:
+        """Recipients per event and time bucket (`counters.timeline`): as its counters
+        keep it, else read afresh."""
+        kept = (message.stats or {}).get("timeline")
+        if kept is not None:
+            return int(kept["bucket"]), [(str(e), int(at), int(n)) for e, at, n in kept["rows"]]
+        # Counters an export stored carry none (its pivot counts, but does not bucket
+        # times): read once, then kept beside them while they are current.
         with activity.snapshot(self.engine) as raw:
-            return counters.timeline(raw, message_pk, channel, series, bucket_for)
+            [(seen,)] = activity.query(raw, sql.MESSAGE_BATCHES, pk=message.pk)
+            found = counters.timeline(raw, message.pk, message.target_channel)
+        upkeep.keep_timeline(self.engine, message.pk, int(seen), found)
+        return found
 
     def audience(self, message_pk: int, channel: str, events: list[str],
                  limit: int) -> list[dict[str, Any]]:

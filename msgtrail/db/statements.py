@@ -158,6 +158,14 @@ STORE_CURRENT_COUNTS = text(
     "UPDATE messages SET stats = :stats, pending_since = NULL"
     " WHERE id = :pk AND next_batch = :seen AND pending_since IS NOT NULL")
 
+# Counters that are current, as a snapshot that saw `seen` batches counted them.
+CURRENT_STATS = text(
+    "SELECT stats FROM messages WHERE id = :pk AND next_batch = :seen"
+    " AND pending_since IS NULL AND stats IS NOT NULL")
+KEEP_STATS = text(
+    "UPDATE messages SET stats = :stats WHERE id = :pk AND next_batch = :seen"
+    " AND pending_since IS NULL")
+
 # --- Provider webhooks (ingest/intake.py)
 
 INSERT_REJECTION = text(

@@ -57,30 +57,75 @@ def counts(raw: Any, message_pk: int, channel: str,
 
 # The timeline's finest bucket; every coarser one is a multiple of it.
 MINUTE = 60
+# The timeline's buckets, in seconds, each a multiple of the one before: a message's
+# activity is spread over at most MAX_BUCKETS of the smallest that fits it.
+BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400)
+MAX_BUCKETS = 48
+
+Timeline = tuple[int, list[tuple[str, int, int]]]
 
 
-def timeline(raw: Any, message_pk: int, channel: str, series: tuple[str, ...],
-             bucket_for: Callable[[int, int], int]) -> tuple[int, list[tuple[str, int, int]]]:
-    """Recipients per event of `series` and time bucket (of the width bucket_for(first,
-    last) gives, a multiple of a minute), for the chart: (bucket width, [(event, bucket
-    start, recipients)]); width 0 when there is nothing to draw."""
-    known = [e for e in series if e in CHANNEL_EVENTS[channel]]
-    if not known:
-        return 0, []
-    per_minute: dict[tuple[str, int], int] = {}
-    sql, params = duck_sql.per_minute(known), duck_sql.per_minute_params(known, MINUTE)
+def bucket_for(first: int, last: int) -> int:
+    """The smallest bucket that spreads first..last over at most MAX_BUCKETS."""
+    span = max(last - first, 1)
+    for seconds in BUCKETS:
+        if span / seconds <= MAX_BUCKETS:
+            return seconds
+    return BUCKETS[-1]
+
+
+class _PerMinute:
+    """Recipients per event and minute, summed over the parts of a message."""
+
+    def __init__(self, channel: str) -> None:
+        self.events = list(CHANNEL_EVENTS[channel])
+        self.sql = duck_sql.per_minute(self.events)
+        self.params = duck_sql.per_minute_params(self.events, MINUTE)
+        self.found: dict[tuple[str, int], int] = {}
+
+    def add(self, con: duckdb.DuckDBPyConnection) -> None:
+        for event, at, n in con.sql(self.sql, params=self.params).fetchall():
+            key = (str(event), int(at))
+            self.found[key] = self.found.get(key, 0) + int(n)
+
+    def bucketed(self) -> Timeline:
+        """(bucket width, [(event, bucket start, recipients)]); width 0 when empty."""
+        if not self.found:
+            return 0, []
+        minutes = [at for _, at in self.found]
+        width = bucket_for(min(minutes), max(minutes) + MINUTE - 1)
+        buckets: dict[tuple[str, int], int] = {}
+        for (event, at), n in self.found.items():
+            key = (event, at // width * width)
+            buckets[key] = buckets.get(key, 0) + n
+        return width, sorted((e, at, n) for (e, at), n in buckets.items())
+
+
+def timeline(raw: Any, message_pk: int, channel: str) -> Timeline:
+    """Recipients per event of the channel and time bucket (`bucket_for` the span of the
+    activity), for the chart: (bucket width, [(event, bucket start, recipients)]);
+    width 0 when there is nothing to draw. The counters keep one (`counts_and_timeline`);
+    this reads it afresh."""
+    per_minute = _PerMinute(channel)
     for con, _ in _recipients(raw, message_pk, channel, ()):
-        for event, at, n in con.sql(sql, params=params).fetchall():
-            per_minute[(str(event), int(at))] = per_minute.get((str(event), int(at)), 0) + int(n)
-    if not per_minute:
-        return 0, []
-    minutes = [at for _, at in per_minute]
-    width = bucket_for(min(minutes), max(minutes) + MINUTE - 1)
-    buckets: dict[tuple[str, int], int] = {}
-    for (event, at), n in per_minute.items():
-        key = (event, at // width * width)
-        buckets[key] = buckets.get(key, 0) + n
-    return width, [(e, at, n) for (e, at), n in buckets.items()]
+        per_minute.add(con)
+    return per_minute.bucketed()
+
+
+def counts_and_timeline(raw: Any, message_pk: int, channel: str,
+                        pause: Callable[[], None] = lambda: None
+                        ) -> tuple[list[tuple[Any, ...]], Timeline]:
+    """`counts` and `timeline` in one pass over the recipients: what a recount keeps, so
+    that a report reads them instead of every recipient per view."""
+    per_minute = _PerMinute(channel)
+
+    def each() -> Generator[list[tuple[Any, ...]], None, None]:
+        for con, table in _recipients(raw, message_pk, channel, ("device_type",)):
+            per_minute.add(con)
+            yield counted(table, channel)
+            pause()
+    counted_rows = summed(each())
+    return counted_rows, per_minute.bucketed()
 
 
 def sample(raw: Any, message_pk: int, channel: str, events: list[str],

@@ -92,24 +92,39 @@ def _refresh(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> None:
     if seen is None:
         return
     with activity.snapshot(engine) as raw:
-        counts = counters.counts(raw, message_pk, str(channel), pause)
-    store_counts(engine, message_pk, str(channel), counts, seen)
+        counts, timeline = counters.counts_and_timeline(raw, message_pk, str(channel), pause)
+    store_counts(engine, message_pk, str(channel), counts, seen, timeline=timeline)
+
+
+def keep_timeline(engine: Engine, message_pk: int, seen: int,
+                  timeline: counters.Timeline) -> None:
+    """Keep a timeline read by a snapshot that saw `seen` batches beside the message's
+    counters, if they are current and of that snapshot still."""
+    with engine.begin() as conn:
+        stats = conn.execute(sql.CURRENT_STATS, {"pk": message_pk, "seen": seen}).scalar()
+        if stats is None:
+            return
+        doc = json.loads(stats)
+        doc["timeline"] = {"bucket": timeline[0], "rows": timeline[1]}
+        conn.execute(sql.KEEP_STATS, {"pk": message_pk, "seen": seen,
+                                      "stats": json.dumps(doc)})
 
 
 def store_counts(engine: Engine, message_pk: int, channel: str,
-                 counts: Iterable[tuple[Any, ...]], seen: int, only_current: bool = False
-                 ) -> None:
+                 counts: Iterable[tuple[Any, ...]], seen: int, only_current: bool = False,
+                 timeline: counters.Timeline | None = None) -> None:
     """Store counters (`counters.counts`) read by a snapshot that saw `seen` batches
     of the message. They stop being pending only if no batch came since; with
     `only_current`, they are not stored otherwise either (an export's tally must not
     replace counters a later read stored), nor if they are not pending."""
     with engine.begin() as conn:
         conn.execute(sql.STORE_CURRENT_COUNTS if only_current else sql.STORE_COUNTS,
-                     {"stats": json.dumps(_stats(counts, channel)), "pk": message_pk,
+                     {"stats": json.dumps(_stats(counts, channel, timeline)), "pk": message_pk,
                       "seen": seen})
 
 
-def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
+def _stats(counts: Iterable[tuple[Any, ...]], channel: str,
+           timeline: counters.Timeline | None = None) -> dict[str, Any]:
     """Totals and per-platform counters from (device_type, recipients, failed,
     *per-event counts) rows: `failures` counts the recipients with any failure event
     (a bounce or a rejection alone is a failure too), `failed` those with the event
@@ -124,4 +139,8 @@ def _stats(counts: Iterable[tuple[Any, ...]], channel: str) -> dict[str, Any]:
         for key, value in part.items():
             totals[key] += value
             slot[key] += value
-    return {"totals": totals, "platforms": platforms}
+    stats: dict[str, Any] = {"totals": totals, "platforms": platforms}
+    if timeline is not None:
+        # The report's chart, kept with the counters it agrees with.
+        stats["timeline"] = {"bucket": timeline[0], "rows": timeline[1]}
+    return stats

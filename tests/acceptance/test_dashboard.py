@@ -125,9 +125,12 @@ def test_journey_sign_in_report_export_history_sign_out(
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name=name).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
-    chart = page.get_by_role("img", name=re.compile(r"^Activity over time"))
+    chart = page.get_by_role("group", name=re.compile(r"^Activity over time"))
     expect(chart).to_be_visible()
     assert "sent peaked at" in (chart.get_attribute("aria-label") or "")
+    # A panel per event that happened, each on its own scale.
+    for event in ("sent", "delivered", "clicked", "failed"):
+        expect(chart.get_by_role("img", name=re.compile(f"^{event}: "))).to_be_visible()
     # Markup from the data is text, never markup.
     expect(page.get_by_text(XSS)).to_be_visible()
     expect(page.get_by_text("Unregistered <b>token</b>").first).to_be_visible()
@@ -222,7 +225,11 @@ def test_pages_fit_a_360_px_screen(browser: Browser, server: Server, app_creds: 
             page.goto(f"{server.base_url}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, (path, width)
-        expect(page.get_by_role("img", name=re.compile(r"^Activity over time"))).to_be_visible()
+        panel = page.get_by_role("img", name=re.compile(r"^clicked: "))
+        expect(panel).to_be_visible()
+        # Its tick labels stay legible: at least 9 px tall on a 360 px screen.
+        tick = panel.locator("text.tick").first.bounding_box()
+        assert tick is not None and tick["height"] >= 9, tick
         _shot(page, tmp_path, "report-360")
     finally:
         context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.messages import Message
 from msgtrail.service import Service
 from msgtrail.web.dashboard import charts
 
@@ -12,10 +13,10 @@ from msgtrail.web.dashboard import charts
 SAMPLE = 50
 
 
-def activity_timeline(svc: Service, message_pk: int, channel: str) -> charts.Timeline:
+def activity_timeline(svc: Service, message: Message) -> charts.Timeline:
     """Recipients per event and time bucket, for the chart."""
-    width, rows = svc.timeline(message_pk, channel, charts.SERIES, charts.bucket_for)
-    return charts.timeline(width or 60, rows)
+    width, rows = svc.timeline(message)
+    return charts.timeline(width or 60, rows, CHANNEL_EVENTS[message.target_channel])
 
 
 def audience(svc: Service, message_pk: int, channel: str,

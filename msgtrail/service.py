@@ -243,11 +243,12 @@ class Service:
         upkeep.keep_timeline(self.engine, message.pk, int(seen), found)
         return found
 
-    def audience(self, message_pk: int, channel: str, events: list[str],
-                 limit: int) -> list[dict[str, Any]]:
-        """The first recipients by subscription id, those with one of `events` if given."""
+    def audience(self, message_pk: int, channel: str, events: list[str], limit: int,
+                 after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
+        """The first recipients by subscription id (`counters.sample`): those with one of
+        `events` if given, past `after`, or the one `find` names."""
         with activity.snapshot(self.engine) as raw:
-            return counters.sample(raw, message_pk, channel, events, limit)
+            return counters.sample(raw, message_pk, channel, events, limit, after, find)
 
     # Ingestion
 

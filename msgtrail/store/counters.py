@@ -128,14 +128,19 @@ def counts_and_timeline(raw: Any, message_pk: int, channel: str,
     return counted_rows, per_minute.bucketed()
 
 
-def sample(raw: Any, message_pk: int, channel: str, events: list[str],
-           limit: int) -> list[dict[str, Any]]:
-    """The first recipients by subscription id, those with one of `events` if given."""
+def sample(raw: Any, message_pk: int, channel: str, events: list[str], limit: int,
+           after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
+    """The first recipients by subscription id, those with one of `events` if given,
+    past the subscription id `after` (keyset paging), or only the one `find` names by
+    its subscription id or external id."""
     found: list[dict[str, Any]] = []
-    sql = duck_sql.first_recipients(channel, events)
+    sql = duck_sql.first_recipients(channel, events, after is not None, find is not None)
+    given = [*([after] if after is not None else []), *([find, find] if find is not None
+                                                        else [])]
     with closing(_recipients(raw, message_pk, channel)) as parts:
         for con, _ in parts:
-            found += con.sql(sql, params=[limit - len(found)]).to_arrow_table().to_pylist()
+            found += con.sql(sql, params=[*given, limit - len(found)]
+                             ).to_arrow_table().to_pylist()
             if len(found) >= limit:
                 break
     return found

@@ -76,8 +76,19 @@ def per_minute_params(events: list[str], width: int) -> list[object]:
     return [p for e in events for p in (e, width, width)]
 
 
-def first_recipients(channel: str, events: list[str]) -> str:
+def first_recipients(channel: str, events: list[str], after: bool = False,
+                     find: bool = False) -> str:
     """The first recipients of `r` by subscription id, those with one of `events` if
-    given; the parameter is how many."""
+    given; with `after`, past a subscription id (the first parameter: keyset paging);
+    with `find`, only the one whose subscription id or external id it is (the next two
+    parameters, the same text); the last parameter is how many."""
     columns = ", ".join(("subscription_id", *ATTRIBUTES, *CHANNEL_EVENTS[channel]))
-    return f"SELECT {columns} FROM r WHERE {any_of(events)} ORDER BY subscription_id LIMIT ?"
+    where = [f"({any_of(events)})"]
+    # As text: pages keep the ids as text, the pivot as UUIDs; canonical UUIDs sort
+    # the same either way.
+    if after:
+        where.append("CAST(subscription_id AS VARCHAR) > lower(?)")
+    if find:
+        where.append("(CAST(subscription_id AS VARCHAR) = lower(?) OR external_id = ?)")
+    return (f"SELECT {columns} FROM r WHERE {' AND '.join(where)} ORDER BY subscription_id"
+            " LIMIT ?")

@@ -211,7 +211,8 @@ def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
     message_id = api.create_message()
     now = int(time.time()) // 3600 * 3600
     subs = sorted(str(uuid.uuid4()) for _ in range(60))
-    events = [{"subscription_id": s, "event": "sent", "timestamp": now - 3600} for s in subs]
+    events = [{"subscription_id": s, "event": "sent", "timestamp": now - 3600,
+               "external_id": f"user-{i}"} for i, s in enumerate(subs)]
     events += [{"subscription_id": s, "event": "clicked", "timestamp": now - 1800}
                for s in subs[:3]]
     assert api.send(message_id, events).status_code == 200
@@ -224,6 +225,26 @@ def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
     clicked = report.audience(api.service, pk, "push", "clicked")
     assert [r["subscription_id"] for r in clicked] == subs[:3]
     assert clicked[0]["clicked"] == now - 1800 and clicked[0]["sent"] == now - 3600
+    # The next page starts after the last one shown (keyset), to the end.
+    rest = report.audience(api.service, pk, "push", None, after=subs[report.SAMPLE - 1])
+    assert [r["subscription_id"] for r in rest] == subs[report.SAMPLE:]
+    assert report.audience(api.service, pk, "push", "clicked", after=subs[0]) == clicked[1:]
+    assert report.audience(api.service, pk, "push", None, after="not-an-id") == everyone
+    # One recipient found by its subscription id, or by its external id.
+    assert [r["subscription_id"] for r in report.audience(
+        api.service, pk, "push", None, find=subs[7])] == [subs[7]]
+    assert report.audience(api.service, pk, "push", None, find="nobody") == []
+    [user] = report.audience(api.service, pk, "push", None, find="user-42")
+    assert user["subscription_id"] == subs[42] and user["external_id"] == "user-42"
+    # The same from the message's pages, once built (they keep the ids as text).
+    pages.build_pages(api.engine, pk)
+    with activity.snapshot(api.engine) as raw:
+        assert pages.current_pages(raw, pk) is not None
+    assert report.audience(api.service, pk, "push", None, after=subs[report.SAMPLE - 1]
+                           ) == rest
+    assert report.audience(api.service, pk, "push", None, find="user-42") == [user]
+    assert report.audience(api.service, pk, "push", None, find=subs[7].upper())[0][
+        "subscription_id"] == subs[7]
 
 
 def test_pages_answer_exactly_what_the_pivot_answers_until_an_event_arrives(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from msgtrail.channels import CHANNEL_EVENTS
+from msgtrail.errors import BadRequest
+from msgtrail.inputs import require_uuid
 from msgtrail.messages import Message
 from msgtrail.service import Service
 from msgtrail.web.dashboard import charts
@@ -19,8 +21,14 @@ def activity_timeline(svc: Service, message: Message) -> charts.Timeline:
     return charts.timeline(width or 60, rows, CHANNEL_EVENTS[message.target_channel])
 
 
-def audience(svc: Service, message_pk: int, channel: str,
-             event: str | None) -> list[dict[str, Any]]:
-    """The first recipients (by subscription id), those with `event` only if given."""
+def audience(svc: Service, message_pk: int, channel: str, event: str | None,
+             after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
+    """The first recipients (by subscription id), those with `event` only if given,
+    after the subscription id `after` (the next page), or the one `find` names by its
+    subscription id or external id."""
     events = [event] if event in CHANNEL_EVENTS[channel] else []
-    return svc.audience(message_pk, channel, events, SAMPLE)
+    try:
+        after = require_uuid(after, "after") if after is not None else None
+    except BadRequest:
+        after = None  # (a link edited by hand: the first page)
+    return svc.audience(message_pk, channel, events, SAMPLE, after, find or None)

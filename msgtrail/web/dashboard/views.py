@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -57,11 +58,20 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _moment(ts: float | None) -> Markup:
+    """A time in a table cell: short, on one line, the full time in its `datetime`."""
+    if not ts:
+        return Markup("")
+    at = datetime.fromtimestamp(ts, UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        at.isoformat(timespec="seconds"), at.strftime("%b %d %H:%M"))
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
 
-templates.filters.update(when=_when, percent=_percent)
+templates.filters.update(when=_when, moment=_moment, percent=_percent)
 
 
 class Static(StaticFiles):
@@ -222,7 +232,9 @@ def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[s
     if activity not in CHANNEL_EVENTS[message.target_channel]:
         activity = None
     timeline = report.activity_timeline(svc, message)
-    sample = report.audience(svc, message.pk, message.target_channel, activity)
+    after = request.query_params.get("after") or None
+    find = (request.query_params.get("find") or "").strip()[:512] or None
+    sample = report.audience(svc, message.pk, message.target_channel, activity, after, find)
     past = svc.message_jobs(app, message)
     return {"app": app, "summary": _summary(message), "message": message,
             "platforms": {k: {**part, "failed": messages.failures(part)} for k, part
@@ -231,6 +243,9 @@ def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[s
             "chart_bucket": charts.bucket_name(timeline.bucket),
             "timeline": timeline, "events": CHANNEL_EVENTS[message.target_channel],
             "activity": activity, "recipients": sample, "sample_size": report.SAMPLE,
+            "find": find or "", "after": after,
+            "next_after": sample[-1]["subscription_id"] if len(sample) == report.SAMPLE
+            and not find else None,
             "jobs": [jobs.status(j) for j in past], "history_events": history_csv.EVENTS,
             "smtp": bool(svc.settings.smtp_host),
             "now": exact()}

@@ -144,13 +144,13 @@ def test_journey_sign_in_report_export_history_sign_out(
     _shot(page, tmp_path, "report")
 
     page.get_by_role("button", name="Export").click()
-    data = gzip.decompress(_download(page, "Export", tmp_path)).decode()
+    data = gzip.decompress(_download(page, "All recipients", tmp_path)).decode()
     rows = list(csv.DictReader(io.StringIO(data, newline="")))
     assert sorted(r["subscription_id"] for r in rows) == sorted(subs)
     assert {r["external_user_id"] for r in rows if r["subscription_id"] == subs[0]} == {XSS}
 
     page.get_by_role("button", name="Clicked report").click()
-    report = _download(page, "History", tmp_path).decode()
+    report = _download(page, "Clicked report", tmp_path).decode()
     clicked = {r["player_id"] for r in csv.DictReader(io.StringIO(report, newline=""))}
     assert clicked == {s for i, s in enumerate(subs) if i % 8 == 1}
     expect(page.locator("tr.job")).to_have_count(2)
@@ -255,15 +255,30 @@ def test_export_progress_is_live_then_the_file_downloads(page: Page, slow_server
              "timestamp": now - 600} for i in range(120_000)])
     _sign_in(page, slow_server, creds)
     page.goto(f"{slow_server.base_url}/messages/{message_id}")
+    page.evaluate("window.stillThisPage = true")
+    page.get_by_label("Recipients to export").select_option("sent")
     page.get_by_role("button", name="Export").click()
     row = page.locator("tr.job").first
+    expect(row).to_contain_text("Recipients who sent")
     expect(row.locator(".progress-text")).to_have_text(
         re.compile(r"^[1-9][\d,]* of 120,000 rows, about \d+ s left$"), timeout=30_000)
     expect(row.locator(".state")).to_have_text("running")
     _shot(page, tmp_path, "progress")
-    data = gzip.decompress(_download(page, "Export", tmp_path))
+    data = gzip.decompress(_download(page, "Recipients who sent", tmp_path))
     assert data.count(b"\n") == 120_001
     expect(row.locator(".state")).to_have_text("ready")
+    expect(row.locator(".size")).to_have_text(re.compile(r"^\d+\.\d MB$"))
+    expect(row.locator(".expires")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"))
+    # Started and followed in place: the page never reloaded.
+    assert page.evaluate("window.stillThisPage") is True
+    # A refusal shows in place too: one export at a time per account.
+    page.get_by_label("Recipients to export").select_option("")
+    page.get_by_role("button", name="Export").click()
+    expect(page.locator("tr.job")).to_have_count(2)
+    page.get_by_label("Recipients to export").select_option("clicked")
+    page.get_by_role("button", name="Export").click()
+    expect(page.locator("#export-error")).to_contain_text("export")
+    assert page.evaluate("window.stillThisPage") is True
 
 
 def test_docs_page_works_offline_and_tries_an_export(page: Page, server: Server,

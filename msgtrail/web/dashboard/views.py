@@ -279,19 +279,32 @@ async def _start(request: Request, svc: Service, message_id: str, kind: str) -> 
     if isinstance(posted, Response):
         return posted
     form, _ = posted
+    # The page's script asks for JSON: the new row, to start the export in place.
+    in_place = "application/json" in request.headers.get("accept", "")
     try:
         if kind == "export":
             events = str(form.get("events") or "")
-            await run_in_threadpool(svc.request_export, app, _actor(request, session),
-                                    message_id, events, False)
+            started = await run_in_threadpool(svc.request_export, app,
+                                              _actor(request, session), message_id, events,
+                                              False)
         else:
             email = str(form.get("email") or "").strip() or None
-            await run_in_threadpool(svc.request_history, app, _actor(request, session),
-                                    message_id, form.get("events"), email, False)
+            started = await run_in_threadpool(svc.request_history, app,
+                                              _actor(request, session), message_id,
+                                              form.get("events"), email, False)
     except MsgtrailError as exc:
+        if in_place:
+            return JSONResponse({"errors": exc.messages}, status_code=exc.status_code,
+                                headers=exc.headers)
         return await _report_page(request, svc, message_id, exc.status_code,
                                   error=" ".join(exc.messages))
-    return RedirectResponse(f"/messages/{message_id}#exports", status_code=303)
+    if not in_place:
+        return RedirectResponse(f"/messages/{message_id}#exports", status_code=303)
+    job = await run_in_threadpool(svc.message_job, app, message_id, started["export_id"])
+    assert job is not None
+    message = await run_in_threadpool(svc.message, app, message_id, False)
+    row = templates.get_template("_job_row.html").render(j=jobs.status(job), message=message)
+    return JSONResponse({"row": row}, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/messages/{message_id}/export")

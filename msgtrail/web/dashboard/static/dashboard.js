@@ -1,5 +1,7 @@
-// Follows the exports on a report page: each unfinished job's row polls its status
-// and shows rows written, an ETA, then the Download link. No other script runs here.
+// The exports on a report page: the export and history forms start a job in place
+// (no reload: the new row appears at the top of the table), and each unfinished job's
+// row polls its status and shows rows written, an ETA, then its size, expiry and the
+// Download link. Without this script the forms still work, by reloading the page.
 "use strict";
 
 function describe(doc) {
@@ -34,7 +36,13 @@ function follow(row) {
       link.href = doc.url;
       link.textContent = "Download";
       link.setAttribute("download", "");
+      link.setAttribute("aria-label", "Download " + row.cells[0].textContent.trim());
       cell.replaceChildren(link);
+      if (doc.bytes) row.querySelector(".size").textContent =
+        (doc.bytes / 1e6).toLocaleString(undefined, { maximumFractionDigits: 1,
+                                                       minimumFractionDigits: 1 }) + " MB";
+      if (doc.expires_at) row.querySelector(".expires").textContent =
+        doc.expires_at.slice(0, 16).replace("T", " ");
     } else if (doc.state === "failed") {
       cell.textContent = doc.error || "failed";
     }
@@ -43,8 +51,38 @@ function follow(row) {
   tick();
 }
 
+async function startInPlace(event) {
+  event.preventDefault();
+  const form = event.target;
+  const shown = document.getElementById("export-error");
+  const body = new URLSearchParams(new FormData(form, event.submitter));
+  let answer;
+  try {
+    answer = await fetch(form.action, {
+      method: "POST", body, credentials: "same-origin",
+      headers: { "Accept": "application/json" } });
+  } catch (e) {
+    form.submit();  // the network failed: let the page itself try
+    return;
+  }
+  const doc = await answer.json().catch(() => ({ errors: ["The export did not start."] }));
+  if (!answer.ok) {
+    shown.textContent = (doc.errors || ["The export did not start."]).join(" ");
+    shown.hidden = false;
+    return;
+  }
+  shown.hidden = true;
+  const body_ = document.querySelector("table.jobs tbody");
+  body_.querySelectorAll("tr.none").forEach((row) => row.remove());
+  body_.insertAdjacentHTML("afterbegin", doc.row);
+  follow(body_.firstElementChild);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("tr.job").forEach((row) => {
     if (row.dataset.state === "queued" || row.dataset.state === "running") follow(row);
+  });
+  document.querySelectorAll("form.export, form.history").forEach((form) => {
+    form.addEventListener("submit", startInPlace);
   });
 });

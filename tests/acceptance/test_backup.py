@@ -19,7 +19,7 @@ import pytest
 
 from msgtrail.testing.service import MSGTRAIL, run_cli, start_server, stop_server
 from msgtrail.testing.workload import ndjson_batches
-from tests.helpers import create_message, download_when_ready, export
+from tests.helpers import create_message, download_when_ready, export, wait_for
 
 BATCH = 5_000
 
@@ -75,7 +75,7 @@ def test_backup_while_ingesting_restores_a_consistent_copy(tmp_path: Path) -> No
 
             sender = threading.Thread(target=ingest)
             sender.start()
-            time.sleep(0.5)
+            wait_for(lambda: acknowledged[0] > 4 * BATCH)  # the sender is under way
             before = acknowledged[0]
             backup = _cli("backup", str(tmp_path / "backup"), "--data-dir", str(srv.data_dir))
             after = acknowledged[0]

@@ -32,6 +32,10 @@ from msgtrail.web.dashboard.session import Session, csrf_ok, sessions_of
 from msgtrail.web.deps import Svc, remote
 
 HERE = Path(__file__).parent
+# How the report names the platform_delivery_stats keys.
+PLATFORM_NAMES = {"ios": "iOS", "android": "Android", "chrome_web_push": "Chrome (web)",
+                  "firefox_web_push": "Firefox (web)", "safari_web_push": "Safari (web)",
+                  "edge_web_push": "Edge (web)", "email": "Email", "sms": "SMS"}
 PAGE_SIZE = 20
 # The forms carry an app id, a key, a CSRF token and an email address: a body past
 # this is not one of them, and is refused (413) before any of it is parsed.
@@ -237,8 +241,12 @@ def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[s
     sample = report.audience(svc, message.pk, message.target_channel, activity, after, find)
     past = svc.message_jobs(app, message)
     return {"app": app, "summary": _summary(message), "message": message,
-            "platforms": {k: {**part, "failed": messages.failures(part)} for k, part
-                          in ((message.stats or {}).get("platforms") or {}).items()},
+            # One naming of platforms (the API's keys, read as people say them), the
+            # busiest first.
+            "platforms": {PLATFORM_NAMES.get(k, k): {**part, "failed": messages.failures(part)}
+                          for k, part in sorted(
+                              ((message.stats or {}).get("platforms") or {}).items(),
+                              key=lambda item: -int(item[1].get("sent", 0)))},
             "chart": charts.svg(timeline), "chart_label": charts.describe(timeline),
             "chart_bucket": charts.bucket_name(timeline.bucket),
             "timeline": timeline, "events": CHANNEL_EVENTS[message.target_channel],

@@ -1,6 +1,8 @@
 """The `msgtrail` command's entry point (and `python -m msgtrail`)."""
 
+import atexit
 import os
+import sys
 
 
 def run() -> None:
@@ -11,7 +13,26 @@ def run() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from msgtrail.cli import main
 
-    main()
+    try:
+        main()
+    except SystemExit as stop:
+        code = stop.code
+    else:
+        code = 0
+    files = sys.modules.get("msgtrail.client._files")
+    if not getattr(files, "used_arrow", False):
+        sys.exit(code)
+    # `msgtrail export` converted or read Parquet: pyarrow's thread pools now and then
+    # aborted the process in the interpreter's teardown ("terminate called without an
+    # active exception", status -6), after the file was published. Its work done, it
+    # runs the exit handlers and ends without that teardown.
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,15 @@ def count_lines(path: Path) -> int:
         raise CorruptFileError(f"downloaded file is not a valid gzip file: {exc}") from exc
 
 
+# Set once this process ran pyarrow: `msgtrail export` then ends without the
+# interpreter's teardown (msgtrail/__main__.py says why).
+used_arrow = False
+
+
 def count_parquet_rows(path: Path) -> int:
     """A Parquet file's rows, from its footer (which a truncated file lacks)."""
+    global used_arrow
+    used_arrow = True
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -130,6 +137,8 @@ def publish(downloaded: Path, dest: Path, decompress: bool, fmt: str,
 
 def to_parquet(csv_path: Path, out: Path) -> None:
     """CSV to Parquet, streamed by record batch, with event times as timestamps."""
+    global used_arrow
+    used_arrow = True
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv

@@ -83,7 +83,8 @@ def create_demo(engine: Engine, recipients: int, seed: int = 42) -> dict[str, ob
         body = {"app_id": app.app_id, "name": name, "contents": contents,
                 "headings": {"en": name}, "target_channel": channel}
         with engine.begin() as conn:
-            message = messages.create(conn, app, body)
+            # Created just before its first send, as a real message is.
+            message = messages.create(conn, app, body, at=start - 60)
         rows = _activity(channel, max(1, int(recipients * share)), start, rng)
         for i in range(0, len(rows), 10_000):
             batch = [(seq, *row) for seq, row in enumerate(rows[i:i + 10_000])]

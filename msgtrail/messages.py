@@ -54,7 +54,7 @@ def infer_channel(body: dict[str, Any]) -> str:
 
 
 def create(conn: Connection, app: App, body: dict[str, Any],
-           message_id: str | None = None) -> Message:
+           message_id: str | None = None, at: int | None = None) -> Message:
     channel = infer_channel(body)
     name = body.get("name")
     if name is not None and not isinstance(name, str):
@@ -68,7 +68,7 @@ def create(conn: Connection, app: App, body: dict[str, Any],
         raise BadRequest("contents: must be an object of language code to text")
     kept = {k: v for k, v in body.items() if k not in _COMPUTED}
     message_id = message_id or str(uuid.uuid4())
-    created = now()
+    created = now() if at is None else at  # (the demo's messages were sent hours ago)
     pk = conn.execute(messages.insert().values(
         message_id=message_id, app_pk=app.pk, name=name, target_channel=channel,
         body=json.dumps(kept), created_at=created)).inserted_primary_key[0]  # type: ignore[index]

@@ -78,6 +78,9 @@ def test_demo_serves_queryable_data(tmp_path) -> None:
         assert set(channels) == {"push", "email", "sms"}
         push = channels["push"]
         assert push["successful"] + push["failed"] == 1800
+        # Created just before its sends began (6 h ago), not after its own activity.
+        started = time.time() - 6 * 3600
+        assert started - 180 <= push["queued_at"] <= started
         assert 0 < push["failed"] < 180 and 0 < push["converted"] < 180
     finally:
         proc.terminate()

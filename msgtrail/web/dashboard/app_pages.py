@@ -26,9 +26,9 @@ from msgtrail.web.dashboard.session import Session, sessions_of
 from msgtrail.web.dashboard.views import (
     PAGE_SIZE,
     _actor,
-    _posted,
     _render,
     _signed_in,
+    _signed_in_form,
     _to_sign_in,
 )
 from msgtrail.web.deps import Svc
@@ -64,18 +64,9 @@ def _page(name: str, template: str,
         if found is None:
             return _to_sign_in()
         session, app = found
-        return _render(svc, template, session, app=app, section=name,
-                       **context(svc, app), **_query(request))
+        return _render(svc, template, session, app=app, section=name, **context(svc, app))
 
     router.add_api_route(f"/{name}", show, methods=["GET"], name=f"{name}_page")
-
-
-def _query(request: Request) -> dict[str, Any]:
-    """The page's own query parameters, bounded (paging, filters)."""
-    page = request.query_params.get("page", "1")
-    return {"page": max(1, min(int(page) if page.isdigit() else 1, 100_000)),
-            "source": request.query_params.get("source") or None,
-            "before": request.query_params.get("before")}
 
 
 async def _act(request: Request, svc: Service, template: str,
@@ -83,14 +74,10 @@ async def _act(request: Request, svc: Service, template: str,
                context: Callable[[Service, App], dict[str, Any]]) -> Response:
     """A form of a signed-in app: its CSRF token checked, `act` run, and the page shown
     again with what the act returned (a new key, a URL), or its error."""
-    found = await run_in_threadpool(_signed_in, request, svc)
-    if found is None:
-        return _to_sign_in()
-    session, app = found
-    posted = await _posted(request, svc, session)
-    if isinstance(posted, Response):
-        return posted
-    form, _ = posted
+    signed = await _signed_in_form(request, svc)
+    if isinstance(signed, Response):
+        return signed
+    session, app, form = signed
     try:
         done = await run_in_threadpool(act, svc, app, form, session)
         status = 200
@@ -100,8 +87,7 @@ async def _act(request: Request, svc: Service, template: str,
         return done["redirect"]
     shown = await run_in_threadpool(context, svc, app)
     return _render(svc, template, done.pop("session", session), status, app=app,
-                   section=template.removesuffix(".html"), **shown, **done, page=1,
-                   source=None, before=None)
+                   section=template.removesuffix(".html"), **shown, **done)
 
 
 # --- API keys
@@ -186,23 +172,20 @@ async def connector_form(request: Request, svc: Svc, source: str, how: str) -> R
 # --- Rejected webhook events
 
 
-def _rejections(svc: Service, app: App) -> dict[str, Any]:
-    return {"sources": SOURCE_NAMES}
-
-
 @router.get("/rejections")
-def rejections_page(request: Request, svc: Svc) -> Response:
+def rejections_page(request: Request, svc: Svc, source: str | None = None,
+                    page: int = 1) -> Response:
     found = _signed_in(request, svc)
     if found is None:
         return _to_sign_in()
     session, app = found
-    query = _query(request)
-    source = query["source"] if query["source"] in SOURCE_NAMES else None
-    listed = svc.rejections(app, source, PAGE_SIZE, (query["page"] - 1) * PAGE_SIZE)
+    source = source if source in SOURCE_NAMES else None
+    page = max(1, min(page, 100_000))
+    listed = svc.rejections(app, source, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     for item in listed["rejections"]:
         item["shown"] = json.dumps(item["event"], indent=1)[:2000]
     return _render(svc, "rejections.html", session, app=app, section="rejections",
-                   **_rejections(svc, app), **listed, page=query["page"], source=source,
+                   sources=SOURCE_NAMES, **listed, page=page, source=source,
                    pages=max(1, -(-listed["total_count"] // PAGE_SIZE)))
 
 

@@ -278,7 +278,10 @@ async def message_report(request: Request, svc: Svc, message_id: str) -> Respons
     return await _report_page(request, svc, message_id)
 
 
-async def _start(request: Request, svc: Service, message_id: str, kind: str) -> Response:
+async def _signed_in_form(request: Request, svc: Service
+                          ) -> tuple[Session, App, FormData] | Response:
+    """A form of a signed-in app with its page's CSRF token: the session, the app and
+    the form; else where to go instead (sign in, 403, 413)."""
     found = await run_in_threadpool(_signed_in, request, svc)
     if found is None:
         return _to_sign_in()
@@ -286,7 +289,14 @@ async def _start(request: Request, svc: Service, message_id: str, kind: str) -> 
     posted = await _posted(request, svc, session)
     if isinstance(posted, Response):
         return posted
-    form, _ = posted
+    return session, app, posted[0]
+
+
+async def _start(request: Request, svc: Service, message_id: str, kind: str) -> Response:
+    signed = await _signed_in_form(request, svc)
+    if isinstance(signed, Response):
+        return signed
+    session, app, form = signed
     # The page's script asks for JSON: the new row, to start the export in place.
     in_place = "application/json" in request.headers.get("accept", "")
     try:
@@ -310,8 +320,8 @@ async def _start(request: Request, svc: Service, message_id: str, kind: str) -> 
         return RedirectResponse(f"/messages/{message_id}#exports", status_code=303)
     job = await run_in_threadpool(svc.message_job, app, message_id, started["export_id"])
     assert job is not None
-    message = await run_in_threadpool(svc.message, app, message_id, False)
-    row = templates.get_template("_job_row.html").render(j=jobs.status(job), message=message)
+    row = templates.get_template("_job_row.html").render(
+        j=jobs.status(job), message={"message_id": message_id})
     return JSONResponse({"row": row}, headers={"Cache-Control": "no-store"})
 
 

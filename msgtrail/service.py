@@ -20,7 +20,6 @@ from msgtrail.apps import App
 from msgtrail.audit import Actor
 from msgtrail.channels import EVENTS
 from msgtrail.clock import exact, now
-from msgtrail.db import statements as sql
 from msgtrail.db.schema import messages as messages_table
 from msgtrail.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from msgtrail.export import history_csv, jobs, params
@@ -36,7 +35,7 @@ from msgtrail.notify import export_webhooks
 from msgtrail.runtime import metrics, readiness
 from msgtrail.runtime.shutdown import Shutdown
 from msgtrail.settings import Settings
-from msgtrail.store import activity, counters, upkeep
+from msgtrail.store import activity, counters, kept, upkeep
 from msgtrail.store.event_batch import parse_batch
 from msgtrail.vault import Vault
 
@@ -60,6 +59,7 @@ class Service:
         self.store_healthy = HealthCheck(self.store)
         self.vault = Vault(settings)
         self.intake = GroupCommit(engine)
+        self.counting = kept.Counting(engine)
         self.lookups = receive.Lookups(engine, self.vault, settings.webhook_cache_seconds)
         self.export_limit = RateLimit(settings.export_rate_limit,
                                       settings.redis_url or "memory://")
@@ -73,6 +73,7 @@ class Service:
 
     def close(self) -> None:
         self.intake.close()
+        self.counting.close()
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         """What `query` reads on a connection of its own, in a transaction rolled back
@@ -199,23 +200,31 @@ class Service:
 
     def message(self, app: App, message_id: str, wait: bool = True) -> Message:
         """The app's message with its counters current (recomputed if events arrived);
-        NotFound for another app's. Without `wait`, the counters as kept, however many
-        events came since (`pending_since` says since when), unless there are none yet:
-        a page shows those at once, and the upkeep brings them up to date."""
+        NotFound for another app's. Without `wait`, what a page shows (`store.kept`):
+        the counters as kept, however many events came since (`pending_since` says
+        since when); a message never counted is counted now if small, else on the
+        counting thread (its `stats` None meanwhile)."""
         found = self._read(lambda conn: messages.find(conn, app, message_id))
-        if not wait and found.stats is not None:
-            return found
-        return self._fresh(found)
+        return self._fresh(found) if wait else self._kept(found)
 
-    def messages(self, app: App, limit: int, offset: int,
-                 name: str | None = None) -> tuple[int, list[Message]]:
-        """A page of the app's messages, newest first, each with current counters."""
+    def messages(self, app: App, limit: int, offset: int, name: str | None = None,
+                 wait: bool = True) -> tuple[int, list[Message]]:
+        """A page of the app's messages, newest first, each with current counters (as
+        `message` gives them, without `wait`)."""
         total, found = self._read(lambda conn: messages.page(conn, app, limit, offset, name))
-        return total, [self._fresh(m) for m in found]
+        return total, [self._fresh(m) if wait else self._kept(m) for m in found]
 
     def _fresh(self, message: Message) -> Message:
         upkeep.refresh_stats(self.engine, message.pk)
         return self._read(lambda conn: messages.by_pk(conn, message.pk))
+
+    def _kept(self, message: Message) -> Message:
+        if message.stats is not None:
+            return message
+        if kept.small(self.engine, message.pk):
+            return self._fresh(message)
+        self.counting.ask(message.pk)
+        return message
 
     def live_message(self, app: App, message_id: str) -> Message:
         """The app's message while its activity is kept; 404 once it was purged."""
@@ -229,26 +238,25 @@ class Service:
             raise purged
         return message
 
-    def timeline(self, message: Message) -> counters.Timeline:
+    def timeline(self, message: Message, wait: bool = True) -> counters.Timeline | None:
         """Recipients per event and time bucket (`counters.timeline`): as its counters
-        keep it, else read afresh."""
-        kept = (message.stats or {}).get("timeline")
-        if kept is not None:
-            return int(kept["bucket"]), [(str(e), int(at), int(n)) for e, at, n in kept["rows"]]
-        # Counters an export stored carry none (its pivot counts, but does not bucket
-        # times): read once, then kept beside them while they are current.
-        with activity.snapshot(self.engine) as raw:
-            [(seen,)] = activity.query(raw, sql.MESSAGE_BATCHES, pk=message.pk)
-            found = counters.timeline(raw, message.pk, message.target_channel)
-        upkeep.keep_timeline(self.engine, message.pk, int(seen), found)
-        return found
+        keep it, else read afresh; without `wait`, None for a big message whose
+        counters keep none (the counting thread reads it)."""
+        found = kept.timeline(message)
+        if found is not None:
+            return found
+        if not wait and not kept.small(self.engine, message.pk):
+            self.counting.ask(message.pk)
+            return None
+        return kept.read_timeline(self.engine, message)
 
-    def audience(self, message_pk: int, channel: str, events: list[str], limit: int,
-                 after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
-        """The first recipients by subscription id (`counters.sample`): those with one of
-        `events` if given, past `after`, or the one `find` names."""
-        with activity.snapshot(self.engine) as raw:
-            return counters.sample(raw, message_pk, channel, events, limit, after, find)
+    def audience(self, message: Message, events: list[str], limit: int,
+                 after: str | None = None, find: str | None = None
+                 ) -> list[dict[str, Any]] | None:
+        """The first recipients by subscription id (`counters.sample`), those with one
+        of `events` if given, past `after`, or the one `find` names, as a page shows
+        them (`kept.recipients`): None while a big message has no pages yet."""
+        return kept.recipients(self.engine, message, events, limit, after, find)
 
     # Ingestion
 

@@ -13,19 +13,22 @@ import pyarrow as pa
 
 from msgtrail.channels import CHANNEL_EVENTS
 from msgtrail.store import duck_sql
-from msgtrail.store.pages import recipient_pages
+from msgtrail.store.pages import recipient_pages, stored_pages
 from msgtrail.store.pivot import ATTRIBUTES, connect, passes, pivot
 from msgtrail.store.tally import counted, summed
 
 
 def _recipients(raw: Any, message_pk: int, channel: str,
-                attributes: tuple[str, ...] = ATTRIBUTES
+                attributes: tuple[str, ...] = ATTRIBUTES, kept: bool = False
                 ) -> Generator[tuple[duckdb.DuckDBPyConnection, pa.Table], None, None]:
     """Each part of the message's recipients in turn, in key order (at least the
     pivot's times and those `attributes`), with one DuckDB connection that sees it as
     `r`: its pages when they hold every event or are a few behind (`recipient_pages`),
-    else the pivot's passes."""
-    pages = recipient_pages(raw, message_pk, channel)
+    else the pivot's passes; with `kept`, its pages as last built, however far behind
+    (none if it has none)."""
+    pages = stored_pages(raw, message_pk) if kept else recipient_pages(raw, message_pk, channel)
+    if pages is None and kept:
+        return
     if pages is None:
         for con, events in passes(raw, message_pk):
             table = pivot(con, events, channel, ordered=False, attributes=attributes)
@@ -129,15 +132,17 @@ def counts_and_timeline(raw: Any, message_pk: int, channel: str,
 
 
 def sample(raw: Any, message_pk: int, channel: str, events: list[str], limit: int,
-           after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
+           after: str | None = None, find: str | None = None, kept: bool = False
+           ) -> list[dict[str, Any]]:
     """The first recipients by subscription id, those with one of `events` if given,
     past the subscription id `after` (keyset paging), or only the one `find` names by
-    its subscription id or external id."""
+    its subscription id or external id; with `kept`, as the pages last built hold
+    them (none without pages)."""
     found: list[dict[str, Any]] = []
     sql = duck_sql.first_recipients(channel, events, after is not None, find is not None)
     given = [*([after] if after is not None else []), *([find, find] if find is not None
                                                         else [])]
-    with closing(_recipients(raw, message_pk, channel)) as parts:
+    with closing(_recipients(raw, message_pk, channel, kept=kept)) as parts:
         for con, _ in parts:
             found += con.sql(sql, params=[*given, limit - len(found)]
                              ).to_arrow_table().to_pylist()

@@ -241,6 +241,20 @@ def current_pages(raw: Any, message_pk: int) -> int | None:
     return int(row[2]) if row and row[1] is not None and row[1] == row[0] else None
 
 
+def stored_pages(raw: Any, message_pk: int) -> Generator[pa.Table, None, None] | None:
+    """The message's pages as last published, however many events came since (a
+    page of the dashboard shows them as of when they were built); None if it has
+    none yet."""
+    generation = published(raw, message_pk)
+    return None if generation is None else _pages(raw, message_pk, generation)
+
+
+def published(raw: Any, message_pk: int) -> int | None:
+    """The generation of the message's pages as last published, current or not."""
+    found = activity.query(raw, sql.MESSAGE_PAGES_STATE, pk=message_pk)
+    return int(found[0][2]) if found and found[0][2] is not None else None
+
+
 def _pages(raw: Any, message_pk: int, generation: int, columns: list[str] | None = None
            ) -> Generator[pa.Table, None, None]:
     """The message's stored pages of that generation, in key order: only `columns`

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,16 @@ from msgtrail.service import Service
 from msgtrail.settings import Settings
 from msgtrail.testing.backends import Embedded, Scale
 from msgtrail.web.app import create_app, served
+from msgtrail.web.dashboard.session import COOKIE
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of a dashboard page's forms."""
+    found = _CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
 
 
 @dataclass
@@ -34,6 +45,20 @@ class InProcess:
     engine: Engine
     settings: Settings
     service: Service
+
+    def sign_in(self, key: str | None = None) -> tuple[str, str]:
+        """Sign in to the dashboard as a browser would; the session cookie and the
+        signed-in CSRF token."""
+        self.client.cookies.clear()
+        token = csrf_of(self.client.get("/"))
+        r = self.client.post("/signin", data={"csrf": token, "app_id": self.app_id,
+                                              "api_key": key or self.key},
+                             follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/messages", r.text
+        cookie = self.client.cookies[COOKIE]
+        page = self.client.get("/messages")
+        assert page.status_code == 200
+        return cookie, csrf_of(page)
 
     def create_message(self, channel: str = "push", prefix: str = "") -> str:
         r = self.client.post(f"{prefix}/notifications", json={

@@ -220,30 +220,30 @@ def test_the_report_reads_timeline_and_audience(api: InProcess) -> None:
     timeline = report.activity_timeline(api.service, _message(api, pk))
     assert sum(timeline.counts["sent"]) == 60 and sum(timeline.counts["clicked"]) == 3
     assert sum(timeline.counts["delivered"]) == 0
-    everyone = report.audience(api.service, pk, "push", None)
+    everyone = report.audience(api.service, _message(api, pk), None)
     assert [r["subscription_id"] for r in everyone] == subs[:report.SAMPLE]
-    clicked = report.audience(api.service, pk, "push", "clicked")
+    clicked = report.audience(api.service, _message(api, pk), "clicked")
     assert [r["subscription_id"] for r in clicked] == subs[:3]
     assert clicked[0]["clicked"] == now - 1800 and clicked[0]["sent"] == now - 3600
     # The next page starts after the last one shown (keyset), to the end.
-    rest = report.audience(api.service, pk, "push", None, after=subs[report.SAMPLE - 1])
+    rest = report.audience(api.service, _message(api, pk), None, after=subs[report.SAMPLE - 1])
     assert [r["subscription_id"] for r in rest] == subs[report.SAMPLE:]
-    assert report.audience(api.service, pk, "push", "clicked", after=subs[0]) == clicked[1:]
-    assert report.audience(api.service, pk, "push", None, after="not-an-id") == everyone
+    assert report.audience(api.service, _message(api, pk), "clicked", after=subs[0]) == clicked[1:]
+    assert report.audience(api.service, _message(api, pk), None, after="not-an-id") == everyone
     # One recipient found by its subscription id, or by its external id.
     assert [r["subscription_id"] for r in report.audience(
-        api.service, pk, "push", None, find=subs[7])] == [subs[7]]
-    assert report.audience(api.service, pk, "push", None, find="nobody") == []
-    [user] = report.audience(api.service, pk, "push", None, find="user-42")
+        api.service, _message(api, pk), None, find=subs[7])] == [subs[7]]
+    assert report.audience(api.service, _message(api, pk), None, find="nobody") == []
+    [user] = report.audience(api.service, _message(api, pk), None, find="user-42")
     assert user["subscription_id"] == subs[42] and user["external_id"] == "user-42"
     # The same from the message's pages, once built (they keep the ids as text).
     pages.build_pages(api.engine, pk)
     with activity.snapshot(api.engine) as raw:
         assert pages.current_pages(raw, pk) is not None
-    assert report.audience(api.service, pk, "push", None, after=subs[report.SAMPLE - 1]
+    assert report.audience(api.service, _message(api, pk), None, after=subs[report.SAMPLE - 1]
                            ) == rest
-    assert report.audience(api.service, pk, "push", None, find="user-42") == [user]
-    assert report.audience(api.service, pk, "push", None, find=subs[7].upper())[0][
+    assert report.audience(api.service, _message(api, pk), None, find="user-42") == [user]
+    assert report.audience(api.service, _message(api, pk), None, find=subs[7].upper())[0][
         "subscription_id"] == subs[7]
 
 
@@ -378,11 +378,12 @@ def _message(api: InProcess, pk: int):  # type: ignore[no-untyped-def]
 
 
 def _dashboard_reads(api: InProcess, pk: int) -> tuple[object, ...]:
-    from msgtrail.web.dashboard import report
-
-    return (report.activity_timeline(api.service, _message(api, pk)),
-            report.audience(api.service, pk, "push", None),
-            report.audience(api.service, pk, "push", "clicked"))
+    """What the dashboard's report asks of the store, read as current: the timeline and
+    the first recipients, all and those who clicked."""
+    with activity.snapshot(api.engine) as raw:
+        return (counters.timeline(raw, pk, "push"),
+                counters.sample(raw, pk, "push", [], 50),
+                counters.sample(raw, pk, "push", ["clicked"], 50))
 
 
 def test_a_page_build_that_died_midway_publishes_nothing(api: InProcess,

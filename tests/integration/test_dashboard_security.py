@@ -4,7 +4,6 @@ revoked, and forms larger than any page sends."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import httpx
@@ -16,28 +15,7 @@ from msgtrail.ingest import connections
 from msgtrail.vault import Vault
 from msgtrail.web.dashboard.session import COOKIE
 from msgtrail.web.dashboard.views import FORM_MAX_BYTES
-from tests.integration.conftest import InProcess
-
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def _csrf(page: httpx.Response) -> str:
-    found = _CSRF.search(page.text)
-    assert found, page.text
-    return found.group(1)
-
-
-def _sign_in(api: InProcess, key: str | None = None) -> tuple[str, str]:
-    """Sign in as a browser would; the session cookie and the signed-in CSRF token."""
-    api.client.cookies.clear()
-    token = _csrf(api.client.get("/"))
-    r = api.client.post("/signin", data={"csrf": token, "app_id": api.app_id,
-                                         "api_key": key or api.key}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/messages", r.text
-    cookie = api.client.cookies[COOKIE]
-    page = api.client.get("/messages")
-    assert page.status_code == 200
-    return cookie, _csrf(page)
+from tests.integration.conftest import InProcess, csrf_of
 
 
 def _as(api: InProcess, cookie: str, path: str, **form: str) -> httpx.Response:
@@ -66,7 +44,7 @@ def _jobs(api: InProcess) -> int:
 
 def test_a_cookie_replayed_after_sign_out_opens_nothing(api: InProcess) -> None:
     message_id = api.create_message()
-    cookie, csrf = _sign_in(api)
+    cookie, csrf = api.sign_in()
     assert _as(api, cookie, f"/messages/{message_id}").status_code == 200
     r = _as(api, cookie, "/signout", csrf=csrf)
     assert r.status_code == 303 and r.headers["location"] == "/"
@@ -77,20 +55,20 @@ def test_a_cookie_replayed_after_sign_out_opens_nothing(api: InProcess) -> None:
     r = _as(api, cookie, f"/messages/{message_id}/export", csrf=csrf, events="")
     assert r.status_code == 303 and r.headers["location"] == "/" and _jobs(api) == 0
     # Another session of the same key lives on: only the one signed out ended.
-    other, _ = _sign_in(api)
-    first, csrf = _sign_in(api)
+    other, _ = api.sign_in()
+    first, csrf = api.sign_in()
     _as(api, first, "/signout", csrf=csrf)
     assert _as(api, other, "/messages").status_code == 200
 
 
 def test_rotating_or_revoking_the_key_ends_its_sessions(api: InProcess) -> None:
-    cookie, _ = _sign_in(api)
+    cookie, _ = api.sign_in()
     with api.engine.begin() as conn:
         new_key = apps.rotate_key(conn, api.app_id)
     assert _sessions(api) == 0
     assert _as(api, cookie, "/messages").headers["location"] == "/"
-    cookie, _ = _sign_in(api, new_key)
-    kept, _ = _sign_in(api, new_key)
+    cookie, _ = api.sign_in(new_key)
+    kept, _ = api.sign_in(new_key)
     with api.engine.begin() as conn:
         assert apps.revoke_keys(conn, api.app_id, new_key[:12]) == 1
     for replayed in (cookie, kept):
@@ -99,7 +77,7 @@ def test_rotating_or_revoking_the_key_ends_its_sessions(api: InProcess) -> None:
 
 
 def test_a_forged_or_expired_cookie_opens_nothing(api: InProcess) -> None:
-    cookie, _ = _sign_in(api)
+    cookie, _ = api.sign_in()
     assert _as(api, cookie[:-2] + "xx", "/messages").headers["location"] == "/"
     with api.engine.begin() as conn:
         conn.execute(dashboard_sessions.update().values(expires_at=1))
@@ -109,7 +87,7 @@ def test_a_forged_or_expired_cookie_opens_nothing(api: InProcess) -> None:
 def test_forms_larger_than_a_page_sends_are_413_and_do_nothing(api: InProcess) -> None:
     message_id = api.create_message()
     api.client.cookies.clear()
-    token = _csrf(api.client.get("/"))
+    token = csrf_of(api.client.get("/"))
     padding = "x" * FORM_MAX_BYTES
     r = api.client.post("/signin", data={"csrf": token, "app_id": api.app_id,
                                          "api_key": api.key, "pad": padding},
@@ -122,7 +100,7 @@ def test_forms_larger_than_a_page_sends_are_413_and_do_nothing(api: InProcess) -
                                  "content-length": str(100 * FORM_MAX_BYTES),
                                  "expect": "100-continue"}, follow_redirects=False)
     assert r.status_code == 413 and _sessions(api) == 0
-    cookie, csrf = _sign_in(api)
+    cookie, csrf = api.sign_in()
     for path in (f"/messages/{message_id}/export", f"/messages/{message_id}/history",
                  "/signout"):
         r = _as(api, cookie, path, csrf=csrf, events="sent", pad=padding)
@@ -136,7 +114,7 @@ def test_forms_larger_than_a_page_sends_are_413_and_do_nothing(api: InProcess) -
 
 def test_a_form_that_is_not_url_encoded_is_refused(api: InProcess) -> None:
     api.client.cookies.clear()
-    token = _csrf(api.client.get("/"))
+    token = csrf_of(api.client.get("/"))
     r = api.client.post("/signin", files={"csrf": (None, token), "app_id": (None, api.app_id),
                                           "api_key": (None, api.key)},
                         follow_redirects=False)

@@ -15,20 +15,26 @@ from msgtrail.web.dashboard import charts
 SAMPLE = 50
 
 
-def activity_timeline(svc: Service, message: Message) -> charts.Timeline:
-    """Recipients per event and time bucket, for the chart."""
-    width, rows = svc.timeline(message)
+def activity_timeline(svc: Service, message: Message) -> charts.Timeline | None:
+    """Recipients per event and time bucket, for the chart; None while a big message
+    is being counted."""
+    found = svc.timeline(message, wait=False)
+    if found is None:
+        return None
+    width, rows = found
     return charts.timeline(width or 60, rows, CHANNEL_EVENTS[message.target_channel])
 
 
-def audience(svc: Service, message_pk: int, channel: str, event: str | None,
-             after: str | None = None, find: str | None = None) -> list[dict[str, Any]]:
+def audience(svc: Service, message: Message, event: str | None,
+             after: str | None = None, find: str | None = None
+             ) -> list[dict[str, Any]] | None:
     """The first recipients (by subscription id), those with `event` only if given,
     after the subscription id `after` (the next page), or the one `find` names by its
-    subscription id or external id."""
-    events = [event] if event in CHANNEL_EVENTS[channel] else []
+    subscription id or external id, as the message's pages last built hold them; None
+    while a big message has none yet."""
+    events = [event] if event in CHANNEL_EVENTS[message.target_channel] else []
     try:
         after = require_uuid(after, "after") if after is not None else None
     except BadRequest:
         after = None  # (a link edited by hand: the first page)
-    return svc.audience(message_pk, channel, events, SAMPLE, after, find or None)
+    return svc.audience(message, events, SAMPLE, after, find or None)

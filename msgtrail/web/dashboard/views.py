@@ -212,25 +212,29 @@ def message_list(request: Request, svc: Svc, q: str = "", page: int = 1) -> Resp
         return _to_sign_in()
     session, app = found
     page = max(1, min(page, 100_000))
+    # Each message's counters as kept: a big one never counted is counted in the
+    # background while its row says so.
     total, rows = svc.messages(app, PAGE_SIZE, (page - 1) * PAGE_SIZE,
-                               q.strip()[:200] or None)
+                               q.strip()[:200] or None, wait=False)
     items = [_summary(m) for m in rows]
     return _render(svc, "messages.html", session, app=app, section="messages", items=items,
-                   q=q, page=page,
+                   q=q, page=page, pending=not all(i["counted"] for i in items),
                    pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 
 def _summary(message: messages.Message) -> dict[str, Any]:
     totals = (message.stats or {}).get("totals") or {}
-    return {"message": message, **{k: int(totals.get(k, 0)) for k in (
-        "recipients", "sent", "delivered", "clicked", "unsubscribed", "opened", "bounced")},
+    return {"message": message, "counted": message.stats is not None, **{
+        k: int(totals.get(k, 0)) for k in (
+            "recipients", "sent", "delivered", "clicked", "unsubscribed", "opened", "bounced")},
         "failed": messages.failures(totals)}
 
 
 def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[str, Any]:
-    """Everything the report page shows (NotFound for another app's message)."""
-    # The counters as kept: a message still receiving events is counted in the
-    # background, not by each view (a recount of 1,000,000 recipients took ~1 s).
+    """Everything the report page shows (NotFound for another app's message), from
+    what the store keeps (`store.kept`): a view never counts a big message's
+    recipients (a count of 1,000,000 took ~1 s); a part still being counted says so,
+    and the page's script fetches it again until it is there."""
     message = svc.message(app, message_id, wait=False)
     activity = request.query_params.get("activity") or None
     if activity not in CHANNEL_EVENTS[message.target_channel]:
@@ -238,7 +242,7 @@ def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[s
     timeline = report.activity_timeline(svc, message)
     after = request.query_params.get("after") or None
     find = (request.query_params.get("find") or "").strip()[:512] or None
-    sample = report.audience(svc, message.pk, message.target_channel, activity, after, find)
+    sample = report.audience(svc, message, activity, after, find)
     past = svc.message_jobs(app, message)
     return {"app": app, "summary": _summary(message), "message": message,
             # One naming of platforms (the API's keys, read as people say them), the
@@ -247,13 +251,14 @@ def _report(request: Request, svc: Service, app: App, message_id: str) -> dict[s
                           for k, part in sorted(
                               ((message.stats or {}).get("platforms") or {}).items(),
                               key=lambda item: -int(item[1].get("sent", 0)))},
-            "chart": charts.svg(timeline), "chart_label": charts.describe(timeline),
-            "chart_bucket": charts.bucket_name(timeline.bucket),
-            "timeline": timeline, "events": CHANNEL_EVENTS[message.target_channel],
+            "chart": charts.svg(timeline) if timeline else None,
+            "chart_label": charts.describe(timeline) if timeline else "",
+            "chart_bucket": charts.bucket_name(timeline.bucket) if timeline else "",
+            "events": CHANNEL_EVENTS[message.target_channel],
             "activity": activity, "recipients": sample, "sample_size": report.SAMPLE,
             "find": find or "", "after": after,
-            "next_after": sample[-1]["subscription_id"] if len(sample) == report.SAMPLE
-            and not find else None,
+            "next_after": sample[-1]["subscription_id"]
+            if sample and len(sample) == report.SAMPLE and not find else None,
             "jobs": [jobs.status(j) for j in past], "history_events": history_csv.EVENTS,
             "smtp": bool(svc.settings.smtp_host),
             "now": exact()}

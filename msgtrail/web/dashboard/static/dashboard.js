@@ -2,7 +2,32 @@
 // (no reload: the new row appears at the top of the table), and each unfinished job's
 // row polls its status and shows rows written, an ETA, then its size, expiry and the
 // Download link. Without this script the forms still work, by reloading the page.
+// Parts of a page still being counted (data-pending) are fetched again until they are
+// ready and swapped in place: the rest of the page, a running export's row included,
+// stays as it is.
 "use strict";
+
+const PENDING_POLL_MS = 3000;
+
+function followPending() {
+  if (!document.querySelector("[data-pending]")) return;
+  setTimeout(async () => {
+    try {
+      const answer = await fetch(location.href, { credentials: "same-origin",
+                                                  cache: "no-store" });
+      if (answer.ok) {
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+        document.querySelectorAll("[data-pending]").forEach((part) => {
+          const now = fresh.getElementById(part.id);
+          if (now) part.replaceWith(document.adoptNode(now));
+        });
+      }
+    } catch (e) {
+      // (the next tick tries again)
+    }
+    followPending();
+  }, PENDING_POLL_MS);
+}
 
 function describe(doc) {
   let text = (doc.rows_written || 0).toLocaleString() + " rows";
@@ -79,6 +104,7 @@ async function startInPlace(event) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  followPending();
   document.querySelectorAll("tr.job").forEach((row) => {
     if (row.dataset.state === "queued" || row.dataset.state === "running") follow(row);
   });

@@ -1,0 +1,91 @@
+"""The report page of a big message never waits for a count of its recipients: a view
+shows what the store keeps (counters, chart, pages) and marks what is still being
+counted, for the page's script to fetch again. "Big" is lowered to a few events here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from msgtrail.store import counters, kept, pages, upkeep
+from tests.helpers import wait_for
+from tests.integration.conftest import InProcess
+
+PENDING = "data-pending"
+
+
+def _no_pivot(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("a view pivoted the message's events")
+
+
+def test_a_big_message_is_counted_in_the_background_and_shown_from_its_pages(
+        api: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kept, "VIEW_PIVOT_EVENTS", 10)
+    # The pages are built by this test, not by the worker's upkeep.
+    monkeypatch.setattr(upkeep, "compact_next", lambda *_a, **_k: False)
+    message_id = api.create_message()
+    now = int(time.time())
+    subs = sorted(str(uuid.uuid4()) for _ in range(30))
+    assert api.send(message_id, [{"subscription_id": s, "event": "sent", "timestamp": now,
+                                  "external_id": f"user-{i}"} for i, s in enumerate(subs)]
+                    ).status_code == 200
+    api.sign_in()
+    path = f"/messages/{message_id}"
+
+    with monkeypatch.context() as viewing:
+        # The first view neither counts nor pivots: it says so, and reloads itself.
+        viewing.setattr(upkeep, "refresh_stats", lambda *_a, **_k: None)
+        first = api.client.get(path)
+        assert first.status_code == 200
+        assert "Counting this message's recipients" in first.text and PENDING in first.text
+        assert 'class="funnel"' not in first.text and "user-0" not in first.text
+        listed = api.client.get("/messages")
+        assert "Counting…" in listed.text and PENDING in listed.text
+
+    # The counting thread counts it (asked again by the next view); no pages yet.
+    counted = wait_for(lambda: (r := api.client.get(path)).status_code == 200
+                       and 'class="funnel"' in r.text and r)
+    assert "<strong>30</strong>" in counted.text and "<svg" in counted.text
+    assert "Recipients are listed here once" in counted.text and PENDING in counted.text
+    assert "Counting…" not in api.client.get("/messages").text
+
+    assert pages.build_pages(api.engine, api.service.message(
+        _app(api), message_id).pk)
+    shown = api.client.get(path)
+    assert PENDING not in shown.text and "user-0" in shown.text and subs[0] in shown.text
+
+    # More events: the page shows the counters and pages as kept, says they lag, and
+    # pivots nothing (the recount and the pages' rebuild are the upkeep's).
+    late = "00000000-0000-4000-8000-000000000000"  # sorts first
+    assert api.send(message_id, [{"subscription_id": late, "event": "sent",
+                                  "timestamp": now}]).status_code == 200
+    monkeypatch.setattr(counters, "passes", _no_pivot)
+    monkeypatch.setattr(pages, "_merged_pages", _no_pivot)
+    monkeypatch.setattr(upkeep, "refresh_stats", _no_pivot)
+    lagging = api.client.get(path)
+    assert lagging.status_code == 200 and "Events are still arriving" in lagging.text
+    assert "<strong>30</strong>" in lagging.text and late not in lagging.text
+    assert subs[0] in lagging.text and PENDING not in lagging.text
+    found = api.client.get(path, params={"find": "user-7"})
+    assert subs[7] in found.text
+
+
+def _app(api: InProcess):  # type: ignore[no-untyped-def]
+    from msgtrail import apps
+
+    with api.engine.connect() as conn:
+        return apps.get_app(conn, api.app_id)
+
+
+def test_a_small_message_is_counted_by_its_first_view(api: InProcess) -> None:
+    message_id = api.create_message()
+    now = int(time.time())
+    assert api.send(message_id, [{"subscription_id": str(uuid.uuid4()), "event": "sent",
+                                  "timestamp": now, "external_id": "only-one"}]
+                    ).status_code == 200
+    api.sign_in()
+    page = api.client.get(f"/messages/{message_id}")
+    assert 'class="funnel"' in page.text and "<strong>1</strong>" in page.text
+    assert "only-one" in page.text and PENDING not in page.text

@@ -26,7 +26,7 @@ from msgtrail.export import history_csv, jobs, params
 from msgtrail.export.pipeline import rows_from_totals, selected_events
 from msgtrail.export.rate_limit import RateLimit
 from msgtrail.files import HealthCheck, Served, open_store
-from msgtrail.ingest import connections, intake, receive
+from msgtrail.ingest import connections, intake, receive, test_event
 from msgtrail.ingest.connectors.base import WebhookRequest
 from msgtrail.ingest.intake import Delivery, GroupCommit, Outcome
 from msgtrail.inputs import require_uuid
@@ -168,6 +168,17 @@ class Service:
                                                 **options)
         return connections.webhook_url(self.settings.resolved_public_url(), source,
                                        app.app_id, credential)
+
+    def connector_events(self, app: App, source: str) -> list[dict[str, Any]]:
+        """The last events the app's connector of `source` received, newest first."""
+        return intake.recent_events(self.engine, app.pk, source)
+
+    def send_test_event(self, app: App, source: str) -> tuple[bool, str]:
+        """A test event through the app's connector (`ingest.test_event`)."""
+        credential = self._read(lambda conn: connections.credential(conn, self.vault, app,
+                                                                     source))
+        return test_event.send(self.settings.resolved_public_url(), source, app.app_id,
+                               credential)
 
     def disconnect(self, app: App, source: str, actor: Actor) -> bool:
         with self.engine.begin() as conn:

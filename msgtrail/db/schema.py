@@ -225,6 +225,22 @@ webhook_rejections = Table(
     Index("ix_webhook_rejections_app", "app_pk", "id"),
 )
 
+# The last events each connector of an app received (at most intake.RECENT_EVENTS
+# each), with their outcome: "recorded", a rejection's reason, or a test event's.
+connector_events = Table(
+    "connector_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("app_pk", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("event", String(32), nullable=True),
+    Column("message_id", String(100), nullable=True),
+    Column("subscription_id", String(100), nullable=True),
+    Column("outcome", Text, nullable=False),
+    Index("ix_connector_events_source", "app_pk", "source", "id"),
+)
+
 # Completion notices to an app's webhook URL: one row per (job, ready|failed|expired),
 # its body fixed when created so that every retry sends the same event id and bytes.
 webhook_deliveries = Table(

@@ -172,6 +172,11 @@ INSERT_REJECTION = text(
     "INSERT INTO webhook_rejections (app_pk, source, reason, message_id, event, digest,"
     " received_at) VALUES (:app_pk, :source, :reason, :message_id, :event, :digest, :at)"
     " ON CONFLICT (app_pk, digest) DO NOTHING")
+# A connector's events older than its last :keep (those the group just wrote among them).
+TRIM_CONNECTOR_EVENTS = text(
+    "DELETE FROM connector_events WHERE app_pk = :app_pk AND source = :source AND id <="
+    " (SELECT id FROM connector_events WHERE app_pk = :app_pk AND source = :source"
+    " ORDER BY id DESC LIMIT 1 OFFSET :keep)")
 # A message a provider's event names that the app has not registered: created on the
 # way (a concurrent delivery may have created it first).
 CREATE_MESSAGE = text(

@@ -16,16 +16,17 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from msgtrail.apps import App
 from msgtrail.channels import CHANNEL_EVENTS, EVENT_CODE
 from msgtrail.db import statements as sql
-from msgtrail.db.schema import messages, webhook_rejections
+from msgtrail.db.schema import connector_events, messages, webhook_rejections
 from msgtrail.ingest.connectors.base import Incoming, canonical_uuid
 from msgtrail.messages import MAX_NAME
 from msgtrail.runtime import metrics
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 # Requests joined into one transaction at most: enough for every sender in flight,
 # few enough that one commit stays short.
 MAX_GROUP = 512
+# Each connector keeps its last events, with their outcome, for its page: a group
+# writes at most this many of each and deletes the older ones.
+RECENT_EVENTS = 20
+RECORDED = "recorded"
+# A test event (the connectors page's "Send a test event") names this message: it is
+# answered and shown among the connector's last events, never recorded nor rejected.
+TEST_MESSAGE_ID = "00000000-0000-0000-0000-000000000000"
+TEST_EVENT = "test event: verified, not recorded"
 
 @dataclass(frozen=True)
 class Delivery:
@@ -113,6 +122,8 @@ def _problem(conn: Connection, delivery: Delivery, incoming: Incoming,
             return f"no {name} in the event", None
         if canonical_uuid(value) is None:
             return f"{name} {value!r} is not a UUID", None
+    if canonical_uuid(incoming.message_id) == TEST_MESSAGE_ID:
+        return TEST_EVENT, None
     target = _find(conn, delivery, incoming, str(canonical_uuid(incoming.message_id)), cache)
     if target is None:
         return f"no message {incoming.message_id} in this app", None
@@ -133,12 +144,25 @@ def _problem(conn: Connection, delivery: Delivery, incoming: Incoming,
     return None, target
 
 
+# The last events of each (app, source) in a group, for connector_events.
+Recent = dict[tuple[int, str], deque[dict[str, Any]]]
+
+
 def _attribute(conn: Connection, delivery: Delivery, cache: dict[tuple[int, str], _Target | None],
-               rows: dict[int, list[tuple[Any, ...]]], rejections: list[dict[str, Any]]
-               ) -> Outcome:
+               rows: dict[int, list[tuple[Any, ...]]], rejections: list[dict[str, Any]],
+               recent: Recent) -> Outcome:
     accepted = rejected = 0
+    last = recent.setdefault((delivery.app.pk, delivery.source),
+                             deque(maxlen=RECENT_EVENTS))
     for incoming in delivery.events:
         problem, target = _problem(conn, delivery, incoming, cache)
+        last.append({"app_pk": delivery.app.pk, "source": delivery.source,
+                     "received_at": delivery.now, "event": _text(incoming.event, 32),
+                     "message_id": _text(incoming.message_id, 100),
+                     "subscription_id": _text(incoming.subscription_id, 100),
+                     "outcome": problem or RECORDED})
+        if problem == TEST_EVENT:
+            continue
         if problem is not None or target is None:
             rejected += 1
             rejections.append({
@@ -160,19 +184,35 @@ def _attribute(conn: Connection, delivery: Delivery, cache: dict[tuple[int, str]
 
 def record(engine: Engine, deliveries: list[Delivery]) -> list[Outcome]:
     """Record the deliveries in one transaction: each message's events as one batch
-    of its log, in the order the requests came."""
+    of its log, in the order the requests came, and each connector's last events."""
     with engine.begin() as conn:
         cache: dict[tuple[int, str], _Target | None] = {}
         rows: dict[int, list[tuple[Any, ...]]] = {}
         rejections: list[dict[str, Any]] = []
-        outcomes = [_attribute(conn, d, cache, rows, rejections) for d in deliveries]
+        recent: Recent = {}
+        outcomes = [_attribute(conn, d, cache, rows, rejections, recent) for d in deliveries]
         at = max(d.now for d in deliveries)
         for message_pk, events in rows.items():
             activity.append(conn, message_pk,
                             event_batch.columns([(i, *e) for i, e in enumerate(events)]), at)
         if rejections:
             conn.execute(sql.INSERT_REJECTION, rejections)
+        for (app_pk, source), last in recent.items():
+            if last:
+                conn.execute(insert(connector_events), list(last))
+                conn.execute(sql.TRIM_CONNECTOR_EVENTS, {"app_pk": app_pk, "source": source,
+                                                         "keep": RECENT_EVENTS})
     return outcomes
+
+
+def recent_events(engine: Engine, app_pk: int, source: str) -> list[dict[str, Any]]:
+    """The connector's last events, newest first."""
+    with engine.connect() as conn:
+        found = conn.execute(select(connector_events).where(
+            connector_events.c.app_pk == app_pk, connector_events.c.source == source)
+            .order_by(connector_events.c.id.desc()).limit(RECENT_EVENTS)).mappings().all()
+        conn.rollback()
+    return [dict(r) for r in found]
 
 
 class GroupCommit:

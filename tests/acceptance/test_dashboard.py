@@ -356,6 +356,17 @@ def test_every_capability_has_its_page(page: Page, server: Server, tmp_path: Pat
     page.goto(f"{server.base_url}/connectors")
     expect(page.locator("#h-postmark")).to_contain_text("connected")
     assert str(parts.password) not in page.content()  # shown once, never again
+    # Its last events, with their outcome; a test event goes the providers' way
+    # (signed, to the public URL) and is listed, but neither recorded nor rejected.
+    postmark = page.locator("#h-postmark").locator("xpath=..")
+    expect(postmark.locator("table.recent tbody tr")).to_have_count(1)
+    expect(postmark.locator("table.recent")).to_contain_text("no msgtrail_message_id")
+    postmark.get_by_role("button", name="Send a test event").click()
+    expect(page.locator("p.notice")).to_contain_text("was verified (answered 200)")
+    postmark = page.locator("#h-postmark").locator("xpath=..")
+    expect(postmark.locator("table.recent tbody tr")).to_have_count(2)
+    expect(postmark.locator("table.recent tbody tr").first).to_contain_text(
+        "test event: verified, not recorded")
     page.goto(f"{server.base_url}/rejections?source=postmark")
     expect(page.locator("table.rejections tbody tr")).to_have_count(1)
     expect(page.locator("table.rejections")).to_contain_text("no msgtrail_message_id")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from msgtrail import apps, audit, messages
-from msgtrail.db.engine import make_engine, upgrade
+from msgtrail.db.engine import HEAD, make_engine, upgrade
 from msgtrail.store import activity, counters, event_batch
 from msgtrail.testing.backends import Embedded, Scale
 
@@ -100,7 +100,7 @@ def test_postgresql_stores_blobs_as_they_are(tmp_path, backend: Embedded | Scale
         upgrade(engine)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")
-                                ).scalar_one() == "0013"
+                                ).scalar_one() == HEAD
             if engine.dialect.name != "postgresql":
                 return
             storage = dict(conn.execute(text(

@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 
 from msgtrail import apps
 from msgtrail.csv_schema import columns
-from msgtrail.db.schema import activity_segments, webhook_rejections
+from msgtrail.db.schema import activity_segments, connector_events, webhook_rejections
 from msgtrail.files import open_store
-from msgtrail.ingest import connections
+from msgtrail.ingest import connections, intake, test_event
+from msgtrail.ingest.connectors import SOURCES as SOURCES_BY_NAME
 from msgtrail.runtime import retention
 from msgtrail.testing.providers import (
     Call,
@@ -517,3 +518,65 @@ def test_a_credential_sealed_by_another_key_is_503_not_500(api: InProcess) -> No
     r = post(api, call)
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
     assert "MSGTRAIL_SECRET_KEY" in r.json()["errors"][0]
+
+
+@pytest.mark.parametrize("name", ["sendgrid", "ses-v1", "twilio", "postmark", "mailgun",
+                                  "onesignal"])
+def test_each_connector_keeps_its_last_events_with_their_outcome(
+        hooks: InProcess, sns: SnsEndpoint, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its page lists a connector's last events, newest first, each recorded or
+    refused with why; older ones are deleted as new ones come."""
+    monkeypatch.setattr(intake, "RECENT_EVENTS", 3)
+    p = provider(name, hooks, sns)
+    message_id = message_for(hooks, p)
+    sub = str(uuid.uuid4())
+    first = p.events[0]
+    happened = [Happened(first, message_id, sub, T0 + i) for i in range(4)]
+    refused = Happened(first, None, None, T0 + 9)
+    assert send(hooks, p, happened) == (4, 0)
+    send(hooks, p, [refused])
+    app = hooks.service.app_for_key(hooks.key)
+    assert app is not None
+    recent = hooks.service.connector_events(app, p.source)
+    assert [e["outcome"] for e in recent[1:]] == [intake.RECORDED] * 2
+    assert recent[0]["outcome"].startswith("no ") and recent[0]["message_id"] is None
+    assert recent[1]["message_id"] == message_id and recent[1]["event"] == first
+    with hooks.engine.connect() as conn:  # older ones deleted, other sources untouched
+        assert conn.execute(select(func.count()).select_from(connector_events)).scalar() == 3
+    assert all(hooks.service.connector_events(app, s) == [] for s in ("twilio", "mailgun")
+               if s != p.source)
+
+
+@pytest.mark.parametrize("name", test_event.SIGNED_HERE)
+def test_a_test_event_is_verified_listed_and_never_recorded(
+        hooks: InProcess, sns: SnsEndpoint, name: str) -> None:
+    """A connector's test event, signed as msgtrail signs it with the stored credential,
+    passes the connector's own check, is listed among its last events, and is neither
+    recorded nor rejected; the same request with another credential is refused."""
+    p = provider(name, hooks, sns)
+    app = hooks.service.app_for_key(hooks.key)
+    assert app is not None
+    with hooks.engine.connect() as conn:
+        credential = connections.credential(conn, Vault(hooks.settings), app, p.source)
+    url = connections.webhook_url(hooks.settings.resolved_public_url(), p.source,
+                                  hooks.app_id, credential)
+    ids = {"msgtrail_message_id": intake.TEST_MESSAGE_ID,
+           "msgtrail_subscription_id": intake.TEST_MESSAGE_ID}
+    before = stored(hooks)
+    target, headers, body = SOURCES_BY_NAME[p.source].test_event(credential, url, ids, NOW)
+    path = target.removeprefix(hooks.settings.resolved_public_url())
+    r = post(hooks, Call(path, headers, body))
+    assert r.status_code == 200 and r.json() == {"accepted": 0, "rejected": 0}, r.text
+    assert stored(hooks) == before
+    [listed] = hooks.service.connector_events(app, p.source)
+    assert listed["outcome"] == intake.TEST_EVENT and listed["event"] == "delivered"
+    forged = {k: "forged-" + str(v) for k, v in credential.items()}
+    _, headers, body = SOURCES_BY_NAME[p.source].test_event(forged, url, ids, NOW)
+    assert post(hooks, Call(path, headers, body)).status_code == 401
+
+
+def test_a_test_event_that_cannot_reach_the_public_url_says_so() -> None:
+    reached, said = test_event.send("http://127.0.0.1:9", "postmark", str(uuid.uuid4()),
+                                    {"password": "x"})
+    assert not reached and "could not reach http://127.0.0.1:9" in said
+    assert "MSGTRAIL_PUBLIC_URL" in said

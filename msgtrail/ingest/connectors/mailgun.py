@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import secrets
 from typing import Any
 
 from msgtrail.errors import BadRequest, Unauthorized
@@ -52,14 +54,29 @@ def _document(req: WebhookRequest) -> dict[str, Any]:
     return doc
 
 
+def _signed(signing_key: str, timestamp: str, token: str) -> str:
+    return hmac.new(signing_key.encode(), (timestamp + token).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def test_event(cred: dict[str, Any], url: str, ids: dict[str, str], now: int
+               ) -> tuple[str, dict[str, str], bytes]:
+    """A delivered event naming `ids` as user-variables, signed as Mailgun signs."""
+    timestamp, token = str(now), secrets.token_hex(25)
+    return url, {"content-type": "application/json"}, json.dumps({
+        "signature": {"timestamp": timestamp, "token": token,
+                      "signature": _signed(cred["signing_key"], timestamp, token)},
+        "event-data": {"event": "delivered", "timestamp": now, "id": secrets.token_hex(11),
+                       "recipient": "test@example.com", "user-variables": ids}}).encode()
+
+
 def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:
     sig = _document(req).get("signature")
     if not isinstance(sig, dict):
         raise Unauthorized("missing Mailgun signature")
     timestamp, token, given = (str(sig.get(k) or "") for k in ("timestamp", "token",
                                                                 "signature"))
-    expected = hmac.new(cred["signing_key"].encode(), (timestamp + token).encode(),
-                        hashlib.sha256).hexdigest()
+    expected = _signed(cred["signing_key"], timestamp, token)
     if not given or not hmac.compare_digest(expected.encode(), given.encode()):
         raise Unauthorized("Mailgun signature does not verify")
     check_age(timestamp, ctx, req.now, "Mailgun")

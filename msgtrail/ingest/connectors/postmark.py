@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import secrets
+import time
 from typing import Any
 
 from msgtrail.errors import BadRequest, Unauthorized
@@ -37,6 +39,19 @@ _TIME_FIELD = {"Delivery": "DeliveredAt", "Bounce": "BouncedAt", "SpamComplaint"
 
 def credential(password: str | None = None, **_: Any) -> dict[str, Any]:
     return {"password": password or secrets.token_urlsafe(24)}
+
+
+def test_event(cred: dict[str, Any], url: str, ids: dict[str, str], now: int
+               ) -> tuple[str, dict[str, str], bytes]:
+    """A Delivery record naming `ids` in its Metadata, with the basic auth Postmark
+    sends (the URL without it)."""
+    scheme, _, rest = url.partition("://")
+    auth = base64.b64encode(f"{USER}:{cred['password']}".encode()).decode()
+    return f"{scheme}://{rest.rpartition('@')[2]}", {
+        "content-type": "application/json", "authorization": f"Basic {auth}"}, json.dumps({
+            "RecordType": "Delivery", "MessageID": secrets.token_hex(16),
+            "Recipient": "test@example.com", "MessageStream": "outbound", "Metadata": ids,
+            "DeliveredAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}).encode()
 
 
 def verify(req: WebhookRequest, cred: dict[str, Any], ctx: Context) -> None:

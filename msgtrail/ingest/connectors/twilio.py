@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from msgtrail.errors import BadRequest, Unauthorized
 from msgtrail.ingest.connectors.base import Context, Incoming, WebhookRequest, ids_from, text
@@ -40,6 +41,17 @@ def signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
                          for value in sorted(values[name]))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+def test_event(cred: dict[str, Any], url: str, ids: dict[str, str], now: int
+               ) -> tuple[str, dict[str, str], bytes]:
+    """A delivered status callback, `ids` in the URL's query as a send puts them,
+    signed as Twilio signs."""
+    url = f"{url}?{urlencode(ids)}"
+    form = [("MessageSid", "SM" + secrets.token_hex(16)), ("MessageStatus", "delivered"),
+            ("SmsStatus", "delivered"), ("To", "+15005550006"), ("From", "+15005550001")]
+    return url, {"content-type": "application/x-www-form-urlencoded",
+                 SIGNATURE: signature(cred["auth_token"], url, form)}, urlencode(form).encode()
 
 
 def _url_variants(url: str) -> list[str]:

@@ -19,8 +19,9 @@ from msgtrail.apps import App
 from msgtrail.audit import Actor
 from msgtrail.channels import EVENTS
 from msgtrail.errors import MsgtrailError
-from msgtrail.ingest import SOURCE_NAMES
+from msgtrail.ingest import SOURCE_NAMES, test_event
 from msgtrail.ingest.connections import HINTS
+from msgtrail.ingest.intake import RECORDED
 from msgtrail.service import Service
 from msgtrail.web.dashboard.session import Session, sessions_of
 from msgtrail.web.dashboard.views import (
@@ -139,9 +140,11 @@ def _connectors(svc: Service, app: App) -> dict[str, Any]:
     base = svc.settings.resolved_public_url()
     return {"providers": [{"source": s, "name": NAMES[s], "connected": s in connected,
                            "fields": CREDENTIALS[s], "hint": HINTS[s],
-                           "url": f"{base}/webhooks/{s}/{app.app_id}"}
+                           "url": f"{base}/webhooks/{s}/{app.app_id}",
+                           "testable": s in test_event.SIGNED_HERE,
+                           "recent": svc.connector_events(app, s) if s in connected else []}
                           for s in SOURCE_NAMES],
-            "public_url": base}
+            "public_url": base, "recorded": RECORDED}
 
 
 _page("connectors", "connectors.html", _connectors)
@@ -150,8 +153,11 @@ _page("connectors", "connectors.html", _connectors)
 @router.post("/connectors/{source}/{how}")
 async def connector_form(request: Request, svc: Svc, source: str, how: str) -> Response:
     def act(svc: Service, app: App, form: Any, session: Session) -> dict[str, Any]:
-        if source not in SOURCE_NAMES or how not in ("connect", "disconnect"):
+        if source not in SOURCE_NAMES or how not in ("connect", "disconnect", "test"):
             return {"error": "Unknown provider or action."}
+        if how == "test" and source in test_event.SIGNED_HERE:
+            reached, said = svc.send_test_event(app, source)
+            return {"notice": said} if reached else {"error": said}
         actor = _actor(request, session)
         if how == "disconnect":
             svc.disconnect(app, source, actor)

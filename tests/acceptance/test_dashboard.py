@@ -257,6 +257,7 @@ def test_export_progress_is_live_then_the_file_downloads(page: Page, slow_server
     page.goto(f"{slow_server.base_url}/messages/{message_id}")
     page.evaluate("window.stillThisPage = true")
     assert page.locator("#numbers").get_attribute("data-pending") is not None  # counting
+    _shot(page, tmp_path, "counting")
     page.get_by_label("Recipients to export").select_option("sent")
     page.get_by_role("button", name="Export").click()
     row = page.locator("tr.job").first
@@ -367,6 +368,7 @@ def test_every_capability_has_its_page(page: Page, server: Server, tmp_path: Pat
     expect(postmark.locator("table.recent tbody tr")).to_have_count(2)
     expect(postmark.locator("table.recent tbody tr").first).to_contain_text(
         "test event: verified, not recorded")
+    _shot(page, tmp_path, "connectors-tested")
     page.goto(f"{server.base_url}/rejections?source=postmark")
     expect(page.locator("table.rejections tbody tr")).to_have_count(1)
     expect(page.locator("table.rejections")).to_contain_text("no msgtrail_message_id")

@@ -266,8 +266,12 @@ class Service:
                  ) -> list[dict[str, Any]] | None:
         """The first recipients by subscription id (`counters.sample`), those with one
         of `events` if given, past `after`, or the one `find` names, as a page shows
-        them (`kept.recipients`): None while a big message has no pages yet."""
-        return kept.recipients(self.engine, message, events, limit, after, find)
+        them (`kept.recipients`): None while a big message has no pages yet (the
+        counting thread builds them)."""
+        found = kept.recipients(self.engine, message, events, limit, after, find)
+        if found is None:
+            self.counting.ask(message.pk)
+        return found
 
     # Ingestion
 

@@ -56,7 +56,7 @@ def recipients(engine: Engine, message: Message, events: list[str], limit: int,
                after: str | None, find: str | None) -> list[dict[str, Any]] | None:
     """`counters.sample` as the pages last built hold it, however many events came
     since; pivoted if the message has no pages yet and is small; None if it is big
-    and has none (the upkeep builds them once its events pause)."""
+    and has none (`Counting` builds them)."""
     channel = message.target_channel
     with activity.snapshot(engine) as raw:
         if pages.published(raw, message.pk) is not None:
@@ -69,8 +69,10 @@ def recipients(engine: Engine, message: Message, events: list[str], limit: int,
 
 
 class Counting:
-    """Counts big messages that views found never counted, one at a time on a thread
-    of its own; a message asked for again while queued or counting is counted once."""
+    """Counts big messages that views found never counted, or without pages, one at
+    a time on a thread of its own: the counters and chart first, then the recipients'
+    pages (without waiting for the upkeep, which waits for events to pause). A message
+    asked for again while queued or counting is counted once."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -96,6 +98,7 @@ class Counting:
                 conn.rollback()
             if timeline(message) is None:
                 read_timeline(self._engine, message)
+            upkeep.keep_up(self._engine, message_pk)
         except Exception:
             log.exception("counting message %d for its page failed", message_pk)
         finally:

@@ -35,37 +35,47 @@ def _no_pause() -> None:
 
 def compact_next(engine: Engine, now: float, quiet: float, max_lag: float,
                  pause: Pause = _no_pause) -> bool:
-    """Compact the message whose events have waited longest, once they have paused
-    `quiet` seconds or waited `max_lag`, store its recipients' pages and refresh its
-    counters, calling `pause` between steps; False when nothing is due."""
+    """Keep up the message whose events have waited longest (`keep_up`), once they
+    have paused `quiet` seconds or waited `max_lag`; False when nothing is due."""
     with engine.connect() as conn:
         message_pk = conn.execute(sql.UPKEEP_DUE,
                                   {"quiet": now - quiet, "lag": now - max_lag}).scalar()
-        small, unparted = conn.execute(sql.SMALL_SEGMENTS, {
-            "pk": message_pk, "small": activity.SMALL_SEGMENT}).one(
-        ) if message_pk is not None else (0, 0)
-        # Small segments of no part (webhook groups) make every fresh read split the
-        # message's segments into files: they are stored by part at the first pause.
-        many = small >= COMPACT_SEGMENTS or unparted > 0
         conn.rollback()
     if message_pk is None:
         return False
-    if many:
-        activity.compact(engine, message_pk, pause)
-        pause()
-    # Pages first: the counters are then read from them, not pivoted a second time
-    # (half the time and less than half the memory: docs/benchmarks.md).
-    pages.build_pages(engine, message_pk, pause)
-    # The count pauses too: events that came during the build are newer than its
-    # pages, and past pages.MERGE_EVENTS of them it pivots every event again (at
-    # 100,000 events/s, a 3,000,000-recipient message's count held an export 6.6 s).
-    refresh_stats(engine, message_pk, pause)
+    keep_up(engine, message_pk, pause)
     # Events that came meanwhile wait again from now: a message whose events never
     # pause is kept up every max_lag, not rebuilt back to back while it is sent (that
     # took a core from ingestion for as long as the send lasted).
     with engine.begin() as conn:
         conn.execute(sql.UPKEEP_WAIT_AGAIN, {"pk": message_pk, "at": int(clock.now())})
     return True
+
+
+# Builders of one message's pages at once (the upkeep, the counting thread of a page
+# that found none) share builds: each pivots every recipient.
+_builds = Coalesced()
+
+
+def keep_up(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> None:
+    """Merge the message's small segments if there are many, store its recipients'
+    pages and refresh its counters from them, calling `pause` between steps."""
+    with engine.connect() as conn:
+        small, unparted = conn.execute(sql.SMALL_SEGMENTS, {
+            "pk": message_pk, "small": activity.SMALL_SEGMENT}).one()
+        conn.rollback()
+    # Small segments of no part (webhook groups) make every fresh read split the
+    # message's segments into files: they are stored by part at the first pause.
+    if small >= COMPACT_SEGMENTS or unparted > 0:
+        activity.compact(engine, message_pk, pause)
+        pause()
+    # Pages first: the counters are then read from them, not pivoted a second time
+    # (half the time and less than half the memory: docs/benchmarks.md).
+    _builds.run((id(engine), message_pk), lambda: pages.build_pages(engine, message_pk, pause))
+    # The count pauses too: events that came during the build are newer than its
+    # pages, and past pages.MERGE_EVENTS of them it pivots every event again (at
+    # 100,000 events/s, a 3,000,000-recipient message's count held an export 6.6 s).
+    refresh_stats(engine, message_pk, pause)
 
 
 # Readers of one message's counters while its events flow (the API, the dashboard, a

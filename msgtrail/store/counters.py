@@ -115,20 +115,30 @@ def timeline(raw: Any, message_pk: int, channel: str) -> Timeline:
     return per_minute.bucketed()
 
 
+# The recipients a recount keeps for a report to list before the message has pages.
+FIRST_RECIPIENTS = 50
+
+
 def counts_and_timeline(raw: Any, message_pk: int, channel: str,
                         pause: Callable[[], None] = lambda: None
-                        ) -> tuple[list[tuple[Any, ...]], Timeline]:
-    """`counts` and `timeline` in one pass over the recipients: what a recount keeps, so
-    that a report reads them instead of every recipient per view."""
+                        ) -> tuple[list[tuple[Any, ...]], Timeline, list[dict[str, Any]]]:
+    """`counts`, `timeline` and the FIRST_RECIPIENTS first recipients (`sample`) in one
+    pass over the recipients: what a recount keeps, so that a report reads them
+    instead of every recipient per view."""
     per_minute = _PerMinute(channel)
+    first: list[dict[str, Any]] = []
+    first_sql = duck_sql.first_recipients(channel, [], False, False)
 
     def each() -> Generator[list[tuple[Any, ...]], None, None]:
-        for con, table in _recipients(raw, message_pk, channel, ("device_type",)):
+        for con, table in _recipients(raw, message_pk, channel):
             per_minute.add(con)
+            if len(first) < FIRST_RECIPIENTS:  # (the parts come in key order)
+                first.extend(con.sql(first_sql, params=[FIRST_RECIPIENTS - len(first)])
+                             .to_arrow_table().to_pylist())
             yield counted(table, channel)
             pause()
     counted_rows = summed(each())
-    return counted_rows, per_minute.bucketed()
+    return counted_rows, per_minute.bucketed(), first
 
 
 def sample(raw: Any, message_pk: int, channel: str, events: list[str], limit: int,

@@ -55,15 +55,18 @@ def read_timeline(engine: Engine, message: Message) -> counters.Timeline:
 def recipients(engine: Engine, message: Message, events: list[str], limit: int,
                after: str | None, find: str | None) -> list[dict[str, Any]] | None:
     """`counters.sample` as the pages last built hold it, however many events came
-    since; pivoted if the message has no pages yet and is small; None if it is big
-    and has none (`Counting` builds them)."""
+    since; pivoted if the message has no pages yet and is small; else the first
+    recipients its counters keep, if that is what is asked; else None (`Counting`
+    builds the pages)."""
     channel = message.target_channel
     with activity.snapshot(engine) as raw:
         if pages.published(raw, message.pk) is not None:
             return counters.sample(raw, message.pk, channel, events, limit, after, find,
                                    kept=True)
     if not small(engine, message.pk):
-        return None
+        first = (message.stats or {}).get("first")
+        plain = not events and after is None and find is None
+        return first[:limit] if first is not None and plain else None
     with activity.snapshot(engine) as raw:
         return counters.sample(raw, message.pk, channel, events, limit, after, find)
 

@@ -102,8 +102,10 @@ def _refresh(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> None:
     if seen is None:
         return
     with activity.snapshot(engine) as raw:
-        counts, timeline = counters.counts_and_timeline(raw, message_pk, str(channel), pause)
-    store_counts(engine, message_pk, str(channel), counts, seen, timeline=timeline)
+        counts, timeline, first = counters.counts_and_timeline(raw, message_pk, str(channel),
+                                                               pause)
+    store_counts(engine, message_pk, str(channel), counts, seen, timeline=timeline,
+                 first=first)
 
 
 def keep_timeline(engine: Engine, message_pk: int, seen: int,
@@ -122,19 +124,22 @@ def keep_timeline(engine: Engine, message_pk: int, seen: int,
 
 def store_counts(engine: Engine, message_pk: int, channel: str,
                  counts: Iterable[tuple[Any, ...]], seen: int, only_current: bool = False,
-                 timeline: counters.Timeline | None = None) -> None:
+                 timeline: counters.Timeline | None = None,
+                 first: list[dict[str, Any]] | None = None) -> None:
     """Store counters (`counters.counts`) read by a snapshot that saw `seen` batches
     of the message. They stop being pending only if no batch came since; with
     `only_current`, they are not stored otherwise either (an export's tally must not
     replace counters a later read stored), nor if they are not pending."""
     with engine.begin() as conn:
         conn.execute(sql.STORE_CURRENT_COUNTS if only_current else sql.STORE_COUNTS,
-                     {"stats": json.dumps(_stats(counts, channel, timeline)), "pk": message_pk,
+                     {"stats": json.dumps(_stats(counts, channel, timeline, first)),
+                      "pk": message_pk,
                       "seen": seen})
 
 
 def _stats(counts: Iterable[tuple[Any, ...]], channel: str,
-           timeline: counters.Timeline | None = None) -> dict[str, Any]:
+           timeline: counters.Timeline | None = None,
+           first: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Totals and per-platform counters from (device_type, recipients, failed,
     *per-event counts) rows: `failures` counts the recipients with any failure event
     (a bounce or a rejection alone is a failure too), `failed` those with the event
@@ -153,4 +158,7 @@ def _stats(counts: Iterable[tuple[Any, ...]], channel: str,
     if timeline is not None:
         # The report's chart, kept with the counters it agrees with.
         stats["timeline"] = {"bucket": timeline[0], "rows": timeline[1]}
+    if first is not None:
+        # The first recipients, for a report to list before the message has pages.
+        stats["first"] = first
     return stats

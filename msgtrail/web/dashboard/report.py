@@ -9,10 +9,12 @@ from msgtrail.errors import BadRequest
 from msgtrail.inputs import require_uuid
 from msgtrail.messages import Message
 from msgtrail.service import Service
+from msgtrail.store import counters
 from msgtrail.web.dashboard import charts
 
-# Recipients shown in the Audience Activity table.
-SAMPLE = 50
+# Recipients shown in the Audience Activity table: as many as a recount keeps, for a
+# message without pages yet.
+SAMPLE = counters.FIRST_RECIPIENTS
 
 
 def activity_timeline(svc: Service, message: Message) -> charts.Timeline | None:

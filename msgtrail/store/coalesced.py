@@ -26,7 +26,7 @@ class Coalesced:
         self._changed = threading.Condition()
         self._runs: dict[Hashable, _Runs] = {}
 
-    def run(self, key: Hashable, work: Callable[[], object]) -> None:
+    def run(self, key: Hashable, work: Callable[[], None]) -> None:
         """Return once a run of `work` for `key` that started after this call has
         finished (this caller's, or another's). A run that raises serves nobody: the
         exception goes to the caller that ran it, and a waiting caller runs it again."""

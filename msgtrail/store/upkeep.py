@@ -6,6 +6,7 @@ between jobs."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,14 +53,32 @@ def compact_next(engine: Engine, now: float, quiet: float, max_lag: float,
     return True
 
 
-# Builders of one message's pages at once (the upkeep, the counting thread of a page
-# that found none) share builds: each pivots every recipient.
-_builds = Coalesced()
+# Messages being kept up by a thread of this process (the upkeep, or the counting
+# thread of a page that found one never counted): another keeper leaves them to it,
+# instead of merging and building them a second time or waiting (a worker that waited
+# would hold its exports back).
+_keeping: set[tuple[int, int]] = set()
+_keeping_lock = threading.Lock()
 
 
-def keep_up(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> None:
+def keep_up(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> bool:
     """Merge the message's small segments if there are many, store its recipients'
-    pages and refresh its counters from them, calling `pause` between steps."""
+    pages and refresh its counters from them, calling `pause` between steps; False,
+    doing nothing, while another thread of this process keeps it up."""
+    key = (id(engine), message_pk)
+    with _keeping_lock:
+        if key in _keeping:
+            return False
+        _keeping.add(key)
+    try:
+        _keep_up(engine, message_pk, pause)
+    finally:
+        with _keeping_lock:
+            _keeping.discard(key)
+    return True
+
+
+def _keep_up(engine: Engine, message_pk: int, pause: Pause) -> None:
     with engine.connect() as conn:
         small, unparted = conn.execute(sql.SMALL_SEGMENTS, {
             "pk": message_pk, "small": activity.SMALL_SEGMENT}).one()
@@ -71,7 +90,7 @@ def keep_up(engine: Engine, message_pk: int, pause: Pause = _no_pause) -> None:
         pause()
     # Pages first: the counters are then read from them, not pivoted a second time
     # (half the time and less than half the memory: docs/benchmarks.md).
-    _builds.run((id(engine), message_pk), lambda: pages.build_pages(engine, message_pk, pause))
+    pages.build_pages(engine, message_pk, pause)
     # The count pauses too: events that came during the build are newer than its
     # pages, and past pages.MERGE_EVENTS of them it pivots every event again (at
     # 100,000 events/s, a 3,000,000-recipient message's count held an export 6.6 s).

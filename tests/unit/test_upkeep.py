@@ -93,3 +93,36 @@ def test_counters_follow_the_events(store: Store, clock: ManualClock) -> None:
     upkeep.refresh_stats(store.engine, store.message.pk)
     row = _row(store)
     assert json.loads(row.stats)["totals"]["clicked"] == 1 and row.pending_since is None
+
+
+def test_a_message_kept_up_by_one_thread_is_left_to_it_by_another(
+        store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upkeep and a page's counting thread never merge and build one message at
+    once: the second returns at once, neither waiting nor doing the work again."""
+    import threading
+
+    from msgtrail.store import pages
+
+    store.append([sent(), sent()], int(clock.at))
+    building, release = threading.Event(), threading.Event()
+    builds: list[int] = []
+    real = pages.build_pages
+
+    def slow_build(*args: Any, **kwargs: Any) -> bool:
+        builds.append(1)
+        building.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pages, "build_pages", slow_build)
+    first: list[bool] = []
+    keeper = threading.Thread(target=lambda: first.append(
+        upkeep.keep_up(store.engine, store.message.pk)))
+    keeper.start()
+    assert building.wait(30)
+    assert upkeep.keep_up(store.engine, store.message.pk) is False  # left to the first
+    release.set()
+    keeper.join(30)
+    assert first == [True] and builds == [1]
+    assert json.loads(_row(store).stats)["totals"]["sent"] == 2
+    assert upkeep.keep_up(store.engine, store.message.pk) is True  # free again

@@ -63,6 +63,7 @@ def purge(engine: Engine, store: BlobStore, settings: Settings,
         upkeep.refresh_stats(engine, message_pk)
         with engine.begin() as conn:
             activity.purge(conn, message_pk)
+            upkeep.forget_recipients(conn, message_pk)
             conn.execute(messages.update().where(messages.c.id == message_pk).values(
                 purged_at=int(now), pending_since=None))
         counts["messages"] += 1

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from msgtrail import clock
 from msgtrail.channels import EVENTS, platform_key
@@ -154,6 +154,18 @@ def store_counts(engine: Engine, message_pk: int, channel: str,
                      {"stats": json.dumps(_stats(counts, channel, timeline, first)),
                       "pk": message_pk,
                       "seen": seen})
+
+
+def forget_recipients(conn: Connection, message_pk: int) -> None:
+    """Keep only counts in the message's counters: the first recipients they hold for
+    the report go when its activity is purged."""
+    stats = conn.execute(select(messages.c.stats).where(messages.c.id == message_pk)).scalar()
+    if stats is None:
+        return
+    doc = json.loads(stats)
+    if doc.pop("first", None) is not None:
+        conn.execute(update(messages).where(messages.c.id == message_pk).values(
+            stats=json.dumps(doc)))
 
 
 def _stats(counts: Iterable[tuple[Any, ...]], channel: str,

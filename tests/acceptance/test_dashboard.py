@@ -440,14 +440,24 @@ def test_app_pages_refuse_forged_forms_and_fit_360_px(browser: Browser, server: 
     page = context.new_page()
     try:
         _sign_in(page, server, creds)
+        # A connector with its last events listed (a message id, an outcome) fits too.
+        page.goto(f"{server.base_url}/connectors")
+        postmark = page.locator("#h-postmark").locator("xpath=..")
+        postmark.get_by_role("button", name="Connect").click()
+        page.locator("#h-postmark").locator("xpath=..").get_by_role(
+            "button", name="Send a test event").click()
+        expect(page.locator("table.recent tbody tr")).to_have_count(1)
         for path in APP_PAGES:
             page.goto(f"{server.base_url}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, (path, width)
+            if path == "/connectors":
+                _shot(page, tmp_path, "connectors-360")
         _shot(page, tmp_path, "audit-360")
         # Each form without its page's token: refused, nothing done.
         cookies = {c["name"]: c["value"] for c in context.cookies()}
         for action in ("/keys/rotate", "/keys/issue", "/connectors/postmark/connect",
+                       "/connectors/postmark/test",
                        "/webhook/url", "/settings/history", "/activity"):
             forged = httpx.post(f"{server.base_url}{action}", cookies=cookies,
                                 data={"csrf": "guess", "url": "https://93.184.216.34/x"})
@@ -455,7 +465,8 @@ def test_app_pages_refuse_forged_forms_and_fit_360_px(browser: Browser, server: 
         with server.client(creds) as api:
             assert api.get("/notifications", params={"app_id": creds.app_id}).status_code == 200
             trail = api.get(f"/apps/{creds.app_id}/audit").json()["events"]
-        assert [e["action"] for e in trail] == ["dashboard.signed_in", "app.created"]
+        assert [e["action"] for e in trail] == ["connector.connected", "dashboard.signed_in",
+                                                "app.created"]
     finally:
         context.close()
 

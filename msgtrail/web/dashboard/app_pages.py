@@ -21,7 +21,7 @@ from msgtrail.channels import EVENTS
 from msgtrail.errors import MsgtrailError
 from msgtrail.ingest import SOURCE_NAMES, test_event
 from msgtrail.ingest.connections import HINTS
-from msgtrail.ingest.intake import RECORDED
+from msgtrail.ingest.intake import RECORDED, TEST_EVENT
 from msgtrail.service import Service
 from msgtrail.web.dashboard.session import Session, sessions_of
 from msgtrail.web.dashboard.views import (
@@ -144,7 +144,7 @@ def _connectors(svc: Service, app: App) -> dict[str, Any]:
                            "testable": s in test_event.SIGNED_HERE,
                            "recent": svc.connector_events(app, s) if s in connected else []}
                           for s in SOURCE_NAMES],
-            "public_url": base, "recorded": RECORDED}
+            "public_url": base, "recorded": RECORDED, "tested": TEST_EVENT}
 
 
 _page("connectors", "connectors.html", _connectors)

@@ -37,14 +37,18 @@ def _no_pause() -> None:
 def compact_next(engine: Engine, now: float, quiet: float, max_lag: float,
                  pause: Pause = _no_pause) -> bool:
     """Keep up the message whose events have waited longest (`keep_up`), once they
-    have paused `quiet` seconds or waited `max_lag`; False when nothing is due."""
+    have paused `quiet` seconds or waited `max_lag`; False when nothing is due (or
+    another thread is keeping it up)."""
     with engine.connect() as conn:
         message_pk = conn.execute(sql.UPKEEP_DUE,
                                   {"quiet": now - quiet, "lag": now - max_lag}).scalar()
         conn.rollback()
     if message_pk is None:
         return False
-    keep_up(engine, message_pk, pause)
+    if not keep_up(engine, message_pk, pause):
+        # Another thread keeps it up: nothing to do here until it is done (retrying at
+        # once would spin on it and slow that thread down).
+        return False
     # Events that came meanwhile wait again from now: a message whose events never
     # pause is kept up every max_lag, not rebuilt back to back while it is sent (that
     # took a core from ingestion for as long as the send lasted).

@@ -59,6 +59,23 @@ class Server:
     # False for a peer: another API process on a server's database and store.
     owner: bool = True
 
+    @property
+    def database_url(self) -> str:
+        return (self.env.get("MSGTRAIL_DATABASE_URL")
+                or f"sqlite:///{self.data_dir / 'msgtrail.db'}")
+
+    @contextmanager
+    def database(self) -> Iterator[Any]:
+        """An engine on this server's database, behind its back (a test that reads what
+        it stored, or breaks it)."""
+        from msgtrail.db.engine import make_engine
+
+        engine = make_engine(self.database_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
     def create_app(self, name: str = "app", account: str = "default") -> AppCreds:
         """A new app and its key, written to the server's database as `msgtrail apps
         create` writes them, but from this process: a command per test cost a second

@@ -33,8 +33,7 @@ QUIET = {"MSGTRAIL_UPKEEP_QUIET_SECONDS": "0.5"}
 
 def test_kill_9_during_compaction_and_page_builds_loses_nothing(api_only) -> None:  # type: ignore[no-untyped-def]
     srv, workers = api_only
-    url = srv.env.get("MSGTRAIL_DATABASE_URL", f"sqlite:///{srv.data_dir / 'msgtrail.db'}")
-    engine = make_engine(url)
+    engine = make_engine(srv.database_url)
     creds = srv.create_app()
     rng = random.Random(7)
     with srv.client(creds) as client:

@@ -180,23 +180,18 @@ def _damage(srv, damage: str) -> None:  # type: ignore[no-untyped-def]
     """Break one thing the store keeps, behind the service's back."""
     from sqlalchemy import text
 
-    from msgtrail.db.engine import make_engine
     from msgtrail.files import open_store
     from msgtrail.settings import Settings
 
     settings = Settings(data_dir=srv.data_dir, database_url=srv.env.get("MSGTRAIL_DATABASE_URL"),
                         storage_url=srv.env.get("MSGTRAIL_STORAGE_URL"))
-    engine = make_engine(settings.resolved_database_url())
-    try:
-        with engine.begin() as conn:
-            key = conn.execute(text("SELECT file_key FROM jobs WHERE state = 'ready'")).scalar_one()
-            if damage == "segment":
-                conn.execute(text("UPDATE activity_segments SET data = :d WHERE id = "
-                                  "(SELECT min(id) FROM activity_segments)"), {"d": b"not arrow"})
-            elif damage == "job state":
-                conn.execute(text("UPDATE jobs SET state = 'lost'"))
-    finally:
-        engine.dispose()
+    with srv.database() as engine, engine.begin() as conn:
+        key = conn.execute(text("SELECT file_key FROM jobs WHERE state = 'ready'")).scalar_one()
+        if damage == "segment":
+            conn.execute(text("UPDATE activity_segments SET data = :d WHERE id = "
+                              "(SELECT min(id) FROM activity_segments)"), {"d": b"not arrow"})
+        elif damage == "job state":
+            conn.execute(text("UPDATE jobs SET state = 'lost'"))
     with mock.patch.dict(os.environ, srv.env):  # S3's credentials
         store = open_store(settings.resolved_storage_url())
     if damage == "file gone":

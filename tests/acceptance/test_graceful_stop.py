@@ -75,17 +75,10 @@ def _job(srv, export_id: str) -> tuple[str, int]:  # type: ignore[no-untyped-def
     """The export's state and attempts, read from the database behind the server."""
     from sqlalchemy import text
 
-    from msgtrail.db.engine import make_engine
-
-    url = srv.env.get("MSGTRAIL_DATABASE_URL") or f"sqlite:///{srv.data_dir / 'msgtrail.db'}"
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            state, attempts = conn.execute(text(
-                "SELECT state, attempts FROM jobs WHERE export_id = :e"), {"e": export_id}).one()
-            return str(state), int(attempts)
-    finally:
-        engine.dispose()
+    with srv.database() as engine, engine.connect() as conn:
+        state, attempts = conn.execute(text(
+            "SELECT state, attempts FROM jobs WHERE export_id = :e"), {"e": export_id}).one()
+        return str(state), int(attempts)
 
 
 def test_serve_drains_with_503_then_a_second_sigterm_hurries(tmp_path, backend) -> None:
@@ -128,16 +121,9 @@ def test_serve_drains_with_503_then_a_second_sigterm_hurries(tmp_path, backend) 
 def _events_stored(srv) -> int:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
-    from msgtrail.db.engine import make_engine
-
-    url = srv.env.get("MSGTRAIL_DATABASE_URL") or f"sqlite:///{srv.data_dir / 'msgtrail.db'}"
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(
-                "SELECT coalesce(sum(events), 0) FROM activity_segments")).scalar_one())
-    finally:
-        engine.dispose()
+    with srv.database() as engine, engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT coalesce(sum(events), 0) FROM activity_segments")).scalar_one())
 
 
 def test_sigterm_mid_ingestion_keeps_every_acknowledged_event(tmp_path, backend) -> None:

@@ -126,3 +126,17 @@ def test_a_message_kept_up_by_one_thread_is_left_to_it_by_another(
     assert first == [True] and builds == [1]
     assert json.loads(_row(store).stats)["totals"]["sent"] == 2
     assert upkeep.keep_up(store.engine, store.message.pk) is True  # free again
+
+
+def test_the_upkeep_waits_while_another_thread_keeps_its_message_up(
+        store: Store, clock: ManualClock) -> None:
+    """A worker whose due message is being kept up elsewhere in the process reports
+    nothing done (it waits its poll interval instead of spinning on it)."""
+    store.append([sent()], int(clock.at))
+    key = (id(store.engine), store.message.pk)
+    upkeep._keeping.add(key)
+    try:
+        assert not upkeep.compact_next(store.engine, clock.at + QUIET, QUIET, LAG)
+    finally:
+        upkeep._keeping.discard(key)
+    assert upkeep.compact_next(store.engine, clock.at + QUIET, QUIET, LAG)

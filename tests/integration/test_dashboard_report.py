@@ -4,8 +4,10 @@ counted, for the page's script to fetch again. "Big" is lowered to a few events 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -25,44 +27,55 @@ def _no_pivot(*_args: object, **_kwargs: object) -> None:
 def test_a_big_message_is_counted_in_the_background_and_shown_from_its_pages(
         api: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kept, "VIEW_PIVOT_EVENTS", 10)
-    # Only a view's counting thread keeps the message up here, not the worker's upkeep.
+    # Only a view's counting thread keeps the message up here, not the worker's upkeep,
+    # and only as far as each step of the test lets it (a thread still running from
+    # one step finds the next step's gates).
     monkeypatch.setattr(upkeep, "compact_next", lambda *_a, **_k: False)
+    allowed = {"count": False, "pages": False}
+    count, keep = upkeep.refresh_stats, upkeep.keep_up
+
+    def gated(step: str, real: Any, idle: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            assert threading.current_thread().name.startswith("counting"), "a view counted"
+            return real(*args, **kwargs) if allowed[step] else idle
+        return run
+
+    monkeypatch.setattr(upkeep, "refresh_stats", gated("count", count, None))
+    monkeypatch.setattr(upkeep, "keep_up", gated("pages", keep, False))
+    # Signed in first: the messages list it shows would ask for the count too.
+    api.sign_in()
     message_id = api.create_message()
     now = int(time.time())
     subs = sorted(str(uuid.uuid4()) for _ in range(30))
     assert api.send(message_id, [{"subscription_id": s, "event": "sent", "timestamp": now,
                                   "external_id": f"user-{i}"} for i, s in enumerate(subs)]
                     ).status_code == 200
-    api.sign_in()
     path = f"/messages/{message_id}"
 
-    with monkeypatch.context() as viewing:
-        # The first view neither counts nor pivots: it says so, marked pending.
-        viewing.setattr(upkeep, "refresh_stats", lambda *_a, **_k: None)
-        viewing.setattr(upkeep, "keep_up", lambda *_a, **_k: None)
-        first = api.client.get(path)
-        assert first.status_code == 200
-        assert "Counting this message's recipients" in first.text and PENDING in first.text
-        assert 'class="funnel"' not in first.text and "user-0" not in first.text
-        assert "The chart is drawn once" in first.text
-        assert "Recipients are listed here once" in first.text
-        listed = api.client.get("/messages")
-        assert "Counting…" in listed.text and PENDING in listed.text
+    # The first view neither counts nor pivots: it says so, marked pending.
+    first = api.client.get(path)
+    assert first.status_code == 200
+    assert "Counting this message's recipients" in first.text and PENDING in first.text
+    assert 'class="funnel"' not in first.text and "user-0" not in first.text
+    assert "The chart is drawn once" in first.text
+    assert "Recipients are listed here once" in first.text
+    listed = api.client.get("/messages")
+    assert "Counting…" in listed.text and PENDING in listed.text
 
-    with monkeypatch.context() as counting_only:
-        # The counting thread (asked again by the next view) counts it: the counters,
-        # the chart and the first recipients show; a filtered list waits for pages.
-        counting_only.setattr(upkeep, "keep_up", lambda *_a, **_k: None)
-        counted = wait_for(lambda: (r := api.client.get(path)).status_code == 200
-                           and 'class="funnel"' in r.text and r)
-        assert "<strong>30</strong>" in counted.text and "<svg" in counted.text
-        assert "user-0" in counted.text and subs[0] in counted.text
-        assert PENDING not in counted.text
-        assert "Counting…" not in api.client.get("/messages").text
-        filtered = api.client.get(path, params={"activity": "sent"})
-        assert "Recipients are listed here once" in filtered.text and PENDING in filtered.text
+    # The counting thread (asked again by the next view) counts it: the counters, the
+    # chart and the first recipients show; a filtered list waits for pages.
+    allowed["count"] = True
+    counted = wait_for(lambda: (r := api.client.get(path)).status_code == 200
+                       and 'class="funnel"' in r.text and r)
+    assert "<strong>30</strong>" in counted.text and "<svg" in counted.text
+    assert "user-0" in counted.text and subs[0] in counted.text
+    assert PENDING not in counted.text
+    assert "Counting…" not in api.client.get("/messages").text
+    filtered = api.client.get(path, params={"activity": "sent"})
+    assert "Recipients are listed here once" in filtered.text and PENDING in filtered.text
 
     # Then it builds the message's pages: any list shows, nothing pending.
+    allowed["pages"] = True
     shown = wait_for(lambda: (r := api.client.get(path, params={"activity": "sent"}))
                      .status_code == 200 and PENDING not in r.text and r)
     assert "user-0" in shown.text and subs[0] in shown.text

@@ -301,12 +301,7 @@ class Service:
 
     async def record(self, delivery: Delivery) -> Outcome:
         """The delivery's events, once durable (joined to the next group commit)."""
-        outcome = await asyncio.wrap_future(self.intake.submit(delivery))
-        metrics.EVENTS_ACCEPTED.labels(delivery.source).inc(outcome.accepted)
-        if outcome.rejected:
-            metrics.EVENTS_REJECTED.labels(delivery.source, "not attributed").inc(
-                outcome.rejected)
-        return outcome
+        return await asyncio.wrap_future(self.intake.submit(delivery))
 
     def rejections(self, app: App, source: str | None, limit: int,
                    offset: int) -> dict[str, Any]:

@@ -278,8 +278,24 @@ class GroupCommit:
             for one in group:
                 self._commit([one])
             return
+        _count(group, outcomes)
         for (_, future), outcome in zip(group, outcomes, strict=True):
             future.set_result(outcome)
+
+
+def _count(group: list[tuple[Delivery, Future[Outcome]]], outcomes: list[Outcome]) -> None:
+    """The group's events accepted and rejected, counted once per source before any
+    request is answered (a scrape after an answer sees them). Counted per request on
+    the event loop, they took ~3% of its time on single-event webhooks."""
+    accepted: dict[str, int] = {}
+    rejected: dict[str, int] = {}
+    for (delivery, _), outcome in zip(group, outcomes, strict=True):
+        accepted[delivery.source] = accepted.get(delivery.source, 0) + outcome.accepted
+        rejected[delivery.source] = rejected.get(delivery.source, 0) + outcome.rejected
+    for source, n in accepted.items():
+        metrics.EVENTS_ACCEPTED.labels(source).inc(n)
+        if rejected[source]:
+            metrics.EVENTS_REJECTED.labels(source, "not attributed").inc(rejected[source])
 
 
 def rejections(engine: Engine, app_pk: int, source: str | None, limit: int,

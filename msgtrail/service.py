@@ -59,7 +59,9 @@ class Service:
         self.store_healthy = HealthCheck(self.store)
         self.vault = Vault(settings)
         self.intake = GroupCommit(engine)
-        self.counting = kept.Counting(engine)
+        # Draining from the first SIGTERM, hurrying from the second.
+        self.shutdown = Shutdown()
+        self.counting = kept.Counting(engine, stopping=self.shutdown.draining.is_set)
         self.lookups = receive.Lookups(engine, self.vault, settings.webhook_cache_seconds)
         self.export_limit = RateLimit(settings.export_rate_limit,
                                       settings.redis_url or "memory://")
@@ -68,8 +70,6 @@ class Service:
         self.wake_workers: Callable[[], None] = lambda: None
         # Why the in-process workers are not doing their work (set when they start).
         self.workers_stalled: Callable[[], list[str]] = lambda: []
-        # Draining from the first SIGTERM, hurrying from the second.
-        self.shutdown = Shutdown()
 
     def close(self) -> None:
         self.intake.close()

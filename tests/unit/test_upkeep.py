@@ -140,3 +140,16 @@ def test_the_upkeep_waits_while_another_thread_keeps_its_message_up(
     finally:
         upkeep._keeping.discard(key)
     assert upkeep.compact_next(store.engine, clock.at + QUIET, QUIET, LAG)
+
+
+def test_a_page_count_gives_up_when_the_process_stops(store: Store, clock: ManualClock) -> None:
+    """The counting thread of a page checks the stop between steps: a stopping process
+    stores nothing of a count in progress; another process counts it whole."""
+    from msgtrail.store import kept
+
+    store.append([sent(), sent()], int(clock.at))
+    kept.Counting(store.engine, stopping=lambda: True)._count(store.message.pk)
+    assert _row(store).stats is None and _row(store).pages_upto is None
+    kept.Counting(store.engine)._count(store.message.pk)
+    row = _row(store)
+    assert json.loads(row.stats)["totals"]["sent"] == 2 and row.pages_upto == row.next_batch

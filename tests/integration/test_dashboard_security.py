@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from msgtrail import apps
-from msgtrail.db.schema import dashboard_sessions, jobs
+from msgtrail.db.schema import connector_events, dashboard_sessions, jobs
 from msgtrail.ingest import connections
 from msgtrail.vault import Vault
 from msgtrail.web.dashboard.session import COOKIE
@@ -148,3 +148,18 @@ def test_another_apps_message_id_is_an_unknown_one(api: InProcess) -> None:
                          headers={"Authorization": f"Key {other_key}"}).json()
     assert (doc["name"], doc["target_channel"], doc["successful"]) == ("theirs", "email", 0)
     assert len(api.export(theirs)) == 1
+
+
+def test_a_test_event_msgtrail_cannot_sign_or_of_no_connector_changes_nothing(
+        api: InProcess) -> None:
+    """'Send a test event' for a provider msgtrail cannot sign as, or one not connected,
+    says why and connects or records nothing."""
+    cookie, token = api.sign_in()
+    for source in ("onesignal", "sendgrid", "ses", "postmark"):
+        r = _as(api, cookie, f"/connectors/{source}/test", csrf=token)
+        assert r.status_code in (200, 404), (source, r.status_code)
+        assert 'class="error"' in r.text, source
+    with api.engine.connect() as conn:
+        app = apps.get_app(conn, api.app_id)
+        assert connections.sources(conn, app) == []
+        assert conn.execute(select(func.count()).select_from(connector_events)).scalar() == 0

@@ -155,7 +155,10 @@ async def connector_form(request: Request, svc: Svc, source: str, how: str) -> R
     def act(svc: Service, app: App, form: Any, session: Session) -> dict[str, Any]:
         if source not in SOURCE_NAMES or how not in ("connect", "disconnect", "test"):
             return {"error": "Unknown provider or action."}
-        if how == "test" and source in test_event.SIGNED_HERE:
+        if how == "test":
+            if source not in test_event.SIGNED_HERE:
+                return {"error": f"{NAMES[source]} signs with what only it holds: send a "
+                                 "test event from its own console."}
             reached, said = svc.send_test_event(app, source)
             return {"notice": said} if reached else {"error": said}
         actor = _actor(request, session)

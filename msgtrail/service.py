@@ -249,14 +249,14 @@ class Service:
             raise purged
         return message
 
-    def timeline(self, message: Message, wait: bool = True) -> counters.Timeline | None:
-        """Recipients per event and time bucket (`counters.timeline`): as its counters
-        keep it, else read afresh; without `wait`, None for a big message whose
-        counters keep none (the counting thread reads it)."""
+    def timeline(self, message: Message) -> counters.Timeline | None:
+        """Recipients per event and time bucket (`counters.timeline`), as a page shows
+        them: as its counters keep it, else read afresh if the message is small; None
+        for a big one (the counting thread reads it)."""
         found = kept.timeline(message)
         if found is not None:
             return found
-        if not wait and not kept.small(self.engine, message.pk):
+        if not kept.small(self.engine, message.pk):
             self.counting.ask(message.pk)
             return None
         return kept.read_timeline(self.engine, message)

@@ -30,7 +30,11 @@ VIEW_PIVOT_EVENTS = 100_000
 def small(engine: Engine, message_pk: int) -> bool:
     """Whether a view may count the message itself (VIEW_PIVOT_EVENTS)."""
     with activity.snapshot(engine) as raw:
-        [(events,)] = activity.query(raw, sql.NEWER_EVENTS, pk=message_pk, after=-1)
+        return _small(raw, message_pk)
+
+
+def _small(raw: Any, message_pk: int) -> bool:
+    [(events,)] = activity.query(raw, sql.NEWER_EVENTS, pk=message_pk, after=-1)
     return int(events) <= VIEW_PIVOT_EVENTS
 
 
@@ -61,15 +65,13 @@ def recipients(engine: Engine, message: Message, events: list[str], limit: int,
     builds the pages)."""
     channel = message.target_channel
     with activity.snapshot(engine) as raw:
-        if pages.published(raw, message.pk) is not None:
+        stored = pages.published(raw, message.pk) is not None
+        if stored or _small(raw, message.pk):
             return counters.sample(raw, message.pk, channel, events, limit, after, find,
-                                   kept=True)
-    if not small(engine, message.pk):
-        first = (message.stats or {}).get("first")
-        plain = not events and after is None and find is None
-        return first[:limit] if first is not None and plain else None
-    with activity.snapshot(engine) as raw:
-        return counters.sample(raw, message.pk, channel, events, limit, after, find)
+                                   kept=stored)
+    first = (message.stats or {}).get("first")
+    plain = not events and after is None and find is None
+    return first[:limit] if first is not None and plain else None
 
 
 class _Stopped(Exception):

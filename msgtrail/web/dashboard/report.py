@@ -20,7 +20,7 @@ SAMPLE = counters.FIRST_RECIPIENTS
 def activity_timeline(svc: Service, message: Message) -> charts.Timeline | None:
     """Recipients per event and time bucket, for the chart; None while a big message
     is being counted."""
-    found = svc.timeline(message, wait=False)
+    found = svc.timeline(message)
     if found is None:
         return None
     width, rows = found
